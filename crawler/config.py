@@ -1,0 +1,259 @@
+"""YAML file -> one frozen, validated `Config`.
+
+Each section is a small pydantic model that rejects unknown keys, so a typo is an error
+rather than a silently ignored setting. `load_config` turns every problem into one
+`ConfigError` line naming the file, the line, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from crawler import __version__
+from crawler.errors import ConfigError
+from crawler.urls import InvalidURLError, canonicalize, host_of
+
+DEFAULT_USER_AGENT = f"crawl/{__version__} (website mirroring tool)"
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _compile_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(_compile_regex)]
+
+
+class Section(BaseModel):
+    """Every config section: immutable, strict about unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ScopeConfig(Section):
+    domains: tuple[str, ...] = ()
+    """Hosts whose pages are crawled. `*.example.com` also matches every subdomain.
+    Empty: the hosts of the start URLs."""
+    include: tuple[Regex, ...] = ()
+    """When non-empty, a page URL must match at least one of these (re.search)."""
+    exclude: tuple[Regex, ...] = ()
+    """A URL matching any of these is never fetched."""
+    max_depth: int | None = Field(default=20, ge=0)
+    """Link hops from a start URL. 0: the start URLs only. null: no limit."""
+    max_pages: int | None = Field(default=100_000, ge=1)
+    """Stop queueing new pages after this many HTML pages were saved. null: no limit."""
+
+    @field_validator("domains")
+    @classmethod
+    def _normalize_domains(cls, domains: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = []
+        for domain in domains:
+            name = domain.strip().lower().rstrip(".")
+            bare = name.removeprefix("*.")
+            if not bare or "/" in bare or ":" in bare or "*" in bare or " " in bare:
+                raise ValueError(f"{domain!r} is not a host name (write example.com or *.example.com)")
+            cleaned.append(name)
+        return tuple(cleaned)
+
+
+class ThreadsConfig(Section):
+    fetchers: int = Field(default=8, ge=1, le=512)
+    """Threads downloading in parallel (network-bound)."""
+    parsers: int = Field(default=2, ge=1, le=64)
+    """Threads extracting links (CPU-bound)."""
+    writers: int = Field(default=2, ge=1, le=64)
+    """Threads saving files (disk-bound)."""
+
+
+class HttpConfig(Section):
+    timeout: float = Field(default=30.0, gt=0)
+    """Seconds to connect, and seconds of silence allowed while reading."""
+    retries: int = Field(default=3, ge=0, le=20)
+    """Tries after the first, for connection errors, timeouts, 429 and 5xx. 0: no retry."""
+    retry_backoff: float = Field(default=1.0, ge=0)
+    """Seconds before the first retry; doubled for each further one (with jitter)."""
+    user_agent: str = DEFAULT_USER_AGENT
+    max_bytes: int = Field(default=50_000_000, ge=1)
+    """Largest body accepted, counted after decompression. Bigger responses fail."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra request headers, sent only to hosts in scope.domains."""
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"header {name!r} contains a line break")
+        return headers
+
+    @field_validator("user_agent")
+    @classmethod
+    def _check_user_agent(cls, value: str) -> str:
+        if not value.strip() or "\r" in value or "\n" in value:
+            raise ValueError("must be a non-empty single line")
+        return value
+
+
+class Config(Section):
+    start_urls: tuple[str, ...] = Field(min_length=1)
+    output: Path | None = None
+    """Mirror folder. Relative paths are taken from the working directory.
+    Default: output/<host of the first start URL>."""
+    scope: ScopeConfig = ScopeConfig()
+    threads: ThreadsConfig = ThreadsConfig()
+    queue_size: int = Field(default=100, ge=1, le=100_000)
+    """Bound of each queue between two stages."""
+    http: HttpConfig = HttpConfig()
+
+    @field_validator("start_urls", mode="before")
+    @classmethod
+    def _one_url_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("start_urls")
+    @classmethod
+    def _canonical_start_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        canonical = []
+        for url in urls:
+            try:
+                canonical.append(canonicalize(url.strip()))
+            except InvalidURLError as exc:
+                raise ValueError(f"{url!r}: {exc}") from None
+        return tuple(dict.fromkeys(canonical))
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Config:
+        hosts = tuple(dict.fromkeys(host_of(url) for url in self.start_urls))
+        if not self.scope.domains:
+            object.__setattr__(self, "scope", self.scope.model_copy(update={"domains": hosts}))
+        output = self.output if self.output is not None else Path("output") / hosts[0].replace(":", "_")
+        object.__setattr__(self, "output", output.expanduser().absolute())
+        return self
+
+    @property
+    def output_dir(self) -> Path:
+        assert self.output is not None  # filled in by _fill_defaults
+        return self.output
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; every problem is one ConfigError line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, source: str = "<config>",
+                 overrides: dict[str, Any] | None = None) -> Config:
+    """Validate YAML text; `overrides` replace top-level keys (e.g. the demo's start URL)."""
+    loader = _StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        line = f":{exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise ConfigError(f"{source}{line}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of keys (start_urls: ...)")
+    try:
+        return Config.model_validate({**data, **(overrides or {})})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, root, source)) from None
+
+
+def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
+    """The first validation problem, as `file:line: key: what is wrong`."""
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    line = _line_of(root, loc)
+    where = f"{source}:{line}" if line else source
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key{_suggestion(loc)}"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind == "too_short":
+        message = f"needs at least {error['ctx']['min_length']} item(s)"
+    elif kind == "value_error":
+        message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
+    else:
+        message = f"{error['msg'][0].lower()}{error['msg'][1:]} (got {error.get('input')!r})"
+    return f"{where}: {key}: {message}"
+
+
+def _suggestion(loc: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(model.model_fields)})"
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc`, or of its nearest ancestor."""
+    node, line = root, None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == str(part)]
+            node = match[0][1] if match else None
+            if match:
+                line = match[0][0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            node = None
+    return line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

@@ -1,0 +1,214 @@
+"""HTTP: one requests.Session per fetcher thread, redirects, size limits, and failures as data.
+
+This is the only module that touches `requests`: every requests/urllib3 exception is
+translated here into a `FetchError` with a short `reason` and whether a retry may help.
+The retry *timing* is the `RetryPolicy`'s; the pipeline re-queues the URL in the frontier
+instead of sleeping in a fetcher thread.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from crawler.config import HttpConfig
+from crawler.errors import FetchError
+from crawler.models import CrawlItem, Response
+from crawler.urls import InvalidURLError, resolve
+
+CHUNK = 64 * 1024
+MAX_REDIRECTS = 20
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times, and after how long, a retryable failure is tried again."""
+
+    retries: int
+    backoff: float  # seconds before the first retry; doubles each time
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float | None:
+        """Seconds to wait before retry number `attempt + 1`, or None to give up."""
+        if attempt >= self.retries:
+            return None
+        # "Equal jitter": never less than half the exponential step, so a server that asked
+        # for a pause gets one, but fetchers that failed together do not retry together.
+        step = self.backoff * (2 ** attempt)
+        delay = step / 2 + random.uniform(0, step / 2)
+        return max(delay, retry_after or 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Redirected:
+    """`source` redirects to `target`, which this fetch did not follow (seen or out of scope)."""
+
+    source: str
+    target: str
+    status: int
+
+
+class Fetcher:
+    """Downloads one URL at a time per calling thread.
+
+    `in_domains(url)` says whether a host may receive the configured headers.
+    `may_follow(item, target)` says whether a redirect may be followed within this fetch;
+    the pipeline answers with the scope rules and a test-and-set in the frontier, so a URL
+    reached through a redirect is never fetched a second time through a link.
+    """
+
+    def __init__(self, config: HttpConfig, in_domains: Callable[[str], bool],
+                 may_follow: Callable[[CrawlItem, str], bool], pool_size: int = 4) -> None:
+        self._config = config
+        self._in_domains = in_domains
+        self._may_follow = may_follow
+        self._pool_size = pool_size
+        self._local = threading.local()
+        self.retry_policy = RetryPolicy(config.retries, config.retry_backoff)
+
+    def fetch(self, item: CrawlItem) -> Response | Redirected:
+        """The final response for `item`, following redirects. Raises FetchError."""
+        url, redirects = item.url, []
+        for _ in range(MAX_REDIRECTS + 1):
+            raw = self._request(url)
+            with raw:
+                if raw.status_code not in REDIRECT_STATUSES:
+                    return self._complete(url, raw, tuple(redirects))
+                target = self._redirect_target(url, raw)
+            if target == url or target in redirects:
+                raise FetchError(f"redirect loop at {target}", item.url, "redirect_loop",
+                                 status=raw.status_code)
+            redirects.append(url)
+            if not self._may_follow(item, target):
+                return Redirected(item.url, target, raw.status_code)
+            url = target
+        raise FetchError(f"more than {MAX_REDIRECTS} redirects", item.url, "too_many_redirects")
+
+    def close(self) -> None:
+        """Close the calling thread's session (each fetcher thread calls this when it ends)."""
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+            self._local.session = None
+
+    # -- one request ----------------------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            # Our own retry policy applies; urllib3 must not retry behind our back.
+            adapter = HTTPAdapter(pool_connections=self._pool_size, pool_maxsize=self._pool_size,
+                                  max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = self._config.user_agent
+            self._local.session = session
+        return session
+
+    def _request(self, url: str) -> requests.Response:
+        headers = self._config.headers if self._in_domains(url) else None
+        try:
+            return self._session().get(url, headers=headers, stream=True, allow_redirects=False,
+                                       timeout=(self._config.timeout, self._config.timeout))
+        except requests.exceptions.RequestException as exc:
+            raise _translate(exc, url) from None
+
+    def _redirect_target(self, url: str, raw: requests.Response) -> str:
+        location = raw.headers.get("Location")
+        if not location:
+            raise FetchError(f"HTTP {raw.status_code} without a Location header", url,
+                             "bad_redirect", status=raw.status_code)
+        try:
+            return resolve(url, location)
+        except InvalidURLError as exc:
+            raise FetchError(f"redirect to an unusable URL: {exc}", url, "bad_redirect",
+                             status=raw.status_code) from None
+
+    def _complete(self, url: str, raw: requests.Response, redirects: tuple[str, ...]) -> Response:
+        status = raw.status_code
+        if status >= 400 or status < 200:
+            retryable = status == 429 or status >= 500
+            raise FetchError(f"HTTP {status} {raw.reason or ''}".strip(), url, f"http_{status}",
+                             retryable=retryable, status=status,
+                             retry_after=parse_retry_after(raw.headers.get("Retry-After")))
+        body = self._read_body(url, raw)
+        media_type, charset = parse_content_type(raw.headers.get("Content-Type", ""))
+        return Response(url=url, status=status, content_type=media_type, charset=charset,
+                        body=body, etag=raw.headers.get("ETag"),
+                        last_modified=raw.headers.get("Last-Modified"),
+                        fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        redirects=redirects)
+
+    def _read_body(self, url: str, raw: requests.Response) -> bytes:
+        limit = self._config.max_bytes
+        declared = raw.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FetchError(f"Content-Length {declared} exceeds max_bytes {limit}", url, "too_large")
+        chunks, size = [], 0
+        try:
+            # iter_content yields decoded bytes, so the limit also stops a compression bomb.
+            for chunk in raw.iter_content(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise FetchError(f"body exceeds max_bytes {limit}", url, "too_large")
+                chunks.append(chunk)
+        except requests.exceptions.RequestException as exc:
+            raise _translate(exc, url) from None
+        return b"".join(chunks)
+
+
+def _translate(exc: requests.exceptions.RequestException, url: str) -> FetchError:
+    """Map a requests exception to a FetchError reason; network trouble is retryable."""
+    detail = str(exc)[:300]
+    errors = requests.exceptions
+    if isinstance(exc, errors.Timeout):
+        return FetchError(f"timed out: {detail}", url, "timeout", retryable=True)
+    if isinstance(exc, errors.SSLError):
+        return FetchError(f"TLS error: {detail}", url, "tls_error")
+    if isinstance(exc, errors.ChunkedEncodingError):
+        return FetchError(f"connection broke mid-body: {detail}", url, "incomplete_body", retryable=True)
+    if isinstance(exc, errors.ContentDecodingError):
+        return FetchError(f"cannot decode the body: {detail}", url, "decode_error")
+    if isinstance(exc, errors.ConnectionError):
+        # requests reports a read timeout while streaming as a ConnectionError
+        reason = "timeout" if "timed out" in detail.lower() else "connection_error"
+        return FetchError(f"connection failed: {detail}", url, reason, retryable=True)
+    if isinstance(exc, (errors.InvalidURLError, errors.InvalidSchema, errors.MissingSchema)):
+        return FetchError(f"unusable URL: {detail}", url, "invalid_url")
+    return FetchError(f"request failed: {detail}", url, "request_error", retryable=True)
+
+
+def parse_content_type(header: str) -> tuple[str, str | None]:
+    """("text/html", "utf-8") from "text/html; charset=UTF-8"."""
+    media_type, _, params = header.partition(";")
+    charset = None
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip("\"'").lower()
+    return media_type.strip().lower(), charset
+
+
+def parse_retry_after(header: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not header:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

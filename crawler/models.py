@@ -1,0 +1,84 @@
+"""The records that travel through the pipeline. Leaves: no stage imports another stage's types."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class LinkKind(enum.Enum):
+    """Why a URL is wanted: pages are followed (and count hops), requisites are embedded in a page."""
+
+    PAGE = "page"
+    REQUISITE = "requisite"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    kind: LinkKind
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlItem:
+    """A URL admitted by the frontier. `depth` is the number of link hops from a start URL."""
+
+    url: str
+    depth: int
+    kind: LinkKind
+    referrer: str | None = None
+    attempt: int = 0  # 0 for the first try, n for the n-th retry
+
+
+@dataclass(slots=True)
+class Response:
+    """A complete, successful download."""
+
+    url: str  # after redirects
+    status: int
+    content_type: str  # media type only, lower case, e.g. "text/html"
+    charset: str | None
+    body: bytes
+    etag: str | None
+    last_modified: str | None
+    fetched_at: str  # ISO 8601, UTC
+    redirects: tuple[str, ...] = ()  # the URLs that redirected here, in order
+
+
+@dataclass(slots=True)
+class Page:
+    """What travels fetch -> parse -> write for one CrawlItem."""
+
+    item: CrawlItem
+    response: Response
+    links: list[Link] = field(default_factory=list)
+    is_html: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    url: str
+    reason: str  # a short tag for grouping: "timeout", "http_404", "too_large", ...
+    message: str
+    status: int | None = None
+    referrer: str | None = None
+
+    @property
+    def is_client_error(self) -> bool:
+        """A 4xx other than 429: a broken link on the site, not a failure of the crawl."""
+        return self.status is not None and 400 <= self.status < 500 and self.status != 429
+
+
+@dataclass(frozen=True, slots=True)
+class SavedFile:
+    """One line of manifest.jsonl."""
+
+    url: str
+    path: str  # relative to the output folder, with "/" separators
+    status: int
+    content_type: str
+    size: int
+    sha256: str  # of the body as served
+    etag: str | None
+    last_modified: str | None
+    fetched_at: str

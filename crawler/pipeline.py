@@ -1,0 +1,248 @@
+"""The crawl pipeline: three stages of threads joined by bounded queues.
+
+    1. seed        start URLs -> frontier
+    2. fetchers    frontier.get() -> HTTP GET -> page queue            (network-bound)
+    3. parsers     page queue -> links -> scope -> frontier.add_all     (CPU-bound)
+                              -> write queue
+    4. writers     write queue -> file + manifest entry -> frontier.task_done   (disk-bound)
+    5. stop        frontier.get() returns None once nothing is pending or in flight:
+                   fetchers end, then one sentinel per parser, then one per writer.
+
+The two queues are bounded, so a slow parser or disk holds the fetchers back instead of
+filling memory. The frontier is unbounded but never blocks, so the stages form no cycle of
+waits. A URL stays "in flight" until its file is written (or its failure recorded), which
+is what makes "nothing pending and nothing in flight" mean the crawl is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from hashlib import sha256
+
+from crawler.config import Config
+from crawler.errors import CrawlError, FetchError, OutputError
+from crawler.fetcher import Fetcher, Redirected
+from crawler.frontier import Frontier
+from crawler.models import CrawlItem, Failure, LinkKind, Page, SavedFile
+from crawler.parser import extract_links, is_html
+from crawler.report import CrawlReport, Tally
+from crawler.scope import Scope
+from crawler.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Sentinel:
+    """Put on a queue once per consumer thread: "no more items, stop"."""
+
+
+STOP = _Sentinel()
+QueueItem = Page | _Sentinel
+
+
+class Pipeline:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.scope = Scope(config.scope)
+        self.frontier = Frontier(max_pages=config.scope.max_pages)
+        self.writer = Writer(config.output_dir)
+        self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
+                               may_follow=self._may_follow_redirect)
+        self.pages: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
+        self.writes: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
+        self._tallies: list[Tally] = []  # one per worker, filled in before the threads start
+        self._fatal_errors: queue.SimpleQueue[CrawlError] = queue.SimpleQueue()
+        self._aborted = threading.Event()  # set with the first fatal error (disk full, ...)
+        self._interrupted = threading.Event()
+        self.fatal_error: CrawlError | None = None  # read after run()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self) -> CrawlReport:
+        """Crawl until done (or stopped), join every thread, and write manifest and report."""
+        started = datetime.now(timezone.utc)
+        self.writer.prepare()
+        self.frontier.add_all(CrawlItem(url, 0, LinkKind.PAGE) for url in self.config.start_urls)
+        threads = self.config.threads
+        fetchers = self._start(threads.fetchers, "fetch", self._fetch_loop)
+        parsers = self._start(threads.parsers, "parse", self._parse_loop)
+        writers = self._start(threads.writers, "write", self._write_loop)
+        self._join_then_stop(fetchers, self.pages, len(parsers))
+        self._join_then_stop(parsers, self.writes, len(writers))
+        self._join_then_stop(writers, None, 0)
+        return self._finish(started)
+
+    def stop(self) -> None:
+        """Ctrl-C / SIGTERM: take no new URL; what is in flight drains through the stages."""
+        self._interrupted.set()
+        self.frontier.stop()
+
+    def _start(self, count: int, name: str, loop: Callable[[Tally], None]) -> list[threading.Thread]:
+        threads = []
+        for number in range(count):
+            tally = Tally()
+            self._tallies.append(tally)
+            thread = threading.Thread(target=loop, args=(tally,), name=f"{name}-{number}", daemon=True)
+            thread.start()
+            threads.append(thread)
+        return threads
+
+    @staticmethod
+    def _join_then_stop(threads: list[threading.Thread], downstream: queue.Queue[QueueItem] | None,
+                        consumers: int) -> None:
+        for thread in threads:
+            thread.join()
+        if downstream is not None:
+            for _ in range(consumers):
+                downstream.put(STOP)
+
+    def _finish(self, started: datetime) -> CrawlReport:
+        tally = Tally()
+        for part in self._tallies:
+            tally.merge(part)
+        if self._aborted.is_set():
+            self.fatal_error = self._fatal_errors.get()
+        outcome = "aborted" if self.fatal_error else "interrupted" if self._interrupted.is_set() \
+            else "completed"
+        report = CrawlReport(
+            start_urls=list(self.config.start_urls), output=str(self.config.output_dir),
+            started_at=started, finished_at=datetime.now(timezone.utc), outcome=outcome,
+            tally=tally, skipped=self.frontier.skipped(), not_fetched=len(self.frontier.pending()),
+            fatal_error=str(self.fatal_error) if self.fatal_error else None)
+        try:
+            self.writer.write_json_lines("manifest.jsonl", (_manifest_record(entry)
+                                                            for entry in self.writer.saved_files()))
+            self.writer.write_metadata("report.json", report.to_json())
+        except OSError as exc:
+            self.fatal_error = OutputError(f"cannot write the manifest or report: {exc}")
+            report.fatal_error = str(self.fatal_error)
+        return report
+
+    # -- stage 1: fetch --------------------------------------------------------------------
+
+    def _fetch_loop(self, tally: Tally) -> None:
+        try:
+            while (item := self.frontier.get()) is not None:
+                try:
+                    self._fetch_one(item, tally)
+                except Exception as exc:  # a bug must not strand the item in flight
+                    self._internal_error(item, exc, tally)
+        finally:
+            self.fetcher.close()
+
+    def _fetch_one(self, item: CrawlItem, tally: Tally) -> None:
+        try:
+            result = self.fetcher.fetch(item)
+        except FetchError as error:
+            delay = self.fetcher.retry_policy.delay(item.attempt, error.retry_after) \
+                if error.retryable else None
+            if delay is not None:
+                log.debug("retry %s in %.1f s: %s", item.url, delay, error)
+                tally.retries += 1
+                self.frontier.retry_later(item, delay)
+                return
+            self._fail(item, Failure(item.url, error.reason, str(error), error.status, item.referrer), tally)
+            return
+        if isinstance(result, Redirected):
+            tally.redirects += 1
+            self.frontier.task_done(item)
+            return
+        tally.requests_ok += 1
+        tally.bytes_downloaded += len(result.body)
+        self.pages.put(Page(item, result))
+
+    def _may_follow_redirect(self, item: CrawlItem, target: str) -> bool:
+        rule = self.scope.rejection(target, item.kind, item.depth)
+        if rule is not None:
+            self.frontier.skip(target, f"redirect_{rule}")
+            return False
+        return self.frontier.claim(target)
+
+    # -- stage 2: parse --------------------------------------------------------------------
+
+    def _parse_loop(self, tally: Tally) -> None:
+        while not isinstance(page := self.pages.get(), _Sentinel):
+            try:
+                self._parse_one(page, tally)
+            except Exception as exc:
+                self._internal_error(page.item, exc, tally)
+
+    def _parse_one(self, page: Page, tally: Tally) -> None:
+        response, item = page.response, page.item
+        page.is_html = is_html(response.content_type)
+        try:
+            page.links = extract_links(response.body, response.url, response.content_type,
+                                       response.charset)
+        except Exception as exc:  # a page that breaks the parser is still saved
+            log.warning("cannot parse %s: %s", response.url, exc)
+            tally.parse_errors.append(Failure(response.url, "parse_error", str(exc)[:300]))
+        admitted = []
+        for link in page.links:
+            depth = item.depth + 1 if link.kind is LinkKind.PAGE else item.depth
+            rule = self.scope.rejection(link.url, link.kind, depth)
+            if rule is None:
+                admitted.append(CrawlItem(link.url, depth, link.kind, referrer=response.url))
+            else:
+                self.frontier.skip(link.url, rule)
+        self.frontier.add_all(admitted)
+        self.writes.put(page)
+
+    # -- stage 3: write --------------------------------------------------------------------
+
+    def _write_loop(self, tally: Tally) -> None:
+        while not isinstance(page := self.writes.get(), _Sentinel):
+            try:
+                self._write_one(page, tally)
+            except Exception as exc:
+                self._internal_error(page.item, exc, tally)
+
+    def _write_one(self, page: Page, tally: Tally) -> None:
+        if self._aborted.is_set():  # the disk is gone: drain the queue without trying again
+            self.frontier.task_done(page.item)
+            return
+        response = page.response
+        entry = SavedFile(url=response.url, path="", status=response.status,
+                          content_type=response.content_type, size=len(response.body),
+                          sha256=sha256(response.body).hexdigest(), etag=response.etag,
+                          last_modified=response.last_modified, fetched_at=response.fetched_at)
+        try:
+            self.writer.save(response.url, response.body, entry)
+        except OutputError as error:
+            log.error("%s", error)
+            self._fatal_errors.put(error)
+            self._aborted.set()
+            self.frontier.stop()
+            self.frontier.task_done(page.item)
+            return
+        except CrawlError as error:
+            self._fail(page.item, Failure(response.url, "unsafe_path", str(error)), tally)
+            return
+        html_page = page.is_html and page.item.kind is LinkKind.PAGE
+        tally.files_saved += 1
+        tally.html_pages_saved += html_page
+        self.frontier.task_done(page.item, saved_html_page=html_page)
+
+    # -- failures --------------------------------------------------------------------------
+
+    def _fail(self, item: CrawlItem, failure: Failure, tally: Tally) -> None:
+        log.info("failed %s: %s", failure.url, failure.message)
+        tally.failures.append(failure)
+        self.frontier.task_done(item)
+
+    def _internal_error(self, item: CrawlItem, exc: Exception, tally: Tally) -> None:
+        log.exception("internal error on %s", item.url)
+        self._fail(item, Failure(item.url, "internal_error", f"{type(exc).__name__}: {exc}"), tally)
+
+
+def _manifest_record(entry: SavedFile) -> dict[str, object]:
+    return {
+        "url": entry.url, "path": entry.path, "status": entry.status,
+        "content_type": entry.content_type, "size": entry.size, "sha256": entry.sha256,
+        "etag": entry.etag, "last_modified": entry.last_modified, "fetched_at": entry.fetched_at,
+    }

@@ -1,0 +1,129 @@
+"""Counters and report.json.
+
+Each worker thread owns one `Tally` and is the only thread writing to it, so counting takes
+no lock; the pipeline adds the tallies up once every thread has been joined.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from crawler.models import Failure
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class Tally:
+    requests_ok: int = 0  # responses received and kept (after redirects)
+    bytes_downloaded: int = 0
+    files_saved: int = 0
+    html_pages_saved: int = 0
+    redirects: int = 0  # redirects to a URL fetched elsewhere, or not followed
+    retries: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    parse_errors: list[Failure] = field(default_factory=list)
+
+    def merge(self, other: Tally) -> None:
+        self.requests_ok += other.requests_ok
+        self.bytes_downloaded += other.bytes_downloaded
+        self.files_saved += other.files_saved
+        self.html_pages_saved += other.html_pages_saved
+        self.redirects += other.redirects
+        self.retries += other.retries
+        self.failures.extend(other.failures)
+        self.parse_errors.extend(other.parse_errors)
+
+
+@dataclass
+class CrawlReport:
+    start_urls: list[str]
+    output: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: str  # "completed", "interrupted" or "aborted"
+    tally: Tally
+    skipped: dict[str, str]  # URL -> scope rule
+    not_fetched: int  # admitted but never fetched (stop, or max_pages reached)
+    fatal_error: str | None = None
+
+    @property
+    def serious_failures(self) -> list[Failure]:
+        """Failures that make the exit code 1: everything but broken links (4xx other than 429)."""
+        return [f for f in self.tally.failures if not f.is_client_error]
+
+    @property
+    def duration_s(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def failed_start_urls(self) -> list[str]:
+        starts = set(self.start_urls)
+        return [f.url for f in self.tally.failures if f.url in starts]
+
+    def to_dict(self) -> dict[str, object]:
+        tally = self.tally
+        failures = sorted(tally.failures, key=lambda f: f.url)
+        return {
+            "report_version": REPORT_VERSION,
+            "outcome": self.outcome,
+            "start_urls": self.start_urls,
+            "output": self.output,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "duration_s": round(self.duration_s, 3),
+            "counts": {
+                "fetched": tally.requests_ok,
+                "saved": tally.files_saved,
+                "html_pages_saved": tally.html_pages_saved,
+                "failed": len(tally.failures),
+                "failed_broken_links": len(tally.failures) - len(self.serious_failures),
+                "skipped_by_scope": len(self.skipped),
+                "redirects": tally.redirects,
+                "retries": tally.retries,
+                "not_fetched": self.not_fetched,
+                "parse_errors": len(tally.parse_errors),
+            },
+            "bytes_downloaded": tally.bytes_downloaded,
+            "pages_per_second": round(tally.files_saved / self.duration_s, 1) if self.duration_s else None,
+            "skipped_by_rule": dict(Counter(self.skipped.values()).most_common()),
+            "failures_by_reason": dict(Counter(f.reason for f in failures).most_common()),
+            "failures": [_failure_dict(f) for f in failures],
+            "parse_errors": [_failure_dict(f) for f in tally.parse_errors],
+            "fatal_error": self.fatal_error,
+        }
+
+    def to_json(self) -> bytes:
+        return (json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n").encode()
+
+    def summary(self) -> str:
+        """Two or three lines for the terminal at the end of a run."""
+        tally = self.tally
+        rate = tally.files_saved / self.duration_s if self.duration_s else 0.0
+        lines = [
+            f"{self.outcome}: {tally.files_saved} files saved ({tally.html_pages_saved} HTML pages), "
+            f"{_megabytes(tally.bytes_downloaded)}, {self.duration_s:.1f} s, {rate:.1f} files/s",
+            f"failed: {len(tally.failures)} ({len(self.serious_failures)} after retries, "
+            f"{len(tally.failures) - len(self.serious_failures)} broken links); "
+            f"skipped by scope: {len(self.skipped)}; not fetched: {self.not_fetched}",
+        ]
+        if tally.failures:
+            reasons = Counter(f.reason for f in tally.failures).most_common(5)
+            lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in reasons))
+        if self.fatal_error:
+            lines.append(f"stopped by: {self.fatal_error}")
+        return "\n".join(lines)
+
+
+def _failure_dict(failure: Failure) -> dict[str, object]:
+    return {key: value for key, value in asdict(failure).items() if value is not None}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1_000_000:.1f} MB"

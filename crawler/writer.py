@@ -1,0 +1,256 @@
+"""URL -> safe file path, atomic file writes, and the manifest.
+
+`url_to_path` is the only way a URL becomes a path. It is a pure function whose result is
+always a relative path of plain names (never empty, ".", "..", absolute, or containing NUL,
+"/" or "\\" inside a name, never longer than the filesystem allows), so no URL can point
+outside the output folder. `Writer` adds the checks only the filesystem can answer: a file
+where a folder is needed (and the reverse), and symlinks planted inside the output folder.
+
+Names keep URLs readable: %-escapes are decoded, except for the characters a name cannot
+hold (/ \\ NUL, controls) and the two that give names their structure, "%" and "?". A "%"
+in a name is therefore always "%XX" -- except in the markers below, which no URL can produce.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import stat
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from crawler.errors import OutputError, UnsafePathError
+from crawler.models import SavedFile
+
+INDEX_NAME = "index.html"
+COLLISION_SUFFIX = "%~file"  # "a" saved as "a%~file" when "a/" must be a folder
+EMPTY_SEGMENT = "%~empty"  # the name between the slashes of "a//b"
+TEMP_SUFFIX = ".%~tmp"
+HASH_MARKER = "%~"  # long names end "<prefix>%~<hash><ext>"
+MAX_NAME_BYTES = 200  # below NAME_MAX (255) with room for a temp prefix and suffix
+MAX_PATH_BYTES = 2048  # well below PATH_MAX (4096), leaving room for the output folder
+RESERVED_TOP_LEVEL = frozenset({"manifest.jsonl", "report.json", ".crawl", "snapshots", "latest"})
+
+_ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+_KEEP_ESCAPED = frozenset("/\\%?") | {chr(c) for c in range(0x20)} | {"\x7f"}
+
+
+def url_to_path(url: str) -> str:
+    """The mirror path of a canonical URL, relative to the output folder, "/"-separated.
+
+    http://host/a/b.html -> host/a/b.html;  http://host/a/ -> host/a/index.html;
+    http://host:8080/p?q=1 -> host:8080/p?q=1;  http://host/%41%2F -> host/A%2F
+    """
+    scheme_sep = url.find("://")
+    rest = url[scheme_sep + 3:] if scheme_sep >= 0 else url
+    netloc, _, path_and_query = rest.partition("/")
+    path, question, query = path_and_query.partition("?")
+    segments = path.split("/")
+    names = [_safe_name(netloc.rpartition("@")[2] or "%~nohost")]
+    names += [_safe_name(segment) if segment else EMPTY_SEGMENT for segment in segments[:-1]]
+    last = _safe_name(segments[-1]) if segments[-1] else INDEX_NAME
+    if question:
+        last = f"{last}?{_safe_name(query)}" if query else last
+    names.append(_shorten(last))
+    relative = "/".join(names)
+    if len(relative.encode()) > MAX_PATH_BYTES:
+        digest = hashlib.sha256(relative.encode()).hexdigest()[:32]
+        relative = f"{names[0]}/{HASH_MARKER}long/{digest}{_extension(last)}"
+    return relative
+
+
+def _safe_name(segment: str) -> str:
+    name = _ESCAPES.sub(_decode_escapes, segment) if "%" in segment else segment
+    if any(char in _KEEP_ESCAPED and char != "%" for char in name):
+        name = "".join(f"%{ord(c):02X}" if c in _KEEP_ESCAPED and c != "%" else c for c in name)
+    if name in (".", ".."):
+        return name.replace(".", "%2E")
+    return _shorten(name)
+
+
+def _decode_escapes(match: re.Match[str]) -> str:
+    """Decode a run of %XX escapes where they spell valid UTF-8 of harmless characters."""
+    raw = bytes.fromhex(match.group().replace("%", ""))
+    text = raw.decode("utf-8", "surrogateescape")
+    out = []
+    for char in text:
+        if "\udc80" <= char <= "\udcff":  # a byte that is not UTF-8: stays escaped
+            out.append(f"%{ord(char) - 0xDC00:02X}")
+        elif char in _KEEP_ESCAPED:
+            out.append("".join(f"%{byte:02X}" for byte in char.encode()))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _shorten(name: str) -> str:
+    encoded = name.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_NAME_BYTES:
+        return name
+    extension = _extension(name)
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    keep = MAX_NAME_BYTES - len(extension.encode()) - len(HASH_MARKER) - len(digest)
+    prefix = encoded[:keep].decode("utf-8", "ignore").rstrip("%")
+    return f"{prefix}{HASH_MARKER}{digest}{extension}"
+
+
+def _extension(name: str) -> str:
+    extension = os.path.splitext(name.partition("?")[0])[1]
+    return extension if 1 < len(extension) <= 10 and extension[1:].isalnum() else ""
+
+
+def checked_join(root: Path, relative: str) -> Path:
+    """root/relative, after proving that it stays inside root. Raises UnsafePathError."""
+    parts = relative.split("/")
+    if (not relative or relative.startswith("/") or "\x00" in relative or "\\" in relative
+            or any(part in ("", ".", "..") for part in parts)):
+        raise UnsafePathError(f"refusing unsafe path {relative[:200]!r}")
+    if parts[0] in RESERVED_TOP_LEVEL:
+        raise UnsafePathError(f"host name {parts[0]!r} is reserved for crawl's own files")
+    target = root.joinpath(*parts)
+    if os.path.commonpath([root, os.path.normpath(target)]) != str(root):
+        raise UnsafePathError(f"refusing path outside the output folder: {relative[:200]!r}")
+    return target
+
+
+class Writer:
+    """Saves bodies under `root`, atomically; shared by all writer threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        # Guards the folder structure (creating folders, moving a file aside for a folder)
+        # and `_saved`; file contents are written outside it.
+        self._lock = threading.Lock()
+        self._saved: dict[str, SavedFile] = {}
+        self._folders: set[Path] = set()  # folders this run created or checked
+        self._file_mode = 0o666 & ~_current_umask()
+
+    def prepare(self) -> None:
+        """Create the output folder or fail with OutputError (exit 1) before any fetch."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe", suffix=TEMP_SUFFIX):
+                pass
+        except OSError as exc:
+            raise OutputError(f"output folder {self.root} is not writable: {exc.strerror or exc}",
+                              str(self.root)) from None
+
+    def save(self, url: str, body: bytes, entry: SavedFile) -> SavedFile:
+        """Write `body` as the file for `url`; returns the manifest entry with its final path."""
+        relative = url_to_path(url)
+        target = checked_join(self.root, relative)
+        with self._lock:
+            target = self._make_room(target)
+        temp = self._write_temp(target.parent, body)
+        try:
+            with self._lock:  # the file and its manifest entry appear together
+                target = self._make_room(target)
+                os.replace(temp, target)
+                saved = replace(entry, path=target.relative_to(self.root).as_posix())
+                self._saved[url] = saved
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+        return saved
+
+    def saved_files(self) -> list[SavedFile]:
+        with self._lock:
+            return sorted(self._saved.values(), key=lambda entry: entry.url)
+
+    def write_json_lines(self, name: str, records: Iterable[dict[str, object]]) -> None:
+        text = "".join(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n"
+                       for record in records)
+        self.write_metadata(name, text.encode())
+
+    def write_metadata(self, name: str, data: bytes) -> None:
+        """Atomically write one of crawl's own files (manifest, report) at the top level."""
+        temp = self._write_temp(self.root, data)
+        os.replace(temp, self.root / name)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _make_room(self, target: Path) -> Path:
+        """Create target's folders; resolve file/folder collisions. Caller holds the lock."""
+        current = self.root
+        for part in target.relative_to(self.root).parts[:-1]:
+            current = current / part
+            self._ensure_folder(current)
+        mode = _lstat_mode(target)
+        if mode is not None and stat.S_ISDIR(mode):
+            return target.with_name(target.name + COLLISION_SUFFIX)
+        return target
+
+    def _ensure_folder(self, folder: Path) -> None:
+        if folder in self._folders:
+            return
+        mode = _lstat_mode(folder)
+        if mode is None:
+            try:
+                folder.mkdir()
+            except OSError as exc:
+                raise _as_output_error(exc, folder) from None
+            self._folders.add(folder)
+            return
+        if stat.S_ISLNK(mode):
+            raise UnsafePathError(f"refusing to write through the symlink {folder}")
+        if stat.S_ISREG(mode):  # a file saved earlier where a folder is now needed: move it aside
+            aside = folder.with_name(folder.name + COLLISION_SUFFIX)
+            os.replace(folder, aside)
+            folder.mkdir()
+            self._rename_saved(folder, aside)
+        elif not stat.S_ISDIR(mode):
+            raise UnsafePathError(f"{folder} exists and is not a folder")
+        self._folders.add(folder)
+
+    def _rename_saved(self, old: Path, new: Path) -> None:
+        old_relative = old.relative_to(self.root).as_posix()
+        new_relative = new.relative_to(self.root).as_posix()
+        for url, entry in self._saved.items():
+            if entry.path == old_relative:
+                self._saved[url] = replace(entry, path=new_relative)
+
+    def _write_temp(self, folder: Path, data: bytes) -> Path:
+        try:
+            handle, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=TEMP_SUFFIX)
+        except OSError as exc:
+            raise _as_output_error(exc, folder) from None
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                os.fchmod(stream.fileno(), self._file_mode)
+        except OSError as exc:
+            _unlink_quietly(Path(name))
+            raise _as_output_error(exc, folder) from None
+        return Path(name)
+
+
+def _lstat_mode(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+
+
+def _as_output_error(exc: OSError, path: Path) -> Exception:
+    """Disk full or a read-only/forbidden folder stops the crawl; other errors fail one URL."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        return OutputError(f"cannot write to {path}: {exc.strerror}", str(path))
+    return UnsafePathError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
