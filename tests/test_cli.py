@@ -1,0 +1,104 @@
+"""The command line as users and cron jobs see it: outputs and exit codes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crawler.cli import main
+from crawler.demo.server import SiteServer
+from tests import routes
+from tests.conftest import read_manifest
+
+
+def write_config(path: Path, start: str, output: Path, **sections: object) -> Path:
+    data = {"start_urls": [start], "output": str(output), "http": {"timeout": 5, "retries": 0}, **sections}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_demo_mirrors_the_sample_site_and_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--port", "0", "--output", str(tmp_path / "demo")]) == 0
+    printed = capsys.readouterr().out
+    assert "completed:" in printed and "index.html in a browser" in printed
+    assert len(read_manifest(tmp_path / "demo")) == 27
+
+
+def test_python_dash_m_runs_a_config(tmp_path: Path, site: SiteServer) -> None:
+    config = write_config(tmp_path / "site.yaml", site.url, tmp_path / "out")
+    result = subprocess.run([sys.executable, "-m", "crawler", str(config)], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # no terminal: nothing but errors (for cron)
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["outcome"] == "completed"
+
+
+def test_exit_1_when_urls_fail_after_retries(tmp_path: Path) -> None:
+    site_routes = {"/": routes.html(routes.page("/down.html")), "/down.html": routes.status(503)}
+    with SiteServer(routes=site_routes) as server:
+        config = write_config(tmp_path / "c.yaml", server.url, tmp_path / "out")
+        assert main([str(config)]) == 1
+
+
+def test_exit_1_when_a_start_url_fails_even_with_a_404(tmp_path: Path) -> None:
+    with SiteServer(routes={"/": routes.status(404)}) as server:
+        assert main([str(write_config(tmp_path / "c.yaml", server.url, tmp_path / "out"))]) == 1
+
+
+def test_broken_links_alone_exit_0(tmp_path: Path) -> None:
+    with SiteServer(routes={"/": routes.html(routes.page("/gone.html"))}) as server:
+        assert main([str(write_config(tmp_path / "c.yaml", server.url, tmp_path / "out"))]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [f["reason"] for f in report["failures"]] == ["http_404"]
+
+
+def test_exit_1_when_nothing_answers(tmp_path: Path) -> None:
+    with SiteServer() as server:
+        url = server.url  # the port is free again once the server is gone
+    assert main([str(write_config(tmp_path / "c.yaml", url, tmp_path / "out"))]) == 1
+
+
+def test_unusable_output_folder_exits_1_with_one_line(tmp_path: Path, site: SiteServer,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "out").write_text("a file, not a folder")
+    assert main([str(write_config(tmp_path / "c.yaml", site.url, tmp_path / "out"))]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("crawl: error: output folder") and error.count("\n") == 1
+    assert site.requests() == {}
+
+
+def test_verbose_prints_the_summary(tmp_path: Path, site: SiteServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(write_config(tmp_path / "c.yaml", site.url, tmp_path / "out")), "-v"]) == 0
+    assert "completed: 27 files saved" in capsys.readouterr().out
+
+
+def test_version_and_help_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert main(["--help"]) == 0
+    assert "crawl" in capsys.readouterr().out
+
+
+def test_sigint_stops_the_crawl_with_exit_130(tmp_path: Path) -> None:
+    with SiteServer(routes=routes.tree_site(400, delay=0.05)) as server:
+        config = write_config(tmp_path / "c.yaml", server.url + "gen/0.html", tmp_path / "out",
+                              threads={"fetchers": 2})
+        with subprocess.Popen([sys.executable, "-m", "crawler", str(config)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+            deadline = time.monotonic() + 30
+            while sum(server.requests().values()) < 5:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130, stderr
+    assert "stopping" in stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["outcome"] == "interrupted" and report["counts"]["not_fetched"] > 0
+    assert len(read_manifest(tmp_path / "out")) == report["counts"]["saved"]

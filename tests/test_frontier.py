@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import threading
+import time
+
+from crawler.frontier import Frontier
+from crawler.models import CrawlItem, LinkKind
+
+PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
+
+
+def item(path: str, kind: LinkKind = PAGE, depth: int = 0) -> CrawlItem:
+    return CrawlItem(f"http://h/{path}", depth, kind)
+
+
+def test_add_is_a_test_and_set() -> None:
+    frontier = Frontier()
+    assert frontier.add(item("a"))
+    assert not frontier.add(item("a"))
+    assert not frontier.add(item("a", REQUISITE))
+    assert frontier.add_all([item("b"), item("b"), item("c")]) == 2
+
+
+def test_concurrent_adds_admit_each_url_exactly_once() -> None:
+    frontier = Frontier()
+    urls = [item(str(n)) for n in range(2000)]
+    admitted: list[int] = []
+    start = threading.Barrier(8)
+
+    def adder() -> None:
+        start.wait()
+        admitted.append(sum(frontier.add(u) for u in urls))
+
+    threads = [threading.Thread(target=adder) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(admitted) == 2000
+    taken = []
+    while (next_item := frontier.get()) is not None:
+        taken.append(next_item.url)
+        frontier.task_done(next_item)
+    assert sorted(taken) == sorted(u.url for u in urls)
+
+
+def test_requisites_are_handed_out_before_pages() -> None:
+    frontier = Frontier()
+    frontier.add_all([item("page"), item("style.css", REQUISITE)])
+    first = frontier.get()
+    assert first is not None and first.url == "http://h/style.css"
+
+
+def test_get_returns_none_only_when_nothing_is_pending_or_in_flight() -> None:
+    frontier = Frontier()
+    frontier.add(item("a"))
+    first = frontier.get()
+    assert first is not None
+    results: list[CrawlItem | None] = []
+    waiter = threading.Thread(target=lambda: results.append(frontier.get()))
+    waiter.start()
+    waiter.join(timeout=0.2)
+    assert waiter.is_alive(), "get() must wait while an item is in flight: it may add links"
+    frontier.add(item("b"))  # the in-flight page found a link
+    waiter.join(timeout=5)
+    assert results[0] is not None and results[0].url == "http://h/b"
+    frontier.task_done(first)
+    assert results[0] is not None
+    frontier.task_done(results[0])
+    assert frontier.get() is None
+
+
+def test_every_waiting_consumer_wakes_when_the_crawl_ends() -> None:
+    frontier = Frontier()
+    frontier.add(item("a"))
+    taken = frontier.get()
+    assert taken is not None
+    results: list[CrawlItem | None] = []
+    waiters = [threading.Thread(target=lambda: results.append(frontier.get())) for _ in range(4)]
+    for waiter in waiters:
+        waiter.start()
+    frontier.task_done(taken)
+    for waiter in waiters:
+        waiter.join(timeout=5)
+        assert not waiter.is_alive()
+    assert results == [None] * 4
+
+
+def test_retry_later_hands_the_item_out_again_after_the_delay() -> None:
+    frontier = Frontier()
+    frontier.add(item("flaky"))
+    first = frontier.get()
+    assert first is not None and first.attempt == 0
+    started = time.monotonic()
+    frontier.retry_later(first, 0.2)
+    again = frontier.get()
+    assert again is not None and again.url == first.url and again.attempt == 1
+    assert time.monotonic() - started >= 0.2
+    frontier.task_done(again)
+    assert frontier.get() is None
+
+
+def test_max_pages_counts_saved_html_pages_and_in_flight_pages() -> None:
+    frontier = Frontier(max_pages=2)
+    frontier.add_all([item("p1"), item("p2"), item("p3"), item("img.png", REQUISITE)])
+    image = frontier.get()
+    assert image == item("img.png", REQUISITE)
+    frontier.task_done(image)
+    p1, p2 = frontier.get(), frontier.get()
+    assert p1 is not None and p2 is not None
+    results: list[CrawlItem | None] = []
+    waiter = threading.Thread(target=lambda: results.append(frontier.get()))
+    waiter.start()
+    waiter.join(timeout=0.2)
+    assert waiter.is_alive(), "no third page while two are in flight"
+    frontier.task_done(p1, saved_html_page=False)  # turned out to be a PDF: budget frees up
+    waiter.join(timeout=5)
+    p3 = results[0]
+    assert p3 is not None and p3.url == "http://h/p3"
+    frontier.add_all([item("p4"), item("p3.css", REQUISITE)])
+    frontier.task_done(p2, saved_html_page=True)
+    frontier.task_done(p3, saved_html_page=True)
+    requisite = frontier.get()
+    assert requisite == item("p3.css", REQUISITE)  # requisites of saved pages are still fetched
+    frontier.task_done(requisite)
+    assert frontier.get() is None
+    assert [pending.url for pending in frontier.pending()] == ["http://h/p4"]
+    assert frontier.html_pages_saved == 2
+
+
+def test_stop_releases_waiting_consumers() -> None:
+    frontier = Frontier()
+    frontier.add(item("a"))
+    taken = frontier.get()
+    assert taken is not None
+    frontier.add(item("b"))
+    frontier.stop()
+    assert frontier.get() is None
+    assert [pending.url for pending in frontier.pending()] == ["http://h/b"]
+
+
+def test_skip_is_recorded_once_and_forgotten_when_admitted() -> None:
+    frontier = Frontier()
+    frontier.skip("http://other/x", "domain")
+    frontier.skip("http://other/x", "exclude")
+    assert frontier.skipped() == {"http://other/x": "domain"}
+    frontier.add(CrawlItem("http://other/x", 0, REQUISITE))
+    assert frontier.skipped() == {}
+    assert frontier.claim("http://h/new")
+    assert not frontier.claim("http://h/new")

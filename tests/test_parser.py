@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import pytest
+
+from crawler.models import Link, LinkKind
+from crawler.parser import css_urls, extract_links, srcset_urls
+
+PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
+BASE = "http://h/dir/page.html"
+
+
+def links(html: str | bytes, url: str = BASE, content_type: str = "text/html",
+          charset: str | None = None) -> dict[str, LinkKind]:
+    body = html.encode() if isinstance(html, str) else html
+    return {link.url: link.kind for link in extract_links(body, url, content_type, charset)}
+
+
+def test_every_link_form_of_html() -> None:
+    html = """<html><head>
+    <link rel="stylesheet" href="s.css"><link rel="icon" href="/favicon.ico">
+    <link rel="alternate" href="feed.xml"><link rel="preload" href="font.woff2">
+    <script src="app.js"></script>
+    <meta http-equiv="refresh" content="5; url=next.html">
+    <style>body { background: url(bg.png) }</style>
+    </head><body background="body.png">
+    <a href="a.html">a</a><area href="area.html">
+    <img src="i.png" srcset="i-1x.png 1x, i-2x.png 2x">
+    <picture><source srcset="p.webp 1x, p@2x.webp 2x"><img src="p.png"></picture>
+    <video src="v.mp4" poster="poster.jpg"><track src="subs.vtt"></video><audio src="a.mp3"></audio>
+    <iframe src="frame.html"></iframe><object data="obj.svg"></object><embed src="e.swf">
+    <input type="image" src="button.png"><input type="text" src="not-this.png">
+    <p style="background-image: url('inline.png')">x</p>
+    </body></html>"""
+    found = links(html)
+    expected_requisites = ["s.css", "favicon.ico", "font.woff2", "app.js", "bg.png", "body.png", "i.png",
+                           "i-1x.png", "i-2x.png", "p.webp", "p@2x.webp", "p.png", "v.mp4", "poster.jpg",
+                           "subs.vtt", "a.mp3", "frame.html", "obj.svg", "e.swf", "button.png", "inline.png"]
+    for name in expected_requisites:
+        url = f"http://h/{name}" if name == "favicon.ico" else f"http://h/dir/{name}"
+        assert found.get(url) is REQUISITE, name
+    for name in ["a.html", "area.html", "feed.xml", "next.html"]:
+        assert found.get(f"http://h/dir/{name}") is PAGE, name
+    assert "http://h/dir/not-this.png" not in found
+
+
+def test_base_href_is_honoured() -> None:
+    found = links('<head><base href="http://cdn.test/assets/"></head><a href="x.html">x</a>'
+                  '<img src="/abs.png">')
+    assert set(found) == {"http://cdn.test/assets/x.html", "http://cdn.test/abs.png"}
+
+
+def test_links_that_are_not_fetchable_are_dropped() -> None:
+    found = links('<a href="mailto:a@b.c">m</a><a href="javascript:void(0)">j</a><a href="#top">t</a>'
+                  '<img src="data:image/png;base64,AAAA"><a href="tel:123">t</a><a href="ftp://h/x">f</a>'
+                  '<a href="">empty</a><a href="http://[bad">bad</a><a href="ok.html#frag">ok</a>')
+    assert found == {"http://h/dir/ok.html": PAGE}
+
+
+def test_a_url_that_is_both_page_and_requisite_is_a_requisite() -> None:
+    found = links('<a href="pic.png">see</a><img src="pic.png">')
+    assert found == {"http://h/dir/pic.png": REQUISITE}
+
+
+def test_comments_and_scripts_do_not_yield_links() -> None:
+    found = links('<!-- <a href="commented.html">x</a> --><script>var s = "<a href=\'js.html\'>";</script>'
+                  '<a href="real.html">r</a>')
+    assert set(found) == {"http://h/dir/real.html"}
+
+
+@pytest.mark.parametrize("body", [b"", b"   ", b"\x00\x01\x02\xff\xfe binary", b"<<<<>>>>",
+                                  b"<a href='unclosed", b"\xef\xbb\xbf<a href=bom.html>x</a>"])
+def test_malformed_or_binary_html_does_not_raise(body: bytes) -> None:
+    extract_links(body, BASE, "text/html")
+
+
+def test_declared_charset_decodes_non_ascii_links() -> None:
+    body = '<a href="caf\u00e9.html">x</a>'.encode("iso-8859-1")
+    assert links(body, charset="iso-8859-1") == {"http://h/dir/caf%C3%A9.html": PAGE}
+    assert links(body, charset="no-such-charset")  # an unknown charset falls back, no crash
+
+
+def test_css_links() -> None:
+    css = """@import "reset.css"; @import url('print.css') print;
+    a { background: url( spaced.png ); }
+    b { background: URL("quoted.png") }
+    /* c { background: url(commented.png) } */
+    @font-face { src: url(../fonts/f.woff2) format("woff2"), url(data:font/woff;base64,AA) }"""
+    found = links(css, "http://h/css/site.css", "text/css")
+    assert found == {f"http://h/{p}": REQUISITE for p in
+                     ["css/reset.css", "css/print.css", "css/spaced.png", "css/quoted.png", "fonts/f.woff2"]}
+
+
+def test_css_urls_in_order() -> None:
+    assert list(css_urls("a{b:url(x)} /* url(y) */ c{d:url('z')}")) == ["x", "z"]
+
+
+@pytest.mark.parametrize(("value", "urls"), [
+    ("a.png 1x, b.png 2x", ["a.png", "b.png"]),
+    ("a.png", ["a.png"]),
+    ("  a.png  100w ,b.png 200w", ["a.png", "b.png"]),
+    ("a,b.png 1x, c.png 2x", ["a,b.png", "c.png"]),
+    ("a.png, b.png", ["a.png", "b.png"]),
+    ("a.png (min-width: 1px, x) 1x, b.png", ["a.png", "b.png"]),
+    ("", []),
+])
+def test_srcset(value: str, urls: list[str]) -> None:
+    assert list(srcset_urls(value)) == urls
+
+
+def test_other_types_have_no_links() -> None:
+    assert extract_links(b"<a href='x'>", BASE, "image/png") == []
+    assert extract_links(b"url(x)", BASE, "text/plain") == []
+
+
+def test_links_are_deduplicated_and_in_document_order() -> None:
+    result = extract_links(b'<a href="b.html"></a><a href="a.html"></a><a href="b.html#x"></a>',
+                           BASE, "text/html")
+    assert result == [Link("http://h/dir/b.html", PAGE), Link("http://h/dir/a.html", PAGE)]

@@ -1,0 +1,270 @@
+"""End to end: the pipeline against real HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from crawler.demo.server import SITE, SiteServer
+from crawler.pipeline import Pipeline
+from crawler.writer import Writer
+from tests import routes
+from tests.conftest import CrawlRunner, make_config, mirrored_files, read_manifest
+
+# Every file of the sample site a crawl reaches (robots.txt is not linked from anywhere).
+DEMO_MIRROR = {
+    "index.html": "index.html", "about": "about.html",
+    "contact.html": "contact.html", "favicon.ico": "favicon.ico",
+    "products.php?id=1": "products.php", "products.php?id=2": "products.php",
+    "products.php?id=3&view=full": "products.php",
+    "docs/index.html": "docs/index.html", "docs/getting-started.html": "docs/getting-started.html",
+    "docs/advanced/index.html": "docs/advanced/index.html",
+    "docs/advanced/config.html": "docs/advanced/config.html",
+    "blog/index.html": "blog/index.html", "blog/2026/first-post.html": "blog/2026/first-post.html",
+    "blog/2026/second-post.html": "blog/2026/second-post.html",
+    "private/index.html": "private/index.html", "private/secret.html": "private/secret.html",
+    "static/css/site.css": "static/css/site.css", "static/css/base.css": "static/css/base.css",
+    "static/js/app.js": "static/js/app.js", "static/fonts/demo.woff2": "static/fonts/demo.woff2",
+    **{f"static/img/{name}": f"static/img/{name}" for name in
+       ["logo.png", "banner.png", "banner@2x.png", "background.png", "icon-doc.png", "photo.png"]},
+}
+
+# about.html links "index.html": that URL and "/" are two URLs saved as one file, as in wget.
+DEMO_URL_COUNT = len(DEMO_MIRROR) + 1
+
+
+def host_folder(server: SiteServer) -> str:
+    return server.url.split("/")[2]
+
+
+@pytest.mark.parametrize(("fetchers", "parsers", "writers", "queue_size"),
+                         [(1, 1, 1, 1), (16, 4, 4, 2), (4, 2, 2, 100)])
+def test_sample_site_is_mirrored_completely_and_each_url_fetched_once(
+        site: SiteServer, crawl: CrawlRunner, tmp_path: Path,
+        fetchers: int, parsers: int, writers: int, queue_size: int) -> None:
+    report, _ = crawl(site.url, threads={"fetchers": fetchers, "parsers": parsers, "writers": writers},
+                      queue_size=queue_size)
+    out = tmp_path / "out"
+    host = host_folder(site)
+    assert mirrored_files(out / host) == sorted(DEMO_MIRROR)
+    for saved, source in DEMO_MIRROR.items():
+        assert (out / host / saved).read_bytes() == (SITE / source).read_bytes(), saved
+    counts = site.requests()
+    assert max(counts.values()) == 1, [path for path, n in counts.items() if n > 1]
+    assert report.outcome == "completed"
+    assert report.tally.files_saved == DEMO_URL_COUNT
+    assert [failure.url.split("/", 3)[3] for failure in report.tally.failures] == ["missing-page.html"]
+
+
+def test_manifest_describes_every_saved_file(site: SiteServer, crawl: CrawlRunner, tmp_path: Path) -> None:
+    crawl(site.url)
+    out = tmp_path / "out"
+    manifest = read_manifest(out)
+    assert [entry["url"] for entry in manifest] == sorted(entry["url"] for entry in manifest)
+    assert len(manifest) == DEMO_URL_COUNT
+    for entry in manifest:
+        assert set(entry) == {"url", "path", "status", "content_type", "size", "sha256", "etag",
+                              "last_modified", "fetched_at"}
+        body = (out / entry["path"]).read_bytes()
+        assert entry["size"] == len(body)
+        assert entry["sha256"] == hashlib.sha256(body).hexdigest()
+        assert entry["status"] == 200 and entry["last_modified"]
+    by_url = {entry["url"]: entry for entry in manifest}
+    assert by_url[site.url]["path"] == f"{host_folder(site)}/index.html"
+    assert by_url[site.url + "static/css/site.css"]["content_type"] == "text/css"
+
+
+def test_report_counts(site: SiteServer, crawl: CrawlRunner, tmp_path: Path) -> None:
+    crawl(site.url)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["outcome"] == "completed"
+    assert report["counts"]["saved"] == DEMO_URL_COUNT
+    assert report["counts"]["fetched"] == DEMO_URL_COUNT
+    assert report["counts"]["failed"] == 1 and report["counts"]["failed_broken_links"] == 1
+    assert report["counts"]["skipped_by_scope"] == 1  # https://www.example.com/elsewhere
+    assert report["skipped_by_rule"] == {"domain": 1}
+    assert report["counts"]["redirects"] == 1  # /old-home -> / (already fetched)
+    assert report["failures"][0]["reason"] == "http_404"
+    assert report["failures"][0]["referrer"] == site.url
+    sizes = [(SITE / source).stat().st_size for source in [*DEMO_MIRROR.values(), "index.html"]]
+    assert report["bytes_downloaded"] == sum(sizes)
+    assert report["duration_s"] >= 0
+
+
+def test_exclude_include_and_depth(site: SiteServer, crawl: CrawlRunner, tmp_path: Path) -> None:
+    report, _ = crawl(site.url, scope={"exclude": [r"/blog/"], "include": [r"/docs/", r":\d+/$"],
+                                       "max_depth": 1})
+    saved = mirrored_files(tmp_path / "out" / host_folder(site))
+    pages = [p for p in saved if not p.startswith("static/") and p != "favicon.ico"]
+    assert pages == ["docs/index.html", "index.html"]
+    assert "docs/advanced/config.html" not in saved  # two hops away
+    assert "static/img/icon-doc.png" in saved  # the requisite of a depth-1 page
+    rules = set(report.skipped.values())
+    assert {"exclude", "include", "domain"} <= rules
+    assert all(not path.startswith("/blog/") for path in site.requests())
+
+
+def test_max_depth_zero_fetches_start_urls_and_their_requisites(site: SiteServer, crawl: CrawlRunner,
+                                                                 tmp_path: Path) -> None:
+    crawl(site.url, scope={"max_depth": 0})
+    saved = mirrored_files(tmp_path / "out" / host_folder(site))
+    assert [p for p in saved if p.endswith(".html")] == ["index.html"]
+    assert "static/img/banner@2x.png" in saved and "static/css/base.css" in saved
+
+
+def test_max_depth_counts_hops(tmp_path: Path) -> None:
+    with SiteServer(routes=routes.chain_site(10)) as server:
+        Pipeline(make_config(server.url + "chain/0.html", tmp_path, scope={"max_depth": 3})).run()
+        assert sorted(server.requests()) == [f"/chain/{n}.html" for n in range(4)]
+
+
+def test_max_pages_stops_after_that_many_html_pages(tmp_path: Path) -> None:
+    with SiteServer(routes=routes.tree_site(100)) as server:
+        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
+                                        scope={"max_pages": 10}, threads={"fetchers": 8}))
+        report = pipeline.run()
+        assert report.tally.html_pages_saved == 10
+        assert sum(server.requests().values()) == 10
+        assert report.not_fetched > 0
+
+
+def test_other_hosts_are_not_crawled_unless_listed(tmp_path: Path) -> None:
+    with SiteServer(routes={"/other.html": routes.html(routes.page())}) as other:
+        other_url = other.url.replace("127.0.0.1", "localhost") + "other.html"  # another host name
+        with SiteServer(routes={"/": routes.html(routes.page(other_url))}) as main_site:
+            report = Pipeline(make_config(main_site.url, tmp_path / "a")).run()
+            assert other.requests() == {}
+            assert report.skipped == {other_url: "domain"}
+            domains = ["127.0.0.1", "localhost"]
+            Pipeline(make_config(main_site.url, tmp_path / "b", scope={"domains": domains})).run()
+            assert other.requests()["/other.html"] == 1
+
+
+def test_slow_writer_holds_the_fetchers_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Back-pressure: with the disk stalled, at most what the queues and threads hold is fetched."""
+    fetchers, parsers, writers, queue_size = 4, 1, 1, 2
+    gate = threading.Event()
+    original_save = Writer.save
+
+    def stalled_save(self: Writer, *args: object, **kwargs: object) -> object:
+        gate.wait(timeout=30)
+        return original_save(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Writer, "save", stalled_save)
+    with SiteServer(routes=routes.tree_site(60)) as server:
+        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
+                                        threads={"fetchers": fetchers, "parsers": parsers, "writers": writers},
+                                        queue_size=queue_size))
+        runner = threading.Thread(target=pipeline.run)
+        runner.start()
+        fetched = _settled_count(lambda: sum(server.requests().values()))
+        # held: one page per writer, the write queue, one per parser, the page queue, one per fetcher
+        bound = writers + queue_size + parsers + queue_size + fetchers
+        assert 0 < fetched <= bound
+        assert pipeline.pages.qsize() <= queue_size and pipeline.writes.qsize() <= queue_size
+        gate.set()
+        runner.join(timeout=30)
+        assert not runner.is_alive()
+        assert sum(server.requests().values()) == 60
+    assert len(read_manifest(tmp_path / "out")) == 60
+
+
+def test_retryable_errors_are_retried_then_saved(tmp_path: Path) -> None:
+    site_routes = {"/": routes.html(routes.page("/flaky.html", "/down.html")),
+                   "/flaky.html": routes.flaky(2, routes.html(routes.page())),
+                   "/down.html": routes.status(500)}
+    with SiteServer(routes=site_routes) as server:
+        report = Pipeline(make_config(server.url, tmp_path / "out",
+                                      http={"retries": 2, "retry_backoff": 0.01})).run()
+        counts = server.requests()
+    assert counts["/flaky.html"] == 3
+    assert counts["/down.html"] == 3  # the first try and two retries
+    assert [f.reason for f in report.tally.failures] == ["http_500"]
+    assert report.serious_failures
+    assert (tmp_path / "out" / server.url.split("/")[2] / "flaky.html").exists()
+
+
+def test_a_body_cut_short_is_a_failure_not_a_truncated_file(tmp_path: Path) -> None:
+    site_routes = {"/": routes.html(routes.page("/cut.html")), "/cut.html": routes.reset_connection}
+    with SiteServer(routes=site_routes) as server:
+        report = Pipeline(make_config(server.url, tmp_path / "out")).run()
+        host = server.url.split("/")[2]
+    assert [f.reason for f in report.tally.failures] == ["incomplete_body"]
+    assert not (tmp_path / "out" / host / "cut.html").exists()
+
+
+def test_redirect_targets_are_fetched_once_and_out_of_scope_redirects_not_followed(tmp_path: Path) -> None:
+    site_routes = {"/": routes.html(routes.page("/moved", "/target.html", "/away")),
+                   "/moved": routes.redirect("/target.html", 301),
+                   "/target.html": routes.html(routes.page()),
+                   "/away": routes.redirect("http://elsewhere.test/")}
+    with SiteServer(routes=site_routes) as server:
+        report = Pipeline(make_config(server.url, tmp_path / "out")).run()
+        counts = server.requests()
+    assert counts["/target.html"] == 1
+    assert report.skipped.get("http://elsewhere.test/") == "redirect_domain"
+    assert not report.tally.failures
+
+
+def test_a_page_that_breaks_the_parser_is_saved_and_reported(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import crawler.pipeline as pipeline_module
+
+    real_extract = pipeline_module.extract_links
+
+    def fragile(body: bytes, url: str, *args: object) -> object:
+        if url.endswith("/about"):
+            raise ValueError("parser exploded")
+        return real_extract(body, url, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline_module, "extract_links", fragile)
+    with SiteServer() as server:
+        report = Pipeline(make_config(server.url, tmp_path / "out")).run()
+        host = server.url.split("/")[2]
+    assert (tmp_path / "out" / host / "about").exists()
+    assert [e.reason for e in report.tally.parse_errors] == ["parse_error"]
+    assert report.outcome == "completed"
+
+
+def test_stop_ends_the_crawl_quickly_with_the_rest_pending(tmp_path: Path) -> None:
+    with SiteServer(routes=routes.tree_site(500, delay=0.05)) as server:
+        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
+                                        threads={"fetchers": 2}))
+        result: list[object] = []
+        runner = threading.Thread(target=lambda: result.append(pipeline.run()))
+        runner.start()
+        _wait_for(lambda: sum(server.requests().values()) >= 5)
+        pipeline.stop()
+        runner.join(timeout=10)
+        assert not runner.is_alive()
+    report = result[0]
+    assert report.outcome == "interrupted"  # type: ignore[attr-defined]
+    assert report.not_fetched > 0  # type: ignore[attr-defined]
+    assert len(read_manifest(tmp_path / "out")) == report.tally.files_saved  # type: ignore[attr-defined]
+
+
+def _settled_count(count: Callable[[], int], quiet: float = 0.5, deadline: float = 20.0) -> int:
+    """Poll `count()` until it is positive and has not changed for `quiet` seconds."""
+    start = time.monotonic()
+    last, last_change = -1, time.monotonic()
+    while time.monotonic() - start < deadline:
+        value = count()
+        if value != last:
+            last, last_change = value, time.monotonic()
+        elif value > 0 and time.monotonic() - last_change >= quiet:
+            break
+        time.sleep(0.02)
+    return last
+
+
+def _wait_for(condition: Callable[[], bool], deadline: float = 20.0) -> None:
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < deadline, "condition not reached"
+        time.sleep(0.02)
