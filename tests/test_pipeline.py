@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import crawler.pipeline as pipeline_module
 from crawler.demo.server import SITE, SiteServer
 from crawler.pipeline import Pipeline
 from crawler.writer import Writer
@@ -214,8 +215,6 @@ def test_redirect_targets_are_fetched_once_and_out_of_scope_redirects_not_follow
 
 def test_a_page_that_breaks_the_parser_is_saved_and_reported(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import crawler.pipeline as pipeline_module
-
     real_extract = pipeline_module.extract_links
 
     def fragile(body: bytes, url: str, *args: object) -> object:
