@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import gzip
+
 import pytest
 
+from crawler.markup import css_spots, srcset_spans
 from crawler.models import Link, LinkKind
-from crawler.parser import css_urls, extract_links, srcset_urls
+from crawler.parser import extract_links, sitemap_links
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
 BASE = "http://h/dir/page.html"
@@ -91,7 +94,8 @@ def test_css_links() -> None:
 
 
 def test_css_urls_in_order() -> None:
-    assert list(css_urls("a{b:url(x)} /* url(y) */ c{d:url('z')}")) == ["x", "z"]
+    css = b"a{b:url(x)} /* url(y) */ c{d:url('z')}"
+    assert [css[s.start:s.end] for s in css_spots(css)] == [b"x", b"z"]
 
 
 @pytest.mark.parametrize(("value", "urls"), [
@@ -104,7 +108,8 @@ def test_css_urls_in_order() -> None:
     ("", []),
 ])
 def test_srcset(value: str, urls: list[str]) -> None:
-    assert list(srcset_urls(value)) == urls
+    data = value.encode()
+    assert [data[start:end].decode() for start, end in srcset_spans(data, 0, len(data))] == urls
 
 
 def test_other_types_have_no_links() -> None:
@@ -116,3 +121,58 @@ def test_links_are_deduplicated_and_in_document_order() -> None:
     result = extract_links(b'<a href="b.html"></a><a href="a.html"></a><a href="b.html#x"></a>',
                            BASE, "text/html")
     assert result == [Link("http://h/dir/b.html", PAGE), Link("http://h/dir/a.html", PAGE)]
+
+
+def test_entities_in_attributes_are_decoded() -> None:
+    assert links('<a href="p.php?a=1&amp;b=2">x</a>') == {"http://h/dir/p.php?a=1&b=2": PAGE}
+    assert links('<p style="background:url(&quot;q.png&quot;)">') == {"http://h/dir/q.png": REQUISITE}
+
+
+def test_unquoted_and_odd_attribute_syntax() -> None:
+    found = links("<a href=plain.html>x</a><A HREF = 'upper.html'>y</A><img/src=slash.png>"
+                  '<a title="x>y" href="after-gt.html">z</a><a href="first.html" href="second.html">w</a>')
+    assert set(found) == {f"http://h/dir/{name}" for name in
+                          ["plain.html", "upper.html", "slash.png", "after-gt.html", "first.html"]}
+
+
+def test_raw_text_elements_hide_markup_but_style_is_css() -> None:
+    found = links("<textarea><a href='in-textarea.html'></textarea><title><a href='t.html'></title>"
+                  "<style>/* <a href='x.html'> */ p { background: url(s.png) }</style>"
+                  "<script>document.write('<img src=\"js.png\">')</script><a href='out.html'>o</a>")
+    assert found == {"http://h/dir/s.png": REQUISITE, "http://h/dir/out.html": PAGE}
+
+
+def test_utf16_documents_are_read() -> None:
+    body = '<a href="caf\u00e9.html">x</a>'.encode("utf-16")
+    assert links(body) == {"http://h/dir/caf%C3%A9.html": PAGE}
+
+
+def test_meta_charset_decides_when_the_header_is_silent() -> None:
+    body = '<meta charset="windows-1252"><a href="na\u00efve.html">x</a>'.encode("windows-1252")
+    assert links(body) == {"http://h/dir/na%C3%AFve.html": PAGE}
+
+
+def test_sitemap_and_sitemap_index() -> None:
+    sitemap = b"""<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+      <url><loc>http://h/a.html</loc></url><url><loc> http://h/b.html </loc></url></urlset>"""
+    assert {link.url: link.kind for link in sitemap_links(sitemap, "http://h/sitemap.xml")} == {
+        "http://h/a.html": PAGE, "http://h/b.html": PAGE}
+    index = b"""<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+      <sitemap><loc>http://h/s1.xml.gz</loc></sitemap></sitemapindex>"""
+    assert sitemap_links(index, "http://h/sitemap.xml") == [Link("http://h/s1.xml.gz", REQUISITE)]
+    assert [link.url for link in sitemap_links(gzip.compress(sitemap), "http://h/s.xml.gz")] == [
+        "http://h/a.html", "http://h/b.html"]
+
+
+def test_sitemap_entities_are_not_expanded() -> None:
+    laughs = b"""<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">
+      <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">
+      <!ENTITY ext SYSTEM "file:///etc/passwd">]>
+      <urlset><url><loc>http://h/&c;</loc></url><url><loc>http://h/&ext;x</loc></url></urlset>"""
+    urls = [link.url for link in sitemap_links(laughs, "http://h/sitemap.xml")]
+    assert all(len(url) < 100 and "root:" not in url for url in urls)
+
+
+def test_garbage_sitemap_gives_no_links() -> None:
+    assert sitemap_links(b"\x1f\x8b not gzip", "http://h/s.xml") == []
+    assert sitemap_links(b"<html>not a sitemap", "http://h/s.xml") == []

@@ -1,0 +1,317 @@
+"""Where the links are in HTML and CSS bytes: one tokenizer for both extraction and rewriting.
+
+`html_spots` and `css_spots` return each link as a *spot*: the byte span of one URL inside
+the document, with the kind of link it is. Link extraction reads the URLs at the spots;
+link conversion replaces exactly those bytes and leaves every other byte of the file as it
+was. Using the same spots for both guarantees that every link that was followed is also
+rewritten. No HTML library reports source offsets of attribute values, which is why wget,
+wget2 and HTTrack carry tokenizers of their own for this job too; this one follows the
+HTML Living Standard's tokenizer for what matters here: comments, raw-text elements
+(script, style, ...), and the four ways to write an attribute value.
+
+Offsets are in bytes. The tokenizer works on any ASCII-compatible encoding (UTF-8, the
+ISO-8859 and Windows code pages, Shift_JIS, GBK, Big5, EUC-*): their multi-byte sequences
+never contain the bytes that structure markup. UTF-16/32 documents are transcoded first
+(`ascii_compatible_view`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import html
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from bs4.dammit import EncodingDetector
+
+from crawler.models import LinkKind
+
+PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
+
+
+class Context(enum.Enum):
+    """How the bytes of a spot are escaped, which decides how a new URL is written there."""
+
+    ATTRIBUTE = "attribute"  # an HTML attribute value: character references apply
+    CSS = "css"  # CSS text (a stylesheet or a <style> element): taken literally
+
+
+@dataclass(frozen=True, slots=True)
+class Spot:
+    start: int
+    end: int
+    kind: LinkKind
+    context: Context
+    quote: bytes = b'"'  # the attribute's quote; b"" for an unquoted value
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """The spots of one HTML document, and its <base href> spot if any."""
+
+    spots: list[Spot]
+    base: Spot | None
+
+
+# tag -> ((attribute, kind), ...): attributes that hold exactly one URL.
+URL_ATTRIBUTES: dict[bytes, tuple[tuple[bytes, LinkKind], ...]] = {
+    b"a": ((b"href", PAGE),),
+    b"area": ((b"href", PAGE),),
+    b"script": ((b"src", REQUISITE),),
+    b"img": ((b"src", REQUISITE), (b"lowsrc", REQUISITE)),
+    b"source": ((b"src", REQUISITE),),
+    b"video": ((b"src", REQUISITE), (b"poster", REQUISITE)),
+    b"audio": ((b"src", REQUISITE),),
+    b"track": ((b"src", REQUISITE),),
+    b"iframe": ((b"src", REQUISITE),),
+    b"frame": ((b"src", REQUISITE),),
+    b"object": ((b"data", REQUISITE),),
+    b"embed": ((b"src", REQUISITE),),
+    b"body": ((b"background", REQUISITE),),
+    b"table": ((b"background", REQUISITE),),
+    b"td": ((b"background", REQUISITE),),
+    b"th": ((b"background", REQUISITE),),
+    b"image": ((b"href", REQUISITE), (b"xlink:href", REQUISITE)),  # SVG
+    b"use": ((b"href", REQUISITE), (b"xlink:href", REQUISITE)),  # SVG sprites
+}
+SRCSET_TAGS = frozenset({b"img", b"source"})
+# <link rel=...> values whose target is part of the page rather than a page of its own.
+REQUISITE_RELS = frozenset({
+    b"stylesheet", b"icon", b"shortcut", b"apple-touch-icon", b"apple-touch-icon-precomposed",
+    b"mask-icon", b"preload", b"prefetch", b"modulepreload", b"manifest", b"image_src",
+})
+# Elements whose content is text, not markup: no tags or comments are recognised inside.
+RAW_TEXT = frozenset({b"script", b"style", b"textarea", b"title", b"xmp", b"iframe", b"noembed",
+                      b"noframes"})
+
+_RAW_TEXT_END = {tag: re.compile(rb"</" + tag + rb"[\s/>]", re.IGNORECASE) for tag in RAW_TEXT}
+_MARKUP = re.compile(
+    rb"<!--(?:-?>|.*?(?:--!?>|\Z))"  # a comment (also the abrupt "<!-->")
+    rb"|<[!?][^>]*>?"  # doctype, CDATA, processing instruction: skipped
+    rb"|</[a-zA-Z][^>]*>?"  # an end tag
+    rb"|<([a-zA-Z][^\s/>]*)",  # a start tag: its name is group 1
+    re.DOTALL,
+)
+_ATTRIBUTE = re.compile(
+    rb"""[\s/]*(?:([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]*)))?)?""")
+_CSS_LINKS = re.compile(
+    rb"""/\*.*?(?:\*/|\Z)"""  # a comment: skipped
+    rb"""|url\(\s*(?:"([^"]*)"|'([^']*)'|([^)"'\s]*))\s*\)"""
+    rb"""|@import\s+(?:"([^"]*)"|'([^']*)')""",
+    re.IGNORECASE | re.DOTALL,
+)
+_REFRESH_URL = re.compile(rb"""\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?(["']?)([^"']*)""", re.IGNORECASE)
+_CSS_CHARSET = re.compile(rb'^@charset\s+"([^"]+)"\s*;')
+
+
+# -- HTML -------------------------------------------------------------------------------------
+
+def html_spots(body: bytes) -> Document:
+    """Every link of an HTML document (ASCII-compatible encoding), in document order."""
+    spots: list[Spot] = []
+    base: Spot | None = None
+    position, length = 0, len(body)
+    while position < length:
+        match = _MARKUP.search(body, position)
+        if match is None:
+            break
+        position = match.end()
+        if match.group(1) is None:
+            continue
+        tag = match.group(1).lower()
+        attributes, position = _read_attributes(body, position)
+        if tag == b"base" and base is None and b"href" in attributes:
+            base = _attribute_spot(attributes[b"href"], PAGE)
+        else:
+            spots.extend(_tag_spots(body, tag, attributes))
+        if tag in RAW_TEXT:
+            end = _raw_text_end(body, tag, position)
+            if tag == b"style":
+                spots.extend(css_spots(body, position, end))
+            position = end
+        elif tag == b"plaintext":
+            break
+    return Document(spots, base)
+
+
+_Value = tuple[int, int, bytes]  # start, end, quote of an attribute value
+
+
+def _read_attributes(body: bytes, position: int) -> tuple[dict[bytes, _Value], int]:
+    """The attributes of the start tag whose name ends at `position` (the first of duplicates
+    wins, as in browsers), and the position after the tag."""
+    attributes: dict[bytes, _Value] = {}
+    while True:
+        match = _ATTRIBUTE.match(body, position)
+        assert match is not None  # the pattern can match the empty string
+        position = match.end()
+        if match.group(1) is None:
+            break
+        name = match.group(1).lower()
+        for group, quote in ((2, b'"'), (3, b"'"), (4, b"")):
+            if match.group(group) is not None:
+                attributes.setdefault(name, (match.start(group), match.end(group), quote))
+                break
+        else:
+            attributes.setdefault(name, (match.end(1), match.end(1), b""))
+    if body[position:position + 1] == b">":
+        position += 1
+    return attributes, position
+
+
+def _tag_spots(body: bytes, tag: bytes, attributes: dict[bytes, _Value]) -> Iterator[Spot]:
+    for name, kind in URL_ATTRIBUTES.get(tag, ()):
+        if name in attributes:
+            yield _attribute_spot(attributes[name], kind)
+    if tag in SRCSET_TAGS and b"srcset" in attributes:
+        start, end, quote = attributes[b"srcset"]
+        for candidate_start, candidate_end in srcset_spans(body, start, end):
+            yield Spot(candidate_start, candidate_end, REQUISITE, Context.ATTRIBUTE, quote)
+    elif tag == b"link" and b"href" in attributes:
+        rels = set(_attribute_bytes(body, attributes.get(b"rel")).lower().split())
+        yield _attribute_spot(attributes[b"href"], REQUISITE if rels & REQUISITE_RELS else PAGE)
+    elif tag == b"input" and b"src" in attributes and \
+            _attribute_bytes(body, attributes.get(b"type")).lower() == b"image":
+        yield _attribute_spot(attributes[b"src"], REQUISITE)
+    elif tag == b"meta" and b"content" in attributes and \
+            _attribute_bytes(body, attributes.get(b"http-equiv")).lower() == b"refresh":
+        start, end, quote = attributes[b"content"]
+        refresh = _REFRESH_URL.match(body, start, end)
+        if refresh and refresh.end(2) > refresh.start(2):
+            yield Spot(refresh.start(2), refresh.end(2), PAGE, Context.ATTRIBUTE, quote)
+    if b"style" in attributes:
+        start, end, quote = attributes[b"style"]
+        for spot in css_spots(body, start, end):
+            yield Spot(spot.start, spot.end, REQUISITE, Context.ATTRIBUTE, quote)
+
+
+def _attribute_spot(value: _Value, kind: LinkKind) -> Spot:
+    start, end, quote = value
+    return Spot(start, end, kind, Context.ATTRIBUTE, quote)
+
+
+def _attribute_bytes(body: bytes, value: _Value | None) -> bytes:
+    return body[value[0]:value[1]].strip() if value else b""
+
+
+def _raw_text_end(body: bytes, tag: bytes, position: int) -> int:
+    """Where the content of a raw-text element ends: at its end tag, else at the end."""
+    match = _RAW_TEXT_END[tag].search(body, position)
+    return match.start() if match else len(body)
+
+
+def srcset_spans(body: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The spans of the URLs in the srcset value body[start:end] ("a.png 1x, b.png 2x")."""
+    position = start
+    while position < end:
+        while position < end and body[position] in b" \t\n\r\f,":
+            position += 1
+        url_start = position
+        while position < end and body[position] not in b" \t\n\r\f":
+            position += 1
+        url_end = position
+        if body[url_start:url_end].endswith(b","):
+            url_end = url_start + len(body[url_start:url_end].rstrip(b","))
+        else:  # skip the descriptors, up to the next comma outside parentheses
+            depth = 0
+            while position < end and (body[position] != ord(",") or depth):
+                depth += {ord("("): 1, ord(")"): -1}.get(body[position], 0)
+                position += 1
+        if url_end > url_start:
+            yield url_start, url_end
+
+
+# -- CSS --------------------------------------------------------------------------------------
+
+def css_spots(body: bytes, start: int = 0, end: int | None = None) -> list[Spot]:
+    """The url(...) and @import links of CSS text in body[start:end]."""
+    spots = []
+    for match in _CSS_LINKS.finditer(body, start, len(body) if end is None else end):
+        for group in (1, 2, 3, 4, 5):
+            if match.group(group) is not None:
+                if match.end(group) > match.start(group):
+                    spots.append(Spot(match.start(group), match.end(group), REQUISITE, Context.CSS, b""))
+                break
+    return spots
+
+
+# -- values -----------------------------------------------------------------------------------
+
+def spot_value(body: bytes, spot: Spot, encoding: str) -> str:
+    """The URL written at `spot`, as a browser reads it (character references decoded)."""
+    text = body[spot.start:spot.end].decode(encoding, "replace")
+    if spot.context is Context.ATTRIBUTE and "&" in text:
+        text = html.unescape(text)
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+            text = text[1:-1]  # url(&quot;x.png&quot;) in a style attribute
+    return text.strip()
+
+
+def encode_value(url: str, spot: Spot, encoding: str) -> bytes:
+    """`url` written so that it reads back as `url` at `spot`."""
+    if spot.context is Context.ATTRIBUTE:
+        text = url.replace("&", "&amp;")
+        if spot.quote == b"'":
+            text = text.replace("'", "&#39;")
+        elif spot.quote == b'"':
+            text = text.replace('"', "&quot;")
+        else:  # an unquoted value must not contain what would end it
+            text = "".join(f"&#{ord(c)};" if c in " \t\n\r\f\"'=<>`" else c for c in text)
+    else:
+        text = url.replace("\\", "\\\\").replace('"', "%22").replace("'", "%27").replace(")", "%29") \
+            .replace("(", "%28").replace(" ", "%20")
+    return text.encode(encoding, "xmlcharrefreplace" if spot.context is Context.ATTRIBUTE else "strict")
+
+
+# -- encodings --------------------------------------------------------------------------------
+
+def html_encoding(body: bytes, declared: str | None) -> str:
+    """The encoding of an HTML document: HTTP header, else byte order mark, else <meta>, else UTF-8."""
+    for candidate in (declared, _bom_encoding(body),
+                      EncodingDetector.find_declared_encoding(body[:4096], is_html=True)):
+        if candidate and known_codec(candidate):
+            return codecs.lookup(candidate).name
+    return "utf-8"
+
+
+def css_encoding(body: bytes, declared: str | None) -> str:
+    """The encoding of a stylesheet: HTTP header, else BOM, else @charset, else UTF-8."""
+    charset_rule = _CSS_CHARSET.match(body)
+    for candidate in (declared, _bom_encoding(body), charset_rule.group(1).decode("ascii", "replace")
+                      if charset_rule else None):
+        if candidate and known_codec(candidate):
+            return codecs.lookup(candidate).name
+    return "utf-8"
+
+
+def ascii_compatible_view(body: bytes, encoding: str) -> tuple[bytes, str, Callable[[bytes], bytes]]:
+    """(bytes to tokenize, their encoding, a function turning rewritten bytes back)."""
+    if is_ascii_compatible(encoding):
+        return body, encoding, lambda rewritten: rewritten
+    text = body.decode(encoding, "replace")
+    return text.encode("utf-8"), "utf-8", lambda rewritten: rewritten.decode("utf-8").encode(encoding)
+
+
+@lru_cache(maxsize=64)
+def is_ascii_compatible(encoding: str) -> bool:
+    sample = "<a href='x' style=\"u\">=/&#;"
+    try:
+        return sample.encode(encoding) == sample.encode("ascii") and not encoding.startswith("iso2022")
+    except (LookupError, UnicodeError):
+        return False
+
+
+@lru_cache(maxsize=64)
+def known_codec(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
+
+
+def _bom_encoding(body: bytes) -> str | None:
+    return EncodingDetector.strip_byte_order_mark(body[:4])[1]
