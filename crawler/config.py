@@ -114,6 +114,20 @@ class HttpConfig(Section):
         return value
 
 
+class MirrorConfig(Section):
+    requisites: bool = True
+    """Fetch every saved page's images, stylesheets, scripts, fonts and frames, whatever the
+    depth and even on other hosts (a CDN). false: they follow the rules of pages."""
+    convert_links: bool = True
+    """After the crawl, rewrite links in saved HTML and CSS: to a relative path where the target
+    was saved, to the absolute URL where it was not."""
+    adjust_extension: bool = True
+    """Save HTML served without an .html/.htm ending (/about, page.php?id=3) with ".html"
+    appended, and CSS without .css with ".css", so a browser opens them from disk."""
+    sitemaps: bool = True
+    """Read /sitemap.xml of each start host (and the sitemaps robots.txt names) for more pages."""
+
+
 class Config(Section):
     start_urls: tuple[str, ...] = Field(min_length=1)
     output: Path | None = None
@@ -124,6 +138,7 @@ class Config(Section):
     queue_size: int = Field(default=100, ge=1, le=100_000)
     """Bound of each queue between two stages."""
     http: HttpConfig = HttpConfig()
+    mirror: MirrorConfig = MirrorConfig()
 
     @field_validator("start_urls", mode="before")
     @classmethod

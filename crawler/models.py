@@ -5,12 +5,25 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+CSS_TYPES = frozenset({"text/css"})
+
+
+def is_html(content_type: str) -> bool:
+    return content_type in HTML_TYPES
+
+
+def is_css(content_type: str) -> bool:
+    return content_type in CSS_TYPES
+
 
 class LinkKind(enum.Enum):
-    """Why a URL is wanted: pages are followed (and count hops), requisites are embedded in a page."""
+    """Why a URL is wanted: pages are followed (and count hops), requisites are embedded in a
+    page (images, stylesheets, scripts, frames), sitemaps list pages."""
 
     PAGE = "page"
     REQUISITE = "requisite"
+    SITEMAP = "sitemap"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,13 +34,16 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class CrawlItem:
-    """A URL admitted by the frontier. `depth` is the number of link hops from a start URL."""
+    """A URL admitted by the frontier. `depth` is the number of page hops from a start URL;
+    `chain` the number of requisite hops since the last page (a frame's stylesheet's font: 3)."""
 
     url: str
     depth: int
     kind: LinkKind
     referrer: str | None = None
     attempt: int = 0  # 0 for the first try, n for the n-th retry
+    chain: int = 0
+    guessed: bool = False  # not linked from anywhere (a /sitemap.xml we try): absence is no failure
 
 
 @dataclass(slots=True)
@@ -82,3 +98,4 @@ class SavedFile:
     etag: str | None
     last_modified: str | None
     fetched_at: str
+    charset: str | None = None  # from the Content-Type header

@@ -24,25 +24,13 @@ from crawler.markup import (
     html_spots,
     spot_value,
 )
-from crawler.models import Link, LinkKind
+from crawler.models import Link, LinkKind, is_css, is_html
 from crawler.urls import InvalidURLError, resolve
 
-HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-CSS_TYPES = frozenset({"text/css"})
-SITEMAP_TYPES = frozenset({"application/xml", "text/xml", "application/gzip", "application/x-gzip",
-                           "application/octet-stream", "text/plain"})
 NOT_FETCHABLE = ("javascript:", "mailto:", "data:", "tel:", "about:", "blob:", "#")
 MAX_SITEMAP_BYTES = 50_000_000  # the sitemaps.org limit for one uncompressed sitemap
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
-
-
-def is_html(content_type: str) -> bool:
-    return content_type in HTML_TYPES
-
-
-def is_css(content_type: str) -> bool:
-    return content_type in CSS_TYPES
 
 
 def extract_links(body: bytes, url: str, content_type: str, charset: str | None = None) -> list[Link]:
@@ -70,7 +58,7 @@ def document_base(body: bytes, document: Document, url: str, encoding: str) -> s
 
 def sitemap_links(body: bytes, url: str) -> list[Link]:
     """The <loc> URLs of a sitemap or sitemap index (gzipped or not), parsed without entity
-    expansion, DTDs or network access. Nested sitemaps come back as requisites, pages as pages."""
+    expansion, DTDs or network access. An index lists more sitemaps, a sitemap lists pages."""
     data = _gunzip_limited(body) if body[:2] == b"\x1f\x8b" else body
     parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                                   huge_tree=False, recover=True)
@@ -80,9 +68,9 @@ def sitemap_links(body: bytes, url: str) -> list[Link]:
         return []
     if root is None:
         return []
-    nested = lxml.etree.QName(root).localname == "sitemapindex"
-    locations = (element.text or "" for element in root.iter("{*}loc"))
-    return _resolve_all(((loc, REQUISITE if nested else PAGE) for loc in locations), url)
+    kind = LinkKind.SITEMAP if lxml.etree.QName(root).localname == "sitemapindex" else PAGE
+    locations = ((element.text or "").strip() for element in root.iter("{*}loc"))
+    return _resolve_all(((loc, kind) for loc in locations), url)
 
 
 def _gunzip_limited(body: bytes) -> bytes:

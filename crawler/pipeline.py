@@ -7,6 +7,7 @@
     4. writers     write queue -> file + manifest entry -> frontier.task_done   (disk-bound)
     5. stop        frontier.get() returns None once nothing is pending or in flight:
                    fetchers end, then one sentinel per parser, then one per writer.
+    6. finish      links in saved HTML/CSS converted for offline use; manifest and report.
 
 The two queues are bounded, so a slow parser or disk holds the fetchers back instead of
 filling memory. The frontier is unbounded but never blocks, so the stages form no cycle of
@@ -25,13 +26,15 @@ from datetime import datetime, timezone
 from hashlib import sha256
 
 from crawler.config import Config
+from crawler.converter import LinkConverter, OfflineLinks
 from crawler.errors import CrawlError, FetchError, OutputError
 from crawler.fetcher import Fetcher, Redirected
 from crawler.frontier import Frontier
-from crawler.models import CrawlItem, Failure, LinkKind, Page, SavedFile
-from crawler.parser import extract_links, is_html
+from crawler.models import CrawlItem, Failure, LinkKind, Page, SavedFile, is_html
+from crawler.parser import extract_links, sitemap_links
 from crawler.report import CrawlReport, Tally
 from crawler.scope import Scope
+from crawler.urls import host_key
 from crawler.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -49,9 +52,9 @@ QueueItem = Page | _Sentinel
 class Pipeline:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.scope = Scope(config.scope)
+        self.scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites)
         self.frontier = Frontier(max_pages=config.scope.max_pages)
-        self.writer = Writer(config.output_dir)
+        self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension)
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
                                may_follow=self._may_follow_redirect)
         self.pages: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
@@ -68,7 +71,7 @@ class Pipeline:
         """Crawl until done (or stopped), join every thread, and write manifest and report."""
         started = datetime.now(timezone.utc)
         self.writer.prepare()
-        self.frontier.add_all(CrawlItem(url, 0, LinkKind.PAGE) for url in self.config.start_urls)
+        self.frontier.add_all(self._seeds())
         threads = self.config.threads
         fetchers = self._start(threads.fetchers, "fetch", self._fetch_loop)
         parsers = self._start(threads.parsers, "parse", self._parse_loop)
@@ -77,6 +80,13 @@ class Pipeline:
         self._join_then_stop(parsers, self.writes, len(writers))
         self._join_then_stop(writers, None, 0)
         return self._finish(started)
+
+    def _seeds(self) -> list[CrawlItem]:
+        seeds = [CrawlItem(url, 0, LinkKind.PAGE) for url in self.config.start_urls]
+        if self.config.mirror.sitemaps:
+            origins = dict.fromkeys(url.split("/", 3)[0] + "//" + host_key(url) for url in self.config.start_urls)
+            seeds += [CrawlItem(f"{origin}/sitemap.xml", 0, LinkKind.SITEMAP, guessed=True) for origin in origins]
+        return seeds
 
     def stop(self) -> None:
         """Ctrl-C / SIGTERM: take no new URL; what is in flight drains through the stages."""
@@ -108,13 +118,19 @@ class Pipeline:
             tally.merge(part)
         if self._aborted.is_set():
             self.fatal_error = self._fatal_errors.get()
+        offline_links = None
+        if self.fatal_error is None:
+            try:
+                offline_links = self._convert_links(tally)
+            except OutputError as error:
+                self.fatal_error = error
         outcome = "aborted" if self.fatal_error else "interrupted" if self._interrupted.is_set() \
             else "completed"
         report = CrawlReport(
             start_urls=list(self.config.start_urls), output=str(self.config.output_dir),
             started_at=started, finished_at=datetime.now(timezone.utc), outcome=outcome,
             tally=tally, skipped=self.frontier.skipped(), not_fetched=len(self.frontier.pending()),
-            fatal_error=str(self.fatal_error) if self.fatal_error else None)
+            fatal_error=str(self.fatal_error) if self.fatal_error else None, offline_links=offline_links)
         try:
             self.writer.write_json_lines("manifest.jsonl", (_manifest_record(entry)
                                                             for entry in self.writer.saved_files()))
@@ -123,6 +139,16 @@ class Pipeline:
             self.fatal_error = OutputError(f"cannot write the manifest or report: {exc}")
             report.fatal_error = str(self.fatal_error)
         return report
+
+    def _convert_links(self, tally: Tally) -> OfflineLinks:
+        """Rewrite links for offline use once the crawl completed; count them in any case.
+        An interrupted crawl is left as fetched, so that resuming it converts everything once."""
+        converter = LinkConverter(
+            self.config.output_dir, self.writer.saved_files(), aliases=dict(tally.aliases),
+            in_domains=self.scope.in_domains,
+            broken=(failure.url for failure in tally.failures if failure.is_client_error),
+            excluded=self.frontier.skipped(), rewrite_file=self.writer.rewrite)
+        return converter.run(convert=self.config.mirror.convert_links and not self._interrupted.is_set())
 
     # -- stage 1: fetch --------------------------------------------------------------------
 
@@ -147,18 +173,24 @@ class Pipeline:
                 tally.retries += 1
                 self.frontier.retry_later(item, delay)
                 return
+            if item.guessed:  # a /sitemap.xml that is not there is no failure of the site
+                log.debug("no %s: %s", item.url, error)
+                self.frontier.task_done(item)
+                return
             self._fail(item, Failure(item.url, error.reason, str(error), error.status, item.referrer), tally)
             return
         if isinstance(result, Redirected):
             tally.redirects += 1
+            tally.aliases.append((result.source, result.target))
             self.frontier.task_done(item)
             return
+        tally.aliases.extend((source, result.url) for source in result.redirects)
         tally.requests_ok += 1
         tally.bytes_downloaded += len(result.body)
         self.pages.put(Page(item, result))
 
     def _may_follow_redirect(self, item: CrawlItem, target: str) -> bool:
-        rule = self.scope.rejection(target, item.kind, item.depth)
+        rule = self.scope.rejection(target, item.kind, item.depth, item.chain)
         if rule is not None:
             self.frontier.skip(target, f"redirect_{rule}")
             return False
@@ -177,17 +209,22 @@ class Pipeline:
         response, item = page.response, page.item
         page.is_html = is_html(response.content_type)
         try:
-            page.links = extract_links(response.body, response.url, response.content_type,
-                                       response.charset)
+            if item.kind is LinkKind.SITEMAP:
+                page.links = sitemap_links(response.body, response.url)
+            else:
+                page.links = extract_links(response.body, response.url, response.content_type,
+                                           response.charset)
         except Exception as exc:  # a page that breaks the parser is still saved
             log.warning("cannot parse %s: %s", response.url, exc)
             tally.parse_errors.append(Failure(response.url, "parse_error", str(exc)[:300]))
         admitted = []
         for link in page.links:
+            # Pages count a hop and restart the requisite chain; requisites extend the chain.
             depth = item.depth + 1 if link.kind is LinkKind.PAGE else item.depth
-            rule = self.scope.rejection(link.url, link.kind, depth)
+            chain = 0 if link.kind is LinkKind.PAGE else item.chain + 1
+            rule = self.scope.rejection(link.url, link.kind, depth, chain)
             if rule is None:
-                admitted.append(CrawlItem(link.url, depth, link.kind, referrer=response.url))
+                admitted.append(CrawlItem(link.url, depth, link.kind, referrer=response.url, chain=chain))
             else:
                 self.frontier.skip(link.url, rule)
         self.frontier.add_all(admitted)
@@ -210,7 +247,8 @@ class Pipeline:
         entry = SavedFile(url=response.url, path="", status=response.status,
                           content_type=response.content_type, size=len(response.body),
                           sha256=sha256(response.body).hexdigest(), etag=response.etag,
-                          last_modified=response.last_modified, fetched_at=response.fetched_at)
+                          last_modified=response.last_modified, fetched_at=response.fetched_at,
+                          charset=response.charset)
         try:
             self.writer.save(response.url, response.body, entry)
         except OutputError as error:
@@ -245,4 +283,5 @@ def _manifest_record(entry: SavedFile) -> dict[str, object]:
         "url": entry.url, "path": entry.path, "status": entry.status,
         "content_type": entry.content_type, "size": entry.size, "sha256": entry.sha256,
         "etag": entry.etag, "last_modified": entry.last_modified, "fetched_at": entry.fetched_at,
+        "charset": entry.charset,
     }

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+from crawler.converter import OfflineLinks
 from crawler.models import Failure
 
 REPORT_VERSION = 1
@@ -26,6 +27,7 @@ class Tally:
     retries: int = 0
     failures: list[Failure] = field(default_factory=list)
     parse_errors: list[Failure] = field(default_factory=list)
+    aliases: list[tuple[str, str]] = field(default_factory=list)  # (redirecting URL, its target)
 
     def merge(self, other: Tally) -> None:
         self.requests_ok += other.requests_ok
@@ -36,6 +38,7 @@ class Tally:
         self.retries += other.retries
         self.failures.extend(other.failures)
         self.parse_errors.extend(other.parse_errors)
+        self.aliases.extend(other.aliases)
 
 
 @dataclass
@@ -49,6 +52,7 @@ class CrawlReport:
     skipped: dict[str, str]  # URL -> scope rule
     not_fetched: int  # admitted but never fetched (stop, or max_pages reached)
     fatal_error: str | None = None
+    offline_links: OfflineLinks | None = None
 
     @property
     def serious_failures(self) -> list[Failure]:
@@ -65,6 +69,7 @@ class CrawlReport:
 
     def to_dict(self) -> dict[str, object]:
         tally = self.tally
+        links = self.offline_links or OfflineLinks()
         failures = sorted(tally.failures, key=lambda f: f.url)
         return {
             "report_version": REPORT_VERSION,
@@ -87,6 +92,9 @@ class CrawlReport:
                 "parse_errors": len(tally.parse_errors),
             },
             "bytes_downloaded": tally.bytes_downloaded,
+            "offline_links_ok": links.ok,
+            "offline_links_total": links.total,
+            "offline_links": links.to_dict(),
             "pages_per_second": round(tally.files_saved / self.duration_s, 1) if self.duration_s else None,
             "skipped_by_rule": dict(Counter(self.skipped.values()).most_common()),
             "failures_by_reason": dict(Counter(f.reason for f in failures).most_common()),
@@ -109,6 +117,10 @@ class CrawlReport:
             f"{len(tally.failures) - len(self.serious_failures)} broken links); "
             f"skipped by scope: {len(self.skipped)}; not fetched: {self.not_fetched}",
         ]
+        if self.offline_links is not None and self.offline_links.total:
+            links = self.offline_links
+            lines.append(f"links that work offline: {links.ok}/{links.total} "
+                         f"({100 * links.ok / links.total:.1f}%)")
         if tally.failures:
             reasons = Counter(f.reason for f in tally.failures).most_common(5)
             lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in reasons))

@@ -1,7 +1,7 @@
 """Which discovered URLs the crawl follows, and which rule said no.
 
-Each rule has a name, so a skipped URL can be reported (and later explained) by the rule
-that rejected it. Rules are checked cheapest first.
+Each rule has a name, so a skipped URL can be reported (and explained) by the rule that
+rejected it. Rules are checked cheapest first.
 """
 
 from __future__ import annotations
@@ -12,34 +12,44 @@ from crawler.config import ScopeConfig
 from crawler.models import LinkKind
 from crawler.urls import host_of
 
+# Requisites of requisites: page -> frame -> stylesheet -> imported stylesheet -> font is 4.
+# A deeper chain is a frame or stylesheet generator, not a page's decoration.
+MAX_REQUISITE_CHAIN = 5
+
 
 class Scope:
-    def __init__(self, config: ScopeConfig) -> None:
+    def __init__(self, config: ScopeConfig, requisites_anywhere: bool = True) -> None:
+        """`requisites_anywhere`: fetch a saved page's requisites whatever their host and depth
+        (mirror.requisites); otherwise they follow the rules of pages."""
         self._exact_hosts = frozenset(d for d in config.domains if not d.startswith("*."))
         self._host_suffixes = tuple(d[1:] for d in config.domains if d.startswith("*."))
         self._wildcard_roots = frozenset(d[2:] for d in config.domains if d.startswith("*."))
         self._include = [re.compile(p) for p in config.include]
         self._exclude = [re.compile(p) for p in config.exclude]
         self._max_depth = config.max_depth
+        self._requisites_anywhere = requisites_anywhere
 
     def in_domains(self, url: str) -> bool:
         host = host_of(url)
         return (host in self._exact_hosts or host in self._wildcard_roots
                 or (bool(self._host_suffixes) and host.endswith(self._host_suffixes)))
 
-    def rejection(self, url: str, kind: LinkKind, depth: int) -> str | None:
+    def rejection(self, url: str, kind: LinkKind, depth: int, chain: int = 0) -> str | None:
         """The name of the first rule that keeps `url` out of the crawl, or None to crawl it.
 
-        `url` is canonical; `depth` is the number of hops it would be from a start URL.
-        Requisites are fetched whatever the depth, since the page that embeds them was saved.
+        `url` is canonical; `depth` is the number of page hops it would be from a start URL,
+        `chain` the number of requisite hops since the last page.
         """
-        if not self.in_domains(url):
-            return "domain"
         if any(p.search(url) for p in self._exclude):
             return "exclude"
-        if kind is LinkKind.PAGE:
-            if self._include and not any(p.search(url) for p in self._include):
-                return "include"
-            if self._max_depth is not None and depth > self._max_depth:
-                return "max_depth"
+        if kind is LinkKind.REQUISITE and self._requisites_anywhere:
+            return "requisite_chain" if chain > MAX_REQUISITE_CHAIN else None
+        if not self.in_domains(url):
+            return "domain"
+        if kind is LinkKind.SITEMAP:
+            return None
+        if self._include and not any(p.search(url) for p in self._include):
+            return "include"
+        if self._max_depth is not None and depth > self._max_depth:
+            return "max_depth"
         return None

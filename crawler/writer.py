@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from crawler.errors import OutputError, UnsafePathError
-from crawler.models import SavedFile
+from crawler.models import SavedFile, is_css, is_html
 
 INDEX_NAME = "index.html"
 COLLISION_SUFFIX = "%~file"  # "a" saved as "a%~file" when "a/" must be a folder
@@ -42,11 +42,13 @@ _ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _KEEP_ESCAPED = frozenset("/\\%?") | {chr(c) for c in range(0x20)} | {"\x7f"}
 
 
-def url_to_path(url: str) -> str:
+def url_to_path(url: str, content_type: str | None = None) -> str:
     """The mirror path of a canonical URL, relative to the output folder, "/"-separated.
 
     http://host/a/b.html -> host/a/b.html;  http://host/a/ -> host/a/index.html;
     http://host:8080/p?q=1 -> host:8080/p?q=1;  http://host/%41%2F -> host/A%2F
+    With a `content_type`, HTML and CSS get the extension a browser needs to open them from
+    disk (wget -E): http://host/about as text/html -> host/about.html.
     """
     scheme_sep = url.find("://")
     rest = url[scheme_sep + 3:] if scheme_sep >= 0 else url
@@ -58,7 +60,7 @@ def url_to_path(url: str) -> str:
     last = _safe_name(segments[-1]) if segments[-1] else INDEX_NAME
     if question:
         last = f"{last}?{_safe_name(query)}" if query else last
-    names.append(_shorten(last))
+    names.append(_shorten(last + _missing_extension(last, content_type)))
     relative = "/".join(names)
     if len(relative.encode()) > MAX_PATH_BYTES:
         digest = hashlib.sha256(relative.encode()).hexdigest()[:32]
@@ -101,6 +103,17 @@ def _shorten(name: str) -> str:
     return f"{prefix}{HASH_MARKER}{digest}{extension}"
 
 
+def _missing_extension(name: str, content_type: str | None) -> str:
+    lowered = name.lower()
+    if content_type is None:
+        return ""
+    if is_html(content_type) and not lowered.endswith((".html", ".htm")):
+        return ".html"
+    if is_css(content_type) and not lowered.endswith(".css"):
+        return ".css"
+    return ""
+
+
 def _extension(name: str) -> str:
     extension = os.path.splitext(name.partition("?")[0])[1]
     return extension if 1 < len(extension) <= 10 and extension[1:].isalnum() else ""
@@ -121,16 +134,25 @@ def checked_join(root: Path, relative: str) -> Path:
 
 
 class Writer:
-    """Saves bodies under `root`, atomically; shared by all writer threads."""
+    """Saves bodies under `root`, atomically, one file per URL; shared by all writer threads.
 
-    def __init__(self, root: Path) -> None:
+    `adjust_extension`: name HTML and CSS files so a browser opens them from disk.
+    """
+
+    def __init__(self, root: Path, adjust_extension: bool = False) -> None:
         self.root = root
-        # Guards the folder structure (creating folders, moving a file aside for a folder)
-        # and `_saved`; file contents are written outside it.
+        self.adjust_extension = adjust_extension
+        # Guards the folder structure (creating folders, moving a file aside for a folder),
+        # `_saved` and `_owners`; file contents are written outside it.
         self._lock = threading.Lock()
-        self._saved: dict[str, SavedFile] = {}
+        self._saved: dict[str, SavedFile] = {}  # URL -> its entry
+        self._owners: dict[str, str] = {}  # relative path -> the URL saved there
         self._folders: set[Path] = set()  # folders this run created or checked
         self._file_mode = 0o666 & ~_current_umask()
+
+    def path_for(self, url: str, content_type: str) -> str:
+        """Where `url` is saved (before any collision with another URL's file)."""
+        return url_to_path(url, content_type if self.adjust_extension else None)
 
     def prepare(self) -> None:
         """Create the output folder or fail with OutputError (exit 1) before any fetch."""
@@ -144,21 +166,32 @@ class Writer:
 
     def save(self, url: str, body: bytes, entry: SavedFile) -> SavedFile:
         """Write `body` as the file for `url`; returns the manifest entry with its final path."""
-        relative = url_to_path(url)
-        target = checked_join(self.root, relative)
+        target = checked_join(self.root, self.path_for(url, entry.content_type))
         with self._lock:
             target = self._make_room(target)
         temp = self._write_temp(target.parent, body)
         try:
             with self._lock:  # the file and its manifest entry appear together
-                target = self._make_room(target)
+                target = self._unowned(self._make_room(target), url, entry.sha256)
                 os.replace(temp, target)
-                saved = replace(entry, path=target.relative_to(self.root).as_posix())
-                self._saved[url] = saved
+                relative = target.relative_to(self.root).as_posix()
+                saved = self._saved[url] = replace(entry, path=relative)
+                self._owners.setdefault(relative, url)
         except BaseException:
             _unlink_quietly(temp)
             raise
         return saved
+
+    def _unowned(self, target: Path, url: str, sha256: str) -> Path:
+        """`target`, or a name of its own if another URL's different file is there (/a as HTML
+        and /a.html both want a.html). URLs with the same content share the file, which is
+        what /d/ and /d/index.html usually are."""
+        owner = self._owners.get(target.relative_to(self.root).as_posix())
+        if owner is None or owner == url or self._saved[owner].sha256 == sha256:
+            return target
+        stem, extension = os.path.splitext(target.name)
+        digest = hashlib.sha256(url.encode()).hexdigest()[:10]
+        return target.with_name(f"{stem}{HASH_MARKER}{digest}{extension}")
 
     def saved_files(self) -> list[SavedFile]:
         with self._lock:
@@ -168,6 +201,16 @@ class Writer:
         text = "".join(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n"
                        for record in records)
         self.write_metadata(name, text.encode())
+
+    def rewrite(self, relative: str, data: bytes) -> None:
+        """Atomically replace the content of a file saved earlier (link conversion)."""
+        target = checked_join(self.root, relative)
+        temp = self._write_temp(target.parent, data)
+        try:
+            os.replace(temp, target)
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
 
     def write_metadata(self, name: str, data: bytes) -> None:
         """Atomically write one of crawl's own files (manifest, report) at the top level."""
@@ -212,7 +255,11 @@ class Writer:
     def _rename_saved(self, old: Path, new: Path) -> None:
         old_relative = old.relative_to(self.root).as_posix()
         new_relative = new.relative_to(self.root).as_posix()
-        for url, entry in self._saved.items():
+        owner = self._owners.pop(old_relative, None)
+        if owner is None:
+            return
+        self._owners[new_relative] = owner
+        for url, entry in self._saved.items():  # rare: only when a folder displaces a file
             if entry.path == old_relative:
                 self._saved[url] = replace(entry, path=new_relative)
 

@@ -11,11 +11,37 @@ import pytest
 import yaml
 
 from crawler.config import Config, parse_config
-from crawler.demo.server import SITE, SiteServer
+from crawler.demo.server import SiteServer
 from crawler.pipeline import Pipeline
 from crawler.report import CrawlReport
 
-DEMO_FILES = sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob("*") if p.is_file())
+# Every file a browser needs to show the sample site, as a complete mirror saves it:
+# path under the host folder -> the site file it comes from.
+DEMO_SITE_FILES = {
+    "index.html": "index.html", "about.html": "about.html", "contact.html": "contact.html",
+    "gallery.html": "gallery.html", "frame.html": "frame.html", "latin1.html": "latin1.html",
+    "caf\u00e9.html": "caf\u00e9.html", "refresh.html": "refresh.html", "unlinked.html": "unlinked.html",
+    "base-demo/index.html": "base-demo/index.html", "sitemap.xml": "sitemap.xml",
+    "products.php?id=1.html": "products.php", "products.php?id=2.html": "products.php",
+    "products.php?id=3&view=full.html": "products.php",
+    "docs/index.html": "docs/index.html", "docs/getting-started.html": "docs/getting-started.html",
+    "docs/advanced/index.html": "docs/advanced/index.html", "docs/advanced/config.html": "docs/advanced/config.html",
+    "blog/index.html": "blog/index.html", "blog/2026/first-post.html": "blog/2026/first-post.html",
+    "blog/2026/second-post.html": "blog/2026/second-post.html",
+    "private/index.html": "private/index.html", "private/secret.html": "private/secret.html",
+    "favicon.ico": "favicon.ico",
+    **{f"static/{name}": f"static/{name}" for name in [
+        "css/site.css", "css/base.css", "css/print.css", "js/app.js", "fonts/demo.woff2",
+        "img/logo.png", "img/banner.png", "img/banner@2x.png", "img/background.png", "img/icon-doc.png",
+        "img/photo.png", "img/wide-480.png", "img/wide-960.png", "img/frame-pic.png", "img/quoted.png",
+        "img/spaced.png", "img/unquoted.png", "img/style-block.png", "img/table-bg.png",
+        "media/clip.mp4", "media/poster.png", "media/subs.vtt", "media/sound.mp3", "media/diagram.svg",
+        "media/button.png"]},
+}
+DEMO_CDN_FILES = {"cdn/cdn.css": "cdn/cdn.css", "cdn/cdn-logo.png": "cdn/cdn-logo.png",
+             "cdn/cdn-font.woff2": "cdn/cdn-font.woff2"}
+# URLs saved: one per file, plus /index.html, which has the content of / and shares its file.
+DEMO_URL_COUNT = len(DEMO_SITE_FILES) + len(DEMO_CDN_FILES) + 1
 
 
 @pytest.fixture

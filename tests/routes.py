@@ -1,6 +1,6 @@
 """Routes for the test server: generated sites and responses that misbehave on purpose.
 
-A route is a function of the request handler; `SiteServer(routes={path: route})` serves it.
+A route is a function of the request handler; `SiteServer(root=None, routes={path: route})` serves it.
 """
 
 from __future__ import annotations

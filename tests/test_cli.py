@@ -15,7 +15,7 @@ import yaml
 from crawler.cli import main
 from crawler.demo.server import SiteServer
 from tests import routes
-from tests.conftest import read_manifest
+from tests.conftest import DEMO_URL_COUNT, read_manifest
 
 
 def write_config(path: Path, start: str, output: Path, **sections: object) -> Path:
@@ -28,7 +28,7 @@ def test_demo_mirrors_the_sample_site_and_exits_0(tmp_path: Path, capsys: pytest
     assert main(["demo", "--port", "0", "--output", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
     assert "completed:" in printed and "index.html in a browser" in printed
-    assert len(read_manifest(tmp_path / "demo")) == 27
+    assert len(read_manifest(tmp_path / "demo")) == DEMO_URL_COUNT
 
 
 def test_python_dash_m_runs_a_config(tmp_path: Path, site: SiteServer) -> None:
@@ -42,18 +42,18 @@ def test_python_dash_m_runs_a_config(tmp_path: Path, site: SiteServer) -> None:
 
 def test_exit_1_when_urls_fail_after_retries(tmp_path: Path) -> None:
     site_routes = {"/": routes.html(routes.page("/down.html")), "/down.html": routes.status(503)}
-    with SiteServer(routes=site_routes) as server:
+    with SiteServer(root=None, routes=site_routes) as server:
         config = write_config(tmp_path / "c.yaml", server.url, tmp_path / "out")
         assert main([str(config)]) == 1
 
 
 def test_exit_1_when_a_start_url_fails_even_with_a_404(tmp_path: Path) -> None:
-    with SiteServer(routes={"/": routes.status(404)}) as server:
+    with SiteServer(root=None, routes={"/": routes.status(404)}) as server:
         assert main([str(write_config(tmp_path / "c.yaml", server.url, tmp_path / "out"))]) == 1
 
 
 def test_broken_links_alone_exit_0(tmp_path: Path) -> None:
-    with SiteServer(routes={"/": routes.html(routes.page("/gone.html"))}) as server:
+    with SiteServer(root=None, routes={"/": routes.html(routes.page("/gone.html"))}) as server:
         assert main([str(write_config(tmp_path / "c.yaml", server.url, tmp_path / "out"))]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [f["reason"] for f in report["failures"]] == ["http_404"]
@@ -76,7 +76,7 @@ def test_unusable_output_folder_exits_1_with_one_line(tmp_path: Path, site: Site
 
 def test_verbose_prints_the_summary(tmp_path: Path, site: SiteServer, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(write_config(tmp_path / "c.yaml", site.url, tmp_path / "out")), "-v"]) == 0
-    assert "completed: 27 files saved" in capsys.readouterr().out
+    assert f"completed: {DEMO_URL_COUNT} files saved" in capsys.readouterr().out
 
 
 def test_version_and_help_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,7 +86,7 @@ def test_version_and_help_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_sigint_stops_the_crawl_with_exit_130(tmp_path: Path) -> None:
-    with SiteServer(routes=routes.tree_site(400, delay=0.05)) as server:
+    with SiteServer(root=None, routes=routes.tree_site(400, delay=0.05)) as server:
         config = write_config(tmp_path / "c.yaml", server.url + "gen/0.html", tmp_path / "out",
                               threads={"fetchers": 2})
         with subprocess.Popen([sys.executable, "-m", "crawler", str(config)],

@@ -159,7 +159,7 @@ def test_sitemap_and_sitemap_index() -> None:
         "http://h/a.html": PAGE, "http://h/b.html": PAGE}
     index = b"""<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
       <sitemap><loc>http://h/s1.xml.gz</loc></sitemap></sitemapindex>"""
-    assert sitemap_links(index, "http://h/sitemap.xml") == [Link("http://h/s1.xml.gz", REQUISITE)]
+    assert sitemap_links(index, "http://h/sitemap.xml") == [Link("http://h/s1.xml.gz", LinkKind.SITEMAP)]
     assert [link.url for link in sitemap_links(gzip.compress(sitemap), "http://h/s.xml.gz")] == [
         "http://h/a.html", "http://h/b.html"]
 

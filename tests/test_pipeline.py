@@ -12,32 +12,19 @@ from pathlib import Path
 import pytest
 
 import crawler.pipeline as pipeline_module
-from crawler.demo.server import SITE, SiteServer
+from crawler.demo.server import SiteServer
 from crawler.pipeline import Pipeline
 from crawler.writer import Writer
 from tests import routes
-from tests.conftest import CrawlRunner, make_config, mirrored_files, read_manifest
-
-# Every file of the sample site a crawl reaches (robots.txt is not linked from anywhere).
-DEMO_MIRROR = {
-    "index.html": "index.html", "about": "about.html",
-    "contact.html": "contact.html", "favicon.ico": "favicon.ico",
-    "products.php?id=1": "products.php", "products.php?id=2": "products.php",
-    "products.php?id=3&view=full": "products.php",
-    "docs/index.html": "docs/index.html", "docs/getting-started.html": "docs/getting-started.html",
-    "docs/advanced/index.html": "docs/advanced/index.html",
-    "docs/advanced/config.html": "docs/advanced/config.html",
-    "blog/index.html": "blog/index.html", "blog/2026/first-post.html": "blog/2026/first-post.html",
-    "blog/2026/second-post.html": "blog/2026/second-post.html",
-    "private/index.html": "private/index.html", "private/secret.html": "private/secret.html",
-    "static/css/site.css": "static/css/site.css", "static/css/base.css": "static/css/base.css",
-    "static/js/app.js": "static/js/app.js", "static/fonts/demo.woff2": "static/fonts/demo.woff2",
-    **{f"static/img/{name}": f"static/img/{name}" for name in
-       ["logo.png", "banner.png", "banner@2x.png", "background.png", "icon-doc.png", "photo.png"]},
-}
-
-# about.html links "index.html": that URL and "/" are two URLs saved as one file, as in wget.
-DEMO_URL_COUNT = len(DEMO_MIRROR) + 1
+from tests.conftest import (
+    DEMO_CDN_FILES,
+    DEMO_SITE_FILES,
+    DEMO_URL_COUNT,
+    CrawlRunner,
+    make_config,
+    mirrored_files,
+    read_manifest,
+)
 
 
 def host_folder(server: SiteServer) -> str:
@@ -52,26 +39,29 @@ def test_sample_site_is_mirrored_completely_and_each_url_fetched_once(
     report, _ = crawl(site.url, threads={"fetchers": fetchers, "parsers": parsers, "writers": writers},
                       queue_size=queue_size)
     out = tmp_path / "out"
-    host = host_folder(site)
-    assert mirrored_files(out / host) == sorted(DEMO_MIRROR)
-    for saved, source in DEMO_MIRROR.items():
-        assert (out / host / saved).read_bytes() == (SITE / source).read_bytes(), saved
+    host, cdn = host_folder(site), site.cdn_url.split("/")[2]
+    assert mirrored_files(out) == sorted([*(f"{host}/{path}" for path in DEMO_SITE_FILES),
+                                          *(f"{cdn}/{path}" for path in DEMO_CDN_FILES)])
+    for saved, source in DEMO_SITE_FILES.items():
+        if not saved.endswith((".html", ".css")):  # HTML and CSS have their links converted
+            assert (out / host / saved).read_bytes() == site.render(source), saved
     counts = site.requests()
     assert max(counts.values()) == 1, [path for path, n in counts.items() if n > 1]
     assert report.outcome == "completed"
     assert report.tally.files_saved == DEMO_URL_COUNT
-    assert [failure.url.split("/", 3)[3] for failure in report.tally.failures] == ["missing-page.html"]
+    assert sorted(failure.url.split("/", 3)[3] for failure in report.tally.failures) == [
+        "feed.xml", "missing-page.html"]
 
 
 def test_manifest_describes_every_saved_file(site: SiteServer, crawl: CrawlRunner, tmp_path: Path) -> None:
-    crawl(site.url)
+    crawl(site.url, mirror={"convert_links": False})  # so that files on disk are bodies as served
     out = tmp_path / "out"
     manifest = read_manifest(out)
     assert [entry["url"] for entry in manifest] == sorted(entry["url"] for entry in manifest)
     assert len(manifest) == DEMO_URL_COUNT
     for entry in manifest:
         assert set(entry) == {"url", "path", "status", "content_type", "size", "sha256", "etag",
-                              "last_modified", "fetched_at"}
+                              "last_modified", "fetched_at", "charset"}
         body = (out / entry["path"]).read_bytes()
         assert entry["size"] == len(body)
         assert entry["sha256"] == hashlib.sha256(body).hexdigest()
@@ -87,14 +77,14 @@ def test_report_counts(site: SiteServer, crawl: CrawlRunner, tmp_path: Path) -> 
     assert report["outcome"] == "completed"
     assert report["counts"]["saved"] == DEMO_URL_COUNT
     assert report["counts"]["fetched"] == DEMO_URL_COUNT
-    assert report["counts"]["failed"] == 1 and report["counts"]["failed_broken_links"] == 1
+    assert report["counts"]["failed"] == 2 and report["counts"]["failed_broken_links"] == 2
     assert report["counts"]["skipped_by_scope"] == 1  # https://www.example.com/elsewhere
     assert report["skipped_by_rule"] == {"domain": 1}
-    assert report["counts"]["redirects"] == 1  # /old-home -> / (already fetched)
-    assert report["failures"][0]["reason"] == "http_404"
-    assert report["failures"][0]["referrer"] == site.url
-    sizes = [(SITE / source).stat().st_size for source in [*DEMO_MIRROR.values(), "index.html"]]
-    assert report["bytes_downloaded"] == sum(sizes)
+    assert report["counts"]["redirects"] == 2  # /old-home -> /, /moved-photo -> a photo, both fetched already
+    assert [f["reason"] for f in report["failures"]] == ["http_404", "http_404"]
+    assert report["failures"][1]["referrer"] == site.url
+    sources = [*DEMO_SITE_FILES.values(), *DEMO_CDN_FILES.values(), "index.html"]
+    assert report["bytes_downloaded"] == sum(len(site.render(source)) for source in sources)
     assert report["duration_s"] >= 0
 
 
@@ -102,7 +92,7 @@ def test_exclude_include_and_depth(site: SiteServer, crawl: CrawlRunner, tmp_pat
     report, _ = crawl(site.url, scope={"exclude": [r"/blog/"], "include": [r"/docs/", r":\d+/$"],
                                        "max_depth": 1})
     saved = mirrored_files(tmp_path / "out" / host_folder(site))
-    pages = [p for p in saved if not p.startswith("static/") and p != "favicon.ico"]
+    pages = [p for p in saved if not p.startswith("static/") and p not in ("favicon.ico", "sitemap.xml")]
     assert pages == ["docs/index.html", "index.html"]
     assert "docs/advanced/config.html" not in saved  # two hops away
     assert "static/img/icon-doc.png" in saved  # the requisite of a depth-1 page
@@ -120,15 +110,17 @@ def test_max_depth_zero_fetches_start_urls_and_their_requisites(site: SiteServer
 
 
 def test_max_depth_counts_hops(tmp_path: Path) -> None:
-    with SiteServer(routes=routes.chain_site(10)) as server:
-        Pipeline(make_config(server.url + "chain/0.html", tmp_path, scope={"max_depth": 3})).run()
+    with SiteServer(root=None, routes=routes.chain_site(10)) as server:
+        Pipeline(make_config(server.url + "chain/0.html", tmp_path, scope={"max_depth": 3},
+                             mirror={"sitemaps": False})).run()
         assert sorted(server.requests()) == [f"/chain/{n}.html" for n in range(4)]
 
 
 def test_max_pages_stops_after_that_many_html_pages(tmp_path: Path) -> None:
-    with SiteServer(routes=routes.tree_site(100)) as server:
+    with SiteServer(root=None, routes=routes.tree_site(100)) as server:
         pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
-                                        scope={"max_pages": 10}, threads={"fetchers": 8}))
+                                        scope={"max_pages": 10}, threads={"fetchers": 8},
+                                        mirror={"sitemaps": False}))
         report = pipeline.run()
         assert report.tally.html_pages_saved == 10
         assert sum(server.requests().values()) == 10
@@ -136,9 +128,9 @@ def test_max_pages_stops_after_that_many_html_pages(tmp_path: Path) -> None:
 
 
 def test_other_hosts_are_not_crawled_unless_listed(tmp_path: Path) -> None:
-    with SiteServer(routes={"/other.html": routes.html(routes.page())}) as other:
+    with SiteServer(root=None, routes={"/other.html": routes.html(routes.page())}) as other:
         other_url = other.url.replace("127.0.0.1", "localhost") + "other.html"  # another host name
-        with SiteServer(routes={"/": routes.html(routes.page(other_url))}) as main_site:
+        with SiteServer(root=None, routes={"/": routes.html(routes.page(other_url))}) as main_site:
             report = Pipeline(make_config(main_site.url, tmp_path / "a")).run()
             assert other.requests() == {}
             assert report.skipped == {other_url: "domain"}
@@ -158,10 +150,10 @@ def test_slow_writer_holds_the_fetchers_back(tmp_path: Path, monkeypatch: pytest
         return original_save(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Writer, "save", stalled_save)
-    with SiteServer(routes=routes.tree_site(60)) as server:
+    with SiteServer(root=None, routes=routes.tree_site(60)) as server:
         pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
                                         threads={"fetchers": fetchers, "parsers": parsers, "writers": writers},
-                                        queue_size=queue_size))
+                                        queue_size=queue_size, mirror={"sitemaps": False}))
         runner = threading.Thread(target=pipeline.run)
         runner.start()
         fetched = _settled_count(lambda: sum(server.requests().values()))
@@ -180,7 +172,7 @@ def test_retryable_errors_are_retried_then_saved(tmp_path: Path) -> None:
     site_routes = {"/": routes.html(routes.page("/flaky.html", "/down.html")),
                    "/flaky.html": routes.flaky(2, routes.html(routes.page())),
                    "/down.html": routes.status(500)}
-    with SiteServer(routes=site_routes) as server:
+    with SiteServer(root=None, routes=site_routes) as server:
         report = Pipeline(make_config(server.url, tmp_path / "out",
                                       http={"retries": 2, "retry_backoff": 0.01})).run()
         counts = server.requests()
@@ -193,7 +185,7 @@ def test_retryable_errors_are_retried_then_saved(tmp_path: Path) -> None:
 
 def test_a_body_cut_short_is_a_failure_not_a_truncated_file(tmp_path: Path) -> None:
     site_routes = {"/": routes.html(routes.page("/cut.html")), "/cut.html": routes.reset_connection}
-    with SiteServer(routes=site_routes) as server:
+    with SiteServer(root=None, routes=site_routes) as server:
         report = Pipeline(make_config(server.url, tmp_path / "out")).run()
         host = server.url.split("/")[2]
     assert [f.reason for f in report.tally.failures] == ["incomplete_body"]
@@ -205,7 +197,7 @@ def test_redirect_targets_are_fetched_once_and_out_of_scope_redirects_not_follow
                    "/moved": routes.redirect("/target.html", 301),
                    "/target.html": routes.html(routes.page()),
                    "/away": routes.redirect("http://elsewhere.test/")}
-    with SiteServer(routes=site_routes) as server:
+    with SiteServer(root=None, routes=site_routes) as server:
         report = Pipeline(make_config(server.url, tmp_path / "out")).run()
         counts = server.requests()
     assert counts["/target.html"] == 1
@@ -226,13 +218,13 @@ def test_a_page_that_breaks_the_parser_is_saved_and_reported(tmp_path: Path,
     with SiteServer() as server:
         report = Pipeline(make_config(server.url, tmp_path / "out")).run()
         host = server.url.split("/")[2]
-    assert (tmp_path / "out" / host / "about").exists()
+    assert (tmp_path / "out" / host / "about.html").exists()
     assert [e.reason for e in report.tally.parse_errors] == ["parse_error"]
     assert report.outcome == "completed"
 
 
 def test_stop_ends_the_crawl_quickly_with_the_rest_pending(tmp_path: Path) -> None:
-    with SiteServer(routes=routes.tree_site(500, delay=0.05)) as server:
+    with SiteServer(root=None, routes=routes.tree_site(500, delay=0.05)) as server:
         pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
                                         threads={"fetchers": 2}))
         result: list[object] = []

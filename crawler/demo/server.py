@@ -1,50 +1,78 @@
 """A small threaded HTTP server for the bundled sample site (used by `crawl demo` and the tests).
 
-It serves a folder like a plain web server does (keep-alive, Content-Length, Last-Modified,
-304 for If-Modified-Since) plus a few routes a real site has: redirects, and pages without a
-file extension. It counts the requests it answered per path, so a test can check that no URL
-was fetched twice.
+It serves a folder the way a plain web server does: keep-alive, Content-Length, ETag and
+Last-Modified, 304 answers to conditional requests, a redirect from /folder to /folder/.
+It adds a few routes a real site has (redirects, a page without a file extension), and it
+serves the site under two host names, 127.0.0.1 and localhost, standing in for a site and
+its CDN: in text files `__ORIGIN__` becomes http://127.0.0.1:<port> and `__CDN__`
+http://localhost:<port>. It counts the requests it answered, per path, so tests can check
+that no URL was fetched twice.
 """
 
 from __future__ import annotations
 
+import email.utils
+import hashlib
+import mimetypes
+import posixpath
 import threading
 from collections import Counter
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
+from urllib.parse import unquote
 
 SITE = Path(__file__).parent / "site"
 
 # Routes of the sample site that are not plain files.
-REDIRECTS = {"/old-home": "/", "/docs": "/docs/"}
+REDIRECTS = {"/old-home": "/", "/moved-photo": "/static/img/photo.png"}
 ALIASES = {"/about": "about.html"}  # served as text/html without the extension
-EXTRA_TYPES = {".php": "text/html", ".woff2": "font/woff2"}
+TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".php": "text/html",
+         ".woff2": "font/woff2", ".vtt": "text/vtt", ".svg": "image/svg+xml", ".xml": "application/xml",
+         ".txt": "text/plain", ".ico": "image/x-icon", ".mp4": "video/mp4", ".mp3": "audio/mpeg"}
+TEMPLATED = frozenset({".html", ".css", ".xml", ".txt", ".php"})
 
-Route = Callable[[SimpleHTTPRequestHandler], None]
+Route = Callable[[BaseHTTPRequestHandler], None]
 
 
 class SiteServer(ThreadingHTTPServer):
-    """Serve `root` on 127.0.0.1 (a free port unless given). Use as a context manager."""
+    """Serve `root` (None: only `routes`) on 127.0.0.1, on a free port unless given.
+    Use as a context manager."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, root: Path = SITE, port: int = 0, routes: dict[str, Route] | None = None) -> None:
+    def __init__(self, root: Path | None = SITE, port: int = 0, routes: dict[str, Route] | None = None) -> None:
         self.root = root
         self.routes = dict(routes or {})
-        # Guards `requests`: handler threads count, a test reads.
+        # Guards `_requests`: handler threads count, a test reads.
         self._count_lock = threading.Lock()
         self._requests: Counter[str] = Counter()
         self._thread: threading.Thread | None = None
         super().__init__(("127.0.0.1", port), _Handler)
 
     @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/"
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def cdn_url(self) -> str:
+        return f"http://localhost:{self.port}/"
+
+    def render(self, relative: str) -> bytes:
+        """The bytes this server sends for the site file `relative` (tokens replaced)."""
+        assert self.root is not None
+        data = (self.root / relative).read_bytes()
+        if posixpath.splitext(relative)[1] in TEMPLATED:
+            data = data.replace(b"__ORIGIN__", self.url.rstrip("/").encode())
+            data = data.replace(b"__CDN__", self.cdn_url.rstrip("/").encode())
+        return data
 
     def count(self, path: str) -> None:
         with self._count_lock:
@@ -74,34 +102,69 @@ class SiteServer(ThreadingHTTPServer):
         self.stop()
 
 
-class _Handler(SimpleHTTPRequestHandler):
+class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
     server: SiteServer
-    extensions_map: ClassVar[dict[str, str]] = {**SimpleHTTPRequestHandler.extensions_map, **EXTRA_TYPES}
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, directory=str(self.server_root(args)), **kwargs)  # type: ignore[misc, arg-type]
-
-    @staticmethod
-    def server_root(args: tuple[object, ...]) -> Path:
-        return args[2].root  # type: ignore[attr-defined, no-any-return]
 
     def do_GET(self) -> None:
         self.server.count(self.path)
-        path = self.path.split("?", 1)[0]
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
         route = self.server.routes.get(path)
         if route is not None:
             route(self)
         elif path in REDIRECTS:
-            self.send_response(HTTPStatus.MOVED_PERMANENTLY)
-            self.send_header("Location", REDIRECTS[path])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        elif path in ALIASES:
-            self.path = "/" + ALIASES[path]
-            super().do_GET()
+            self._send(HTTPStatus.MOVED_PERMANENTLY, b"", {"Location": REDIRECTS[path]})
         else:
-            super().do_GET()
+            self._send_file(ALIASES.get(path, unquote(path).lstrip("/")))
+
+    def _send_file(self, relative: str) -> None:
+        relative = posixpath.normpath(relative or ".")
+        if self.server.root is None or relative.startswith(("..", "/")) or "\x00" in relative:
+            self._send(HTTPStatus.NOT_FOUND, b"File not found", content_type="text/plain")
+            return
+        file = self.server.root / relative
+        if file.is_dir():
+            if not self.path.split("?", 1)[0].endswith("/"):
+                self._send(HTTPStatus.MOVED_PERMANENTLY, b"", {"Location": self.path.split("?", 1)[0] + "/"})
+                return
+            file, relative = file / "index.html", posixpath.join(relative, "index.html")
+        if not file.is_file():
+            self._send(HTTPStatus.NOT_FOUND, b"File not found", content_type="text/plain")
+            return
+        body = self.server.render(relative)
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        modified = email.utils.formatdate(int(file.stat().st_mtime), usegmt=True)
+        headers = {"ETag": etag, "Last-Modified": modified}
+        if self._not_modified(etag, int(file.stat().st_mtime)):
+            self._send(HTTPStatus.NOT_MODIFIED, b"", headers, body_allowed=False)
+            return
+        content_type = TYPES.get(posixpath.splitext(file.name)[1]) or \
+            mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        self._send(HTTPStatus.OK, body, headers, content_type)
+
+    def _not_modified(self, etag: str, mtime: int) -> bool:
+        if_none_match = self.headers.get("If-None-Match")
+        if if_none_match is not None:
+            return etag in [tag.strip() for tag in if_none_match.split(",")] or if_none_match.strip() == "*"
+        since = self.headers.get("If-Modified-Since")
+        if since:
+            try:
+                return mtime <= email.utils.parsedate_to_datetime(since).timestamp()
+            except (TypeError, ValueError):
+                return False
+        return False
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+              content_type: str = "text/html", body_allowed: bool = True) -> None:
+        self.send_response(status)
+        if body_allowed:
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if body_allowed:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: the crawler reports what matters
