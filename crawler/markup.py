@@ -104,6 +104,7 @@ _CSS_LINKS = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _REFRESH_URL = re.compile(rb"""\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?(["']?)([^"']*)""", re.IGNORECASE)
+_ENTITY_QUOTED = re.compile(rb"(&quot;|&#34;|&#x22;|&apos;|&#39;|&#x27;)(.*)\1", re.IGNORECASE | re.DOTALL)
 _CSS_CHARSET = re.compile(rb'^@charset\s+"([^"]+)"\s*;')
 
 
@@ -185,7 +186,10 @@ def _tag_spots(body: bytes, tag: bytes, attributes: dict[bytes, _Value]) -> Iter
     if b"style" in attributes:
         start, end, quote = attributes[b"style"]
         for spot in css_spots(body, start, end):
-            yield Spot(spot.start, spot.end, REQUISITE, Context.ATTRIBUTE, quote)
+            # url(&quot;x.png&quot;): the quotes are written as character references
+            inner = _ENTITY_QUOTED.fullmatch(body, spot.start, spot.end)
+            url_start, url_end = (inner.start(2), inner.end(2)) if inner else (spot.start, spot.end)
+            yield Spot(url_start, url_end, REQUISITE, Context.ATTRIBUTE, quote)
 
 
 def _attribute_spot(value: _Value, kind: LinkKind) -> Spot:
@@ -245,8 +249,6 @@ def spot_value(body: bytes, spot: Spot, encoding: str) -> str:
     text = body[spot.start:spot.end].decode(encoding, "replace")
     if spot.context is Context.ATTRIBUTE and "&" in text:
         text = html.unescape(text)
-        if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-            text = text[1:-1]  # url(&quot;x.png&quot;) in a style attribute
     return text.strip()
 
 

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crawler.converter import LinkConverter, OfflineLinks, relative_link
+from crawler.markup import html_spots
+from crawler.models import SavedFile
+from crawler.writer import Writer
+
+SITE = "http://h/"
+
+
+def saved(url: str, path: str, content_type: str = "text/html", charset: str | None = None) -> SavedFile:
+    return SavedFile(url=url, path=path, status=200, content_type=content_type, size=0, sha256="",
+                     etag=None, last_modified=None, fetched_at="", charset=charset)
+
+
+def convert(tmp_path: Path, files: dict[str, tuple[str, bytes, str]], aliases: dict[str, str] | None = None,
+            broken: tuple[str, ...] = (), excluded: tuple[str, ...] = (), do_convert: bool = True,
+            charsets: dict[str, str] | None = None) -> OfflineLinks:
+    """files: url -> (path, body, content type). Writes them, converts, returns the counts."""
+    entries = []
+    for url, (path, body, content_type) in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(body)
+        entries.append(saved(url, path, content_type, (charsets or {}).get(url)))
+    writer = Writer(tmp_path)
+    converter = LinkConverter(tmp_path, entries, aliases=aliases or {},
+                              in_domains=lambda url: url.startswith(SITE), broken=broken,
+                              excluded=excluded, rewrite_file=writer.rewrite)
+    return converter.run(convert=do_convert)
+
+
+def test_only_the_link_bytes_change(tmp_path: Path) -> None:
+    page = (b"<!DOCTYPE html>\n<HTML><Head><LINK REL=stylesheet HREF='/s.css'></head>\n"
+            b"<body class=x   id=y><a  href = \"/docs/\"  >Docs</a> <!-- <a href=\"/c\"> -->\n"
+            b"<img src=/i.png alt='a > b'><a href=\"other.html#part\">o</a></body></html>\n")
+    counts = convert(tmp_path, {
+        SITE: ("h/index.html", page, "text/html"),
+        SITE + "s.css": ("h/s.css", b"body{}", "text/css"),
+        SITE + "docs/": ("h/docs/index.html", b"<p>docs</p>", "text/html"),
+        SITE + "i.png": ("h/i.png", b"png", "image/png"),
+        SITE + "other.html": ("h/other.html", b"<p>other</p>", "text/html"),
+    })
+    assert (tmp_path / "h/index.html").read_bytes() == (
+        b"<!DOCTYPE html>\n<HTML><Head><LINK REL=stylesheet HREF='s.css'></head>\n"
+        b"<body class=x   id=y><a  href = \"docs/index.html\"  >Docs</a> <!-- <a href=\"/c\"> -->\n"
+        b"<img src=i.png alt='a > b'><a href=\"other.html#part\">o</a></body></html>\n")
+    assert (counts.ok, counts.total, counts.files_converted) == (4, 4, 1)
+
+
+def test_links_to_what_was_not_saved_become_absolute(tmp_path: Path) -> None:
+    page = b'<a href="gone.html">g</a><a href="/failed.html">f</a><a href="//cdn.test/x.js">x</a>'
+    counts = convert(tmp_path, {SITE + "a/": ("h/a/index.html", page, "text/html")},
+                     broken=(SITE + "a/gone.html",))
+    assert (tmp_path / "h/a/index.html").read_bytes() == (
+        b'<a href="http://h/a/gone.html">g</a><a href="http://h/failed.html">f</a>'
+        b'<a href="http://cdn.test/x.js">x</a>')
+    # gone.html is broken on the site; failed.html should have been saved; cdn.test is external
+    assert (counts.ok, counts.total, counts.broken_on_site, counts.external) == (0, 1, 1, 1)
+    assert counts.missing == {SITE + "failed.html": 1}
+
+
+def test_special_links_are_never_touched(tmp_path: Path) -> None:
+    page = (b'<a href="javascript:go()">j</a><a href="mailto:x@y.z">m</a><img src="data:image/png;base64,AA">'
+            b'<a href="#top">t</a><a href="">empty</a><a href="tel:+1">t</a>')
+    convert(tmp_path, {SITE: ("h/index.html", page, "text/html")})
+    assert (tmp_path / "h/index.html").read_bytes() == page
+
+
+def test_query_names_fragments_and_entities(tmp_path: Path) -> None:
+    page = b'<a href="p.php?a=1&amp;b=2#sec">p</a><a href=\'caf\xc3\xa9 menu.html\'>c</a>'
+    convert(tmp_path, {
+        SITE: ("h/index.html", page, "text/html"),
+        SITE + "p.php?a=1&b=2": ("h/p.php?a=1&b=2.html", b"p", "text/html"),
+        SITE + "caf%C3%A9%20menu.html": ("h/caf\u00e9 menu.html", b"c", "text/html"),
+    })
+    assert (tmp_path / "h/index.html").read_bytes() == (
+        b'<a href="p.php%3Fa=1&amp;b=2.html#sec">p</a><a href=\'caf%C3%A9%20menu.html\'>c</a>')
+
+
+def test_redirects_are_followed_to_the_saved_file(tmp_path: Path) -> None:
+    page = b'<a href="/old">o</a><img src="/img/moved.png">'
+    counts = convert(tmp_path, {
+        SITE: ("h/index.html", page, "text/html"),
+        SITE + "new.html": ("h/new.html", b"n", "text/html"),
+        SITE + "img/final.png": ("h/img/final.png", b"i", "image/png"),
+    }, aliases={SITE + "old": SITE + "older", SITE + "older": SITE + "new.html",
+                SITE + "img/moved.png": SITE + "img/final.png"})
+    assert (tmp_path / "h/index.html").read_bytes() == b'<a href="new.html">o</a><img src="img/final.png">'
+    assert counts.ok == counts.total == 2
+
+
+def test_srcset_style_and_css_are_converted(tmp_path: Path) -> None:
+    page = (b'<img srcset="/a.png 1x, /b.png 2x"><p style="background:url(&quot;/a.png&quot;)">'
+            b"<style>p{background:url( '/b.png' )}</style>")
+    css = b'@import "/c/base.css"; a { background: url(../a.png) } b { background: url("/missing.png") }'
+    convert(tmp_path, {
+        SITE: ("h/index.html", page, "text/html"),
+        SITE + "a.png": ("h/a.png", b"a", "image/png"), SITE + "b.png": ("h/b.png", b"b", "image/png"),
+        SITE + "c/site.css": ("h/c/site.css", css, "text/css"),
+        SITE + "c/base.css": ("h/c/base.css", b"", "text/css"),
+    })
+    assert (tmp_path / "h/index.html").read_bytes() == (
+        b'<img srcset="a.png 1x, b.png 2x"><p style="background:url(&quot;a.png&quot;)">'
+        b"<style>p{background:url( 'b.png' )}</style>")
+    assert (tmp_path / "h/c/site.css").read_bytes() == (
+        b'@import "base.css"; a { background: url(../a.png) } b { background: url("http://h/missing.png") }')
+
+
+def test_base_href_is_neutralised_once_links_are_relative(tmp_path: Path) -> None:
+    page = b'<head><base href="http://h/docs/" target="_blank"></head><a href="x.html">x</a>'
+    convert(tmp_path, {SITE + "other/": ("h/other/index.html", page, "text/html"),
+                       SITE + "docs/x.html": ("h/docs/x.html", b"x", "text/html")})
+    assert (tmp_path / "h/other/index.html").read_bytes() == (
+        b'<head><base href="" target="_blank"></head><a href="../docs/x.html">x</a>')
+
+
+@pytest.mark.parametrize("encoding", ["iso-8859-1", "windows-1252", "shift_jis", "utf-16"])
+def test_documents_keep_their_encoding(tmp_path: Path, encoding: str) -> None:
+    text = "<p>\u00e9t\u00e9 \u65e5\u672c</p><a href=\"/x.html\">x</a>" if encoding in ("shift_jis", "utf-16") \
+        else "<p>d\u00e9j\u00e0 \u00a9</p><a href=\"/x.html\">x</a>"
+    if encoding == "shift_jis":
+        text = text.replace("\u00e9", "e")
+    page = text.encode(encoding)
+    convert(tmp_path, {SITE + "d/": ("h/d/index.html", page, "text/html"),
+                       SITE + "x.html": ("h/x.html", b"x", "text/html")}, charsets={SITE + "d/": encoding})
+    assert (tmp_path / "h/d/index.html").read_bytes() == text.replace("/x.html", "../x.html").encode(encoding)
+
+
+def test_without_conversion_links_are_only_counted(tmp_path: Path) -> None:
+    page = b'<a href="x.html">works</a><a href="/x.html">absolute path</a><a href="y/">folder</a>'
+    counts = convert(tmp_path, {SITE: ("h/index.html", page, "text/html"),
+                                SITE + "x.html": ("h/x.html", b"x", "text/html"),
+                                SITE + "y/": ("h/y/index.html", b"y", "text/html")}, do_convert=False)
+    assert (tmp_path / "h/index.html").read_bytes() == page
+    assert (counts.ok, counts.total) == (1, 3)
+
+
+@pytest.mark.parametrize(("source", "target", "link"), [
+    ("h/index.html", "h/a/b.html", "a/b.html"),
+    ("h/a/b.html", "h/index.html", "../index.html"),
+    ("h/a/b.html", "cdn:8080/x.css", "../../cdn:8080/x.css"),
+    ("h/index.html", "h/p?q=1.html", "p%3Fq=1.html"),
+    ("h/index.html", "h/a b#c%.png", "a%20b%23c%25.png"),
+    ("h/index.html", "h/x:y.html", "./x:y.html"),
+])
+def test_relative_link(source: str, target: str, link: str) -> None:
+    assert relative_link(source, target) == link
+
+
+names = st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=20).filter(
+    lambda name: name not in (".", ".."))
+
+
+@settings(max_examples=200, deadline=None)
+@given(source=st.lists(names, min_size=1, max_size=4), target=st.lists(names, min_size=1, max_size=4))
+def test_relative_links_lead_to_their_file(source: list[str], target: list[str]) -> None:
+    """Read back as a browser does (unescape the path, resolve against the folder), the link
+    names exactly the target file."""
+    from posixpath import dirname, join, normpath
+    from urllib.parse import unquote, urlsplit
+
+    source_path, target_path = "/".join(["h", *source]), "/".join(["h", *target])
+    link = relative_link(source_path, target_path)
+    parsed = urlsplit(link)
+    assert parsed.scheme == "" and parsed.netloc == "" and not parsed.query and not parsed.fragment
+    assert normpath(join(dirname(source_path), unquote(parsed.path))) == normpath(target_path)
+
+
+def test_spots_cover_exactly_the_url_bytes() -> None:
+    body = b'<a href="x.html">x</a><img src=\'y.png\' srcset="z.png 2x"><a href=w.html>w</a>'
+    assert [body[s.start:s.end] for s in html_spots(body).spots] == [b"x.html", b"y.png", b"z.png", b"w.html"]
