@@ -82,6 +82,7 @@ class Fetcher:
             with raw:
                 if raw.status_code not in REDIRECT_STATUSES:
                     return self._complete(url, raw, tuple(redirects))
+                _drain(raw)
                 target = self._redirect_target(url, raw)
             if target == url or target in redirects:
                 raise FetchError(f"redirect loop at {target}", item.url, "redirect_loop",
@@ -136,6 +137,7 @@ class Fetcher:
     def _complete(self, url: str, raw: requests.Response, redirects: tuple[str, ...]) -> Response:
         status = raw.status_code
         if status >= 400 or status < 200:
+            _drain(raw)
             retryable = status == 429 or status >= 500
             raise FetchError(f"HTTP {status} {raw.reason or ''}".strip(), url, f"http_{status}",
                              retryable=retryable, status=status,
@@ -166,6 +168,17 @@ class Fetcher:
         return b"".join(chunks)
 
 
+def _drain(raw: requests.Response, limit: int = 65536) -> None:
+    """Read a small unwanted body (redirect, error page) so its connection can be reused;
+    closing a response with unread bytes would drop the connection."""
+    try:
+        for read, _ in enumerate(raw.iter_content(CHUNK)):
+            if (read + 1) * CHUNK >= limit:
+                break
+    except requests.exceptions.RequestException:
+        pass
+
+
 def _translate(exc: requests.exceptions.RequestException, url: str) -> FetchError:
     """Map a requests exception to a FetchError reason; network trouble is retryable."""
     detail = str(exc)[:300]
@@ -180,8 +193,12 @@ def _translate(exc: requests.exceptions.RequestException, url: str) -> FetchErro
         return FetchError(f"cannot decode the body: {detail}", url, "decode_error")
     if isinstance(exc, errors.ConnectionError):
         # requests reports a read timeout while streaming as a ConnectionError
-        reason = "timeout" if "timed out" in detail.lower() else "connection_error"
-        return FetchError(f"connection failed: {detail}", url, reason, retryable=True)
+        lowered = detail.lower()
+        if "timed out" in lowered:
+            return FetchError(f"timed out: {detail}", url, "timeout", retryable=True)
+        if "resolve" in lowered or "name or service not known" in lowered:
+            return FetchError(f"cannot resolve the host name: {detail}", url, "dns_error", retryable=True)
+        return FetchError(f"connection failed: {detail}", url, "connection_error", retryable=True)
     if isinstance(exc, (errors.InvalidURLError, errors.InvalidSchema, errors.MissingSchema)):
         return FetchError(f"unusable URL: {detail}", url, "invalid_url")
     return FetchError(f"request failed: {detail}", url, "request_error", retryable=True)

@@ -78,11 +78,17 @@ class Failure:
     message: str
     status: int | None = None
     referrer: str | None = None
+    off_site: bool = False  # the URL is outside scope.domains (a requisite on another host)
 
     @property
     def is_client_error(self) -> bool:
         """A 4xx other than 429: a broken link on the site, not a failure of the crawl."""
         return self.status is not None and 400 <= self.status < 500 and self.status != 429
+
+    @property
+    def is_serious(self) -> bool:
+        """Makes the exit code 1: neither a broken link nor a third-party resource."""
+        return not self.is_client_error and not self.off_site
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,7 +177,8 @@ class Pipeline:
                 log.debug("no %s: %s", item.url, error)
                 self.frontier.task_done(item)
                 return
-            self._fail(item, Failure(item.url, error.reason, str(error), error.status, item.referrer), tally)
+            self._fail(item, Failure(item.url, error.reason, str(error), error.status, item.referrer,
+                                     off_site=not self.scope.in_domains(item.url)), tally)
             return
         if isinstance(result, Redirected):
             tally.redirects += 1

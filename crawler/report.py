@@ -56,8 +56,9 @@ class CrawlReport:
 
     @property
     def serious_failures(self) -> list[Failure]:
-        """Failures that make the exit code 1: everything but broken links (4xx other than 429)."""
-        return [f for f in self.tally.failures if not f.is_client_error]
+        """Failures that make the exit code 1: all but broken links (4xx other than 429) and
+        failures of other hosts' resources (a CDN, an analytics script)."""
+        return [f for f in self.tally.failures if f.is_serious]
 
     @property
     def duration_s(self) -> float:
@@ -84,7 +85,8 @@ class CrawlReport:
                 "saved": tally.files_saved,
                 "html_pages_saved": tally.html_pages_saved,
                 "failed": len(tally.failures),
-                "failed_broken_links": len(tally.failures) - len(self.serious_failures),
+                "failed_broken_links": sum(f.is_client_error for f in tally.failures),
+                "failed_off_site": sum(f.off_site and not f.is_client_error for f in tally.failures),
                 "skipped_by_scope": len(self.skipped),
                 "redirects": tally.redirects,
                 "retries": tally.retries,
@@ -114,7 +116,8 @@ class CrawlReport:
             f"{self.outcome}: {tally.files_saved} files saved ({tally.html_pages_saved} HTML pages), "
             f"{_megabytes(tally.bytes_downloaded)}, {self.duration_s:.1f} s, {rate:.1f} files/s",
             f"failed: {len(tally.failures)} ({len(self.serious_failures)} after retries, "
-            f"{len(tally.failures) - len(self.serious_failures)} broken links); "
+            f"{sum(f.is_client_error for f in tally.failures)} broken links, "
+            f"{sum(f.off_site and not f.is_client_error for f in tally.failures)} on other hosts); "
             f"skipped by scope: {len(self.skipped)}; not fetched: {self.not_fetched}",
         ]
         if self.offline_links is not None and self.offline_links.total:

@@ -102,3 +102,14 @@ def test_sigint_stops_the_crawl_with_exit_130(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["outcome"] == "interrupted" and report["counts"]["not_fetched"] > 0
     assert len(read_manifest(tmp_path / "out")) == report["counts"]["saved"]
+
+
+def test_failures_of_other_hosts_resources_do_not_fail_the_run(tmp_path: Path) -> None:
+    with SiteServer(root=None, routes={"/broken.png": routes.status(503)}) as cdn:
+        image = cdn.url.replace("127.0.0.1", "localhost") + "broken.png"
+        page = routes.page().replace(b"<body>", f'<body><img src="{image}">'.encode())
+        with SiteServer(root=None, routes={"/": routes.html(page)}) as server:
+            assert main([str(write_config(tmp_path / "c.yaml", server.url, tmp_path / "out"))]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [f["reason"] for f in report["failures"]] == ["http_503"]
+    assert report["counts"]["failed_off_site"] == 1

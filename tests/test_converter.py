@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from posixpath import dirname, join, normpath
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -162,9 +164,6 @@ names = st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_si
 def test_relative_links_lead_to_their_file(source: list[str], target: list[str]) -> None:
     """Read back as a browser does (unescape the path, resolve against the folder), the link
     names exactly the target file."""
-    from posixpath import dirname, join, normpath
-    from urllib.parse import unquote, urlsplit
-
     source_path, target_path = "/".join(["h", *source]), "/".join(["h", *target])
     link = relative_link(source_path, target_path)
     parsed = urlsplit(link)

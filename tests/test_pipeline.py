@@ -259,3 +259,11 @@ def _wait_for(condition: Callable[[], bool], deadline: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() - start < deadline, "condition not reached"
         time.sleep(0.02)
+
+
+def test_one_fetcher_keeps_one_connection_per_host_alive(tmp_path: Path) -> None:
+    """Redirects and error pages are read to the end, so their connection is reused."""
+    with SiteServer() as server:
+        Pipeline(make_config(server.url, tmp_path, threads={"fetchers": 1})).run()
+        assert sum(server.requests().values()) > 50
+        assert server.connections() == 2  # 127.0.0.1 and localhost (the "CDN")

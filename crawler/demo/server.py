@@ -47,9 +47,10 @@ class SiteServer(ThreadingHTTPServer):
     def __init__(self, root: Path | None = SITE, port: int = 0, routes: dict[str, Route] | None = None) -> None:
         self.root = root
         self.routes = dict(routes or {})
-        # Guards `_requests`: handler threads count, a test reads.
+        # Guards `_requests` and `_connections`: handler threads count, a test reads.
         self._count_lock = threading.Lock()
         self._requests: Counter[str] = Counter()
+        self._connections = 0
         self._thread: threading.Thread | None = None
         super().__init__(("127.0.0.1", port), _Handler)
 
@@ -78,6 +79,15 @@ class SiteServer(ThreadingHTTPServer):
         with self._count_lock:
             self._requests[path] += 1
 
+    def count_connection(self) -> None:
+        with self._count_lock:
+            self._connections += 1
+
+    def connections(self) -> int:
+        """TCP connections accepted so far (one handler per connection, many requests each)."""
+        with self._count_lock:
+            return self._connections
+
     def requests(self) -> Counter[str]:
         """Requests answered so far, by path and query."""
         with self._count_lock:
@@ -105,6 +115,10 @@ class SiteServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
     server: SiteServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.count_connection()
 
     def do_GET(self) -> None:
         self.server.count(self.path)
