@@ -8,6 +8,7 @@ rather than a silently ignored setting. `load_config` turns every problem into o
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,6 +61,11 @@ class ScopeConfig(Section):
     """Link hops from a start URL. 0: the start URLs only. null: no limit."""
     max_pages: int | None = Field(default=100_000, ge=1)
     """Stop queueing new pages after this many HTML pages were saved. null: no limit."""
+    max_url_length: int = Field(default=2048, ge=16)
+    """Longer URLs are not fetched (a crawler trap, or a broken link generator)."""
+    max_repeats: int = Field(default=3, ge=0)
+    """A URL whose path repeats a sequence of segments this many times in a row
+    (/a/b/a/b/a/b/) is a trap and not fetched. 0: no such check."""
 
     @field_validator("domains")
     @classmethod
@@ -83,18 +89,47 @@ class ThreadsConfig(Section):
     """Threads saving files (disk-bound)."""
 
 
+class AuthConfig(Section):
+    """HTTP basic authentication for the hosts in scope.domains. The password is read from an
+    environment variable, so that no secret sits in the config file."""
+
+    username: str = Field(min_length=1)
+    password_env: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _password_is_set(self) -> AuthConfig:
+        if not os.environ.get(self.password_env):
+            raise ValueError(f"environment variable {self.password_env} (the password) is not set")
+        return self
+
+    def credentials(self) -> tuple[str, str]:
+        return self.username, os.environ.get(self.password_env, "")
+
+    def __repr__(self) -> str:
+        return f"AuthConfig(username={self.username!r}, password_env={self.password_env!r})"
+
+
 class HttpConfig(Section):
     timeout: float = Field(default=30.0, gt=0)
     """Seconds to connect, and seconds of silence allowed while reading."""
+    max_time: float = Field(default=300.0, gt=0)
+    """Seconds one response may take in all, headers and body: a server that trickles bytes
+    forever is cut off."""
     retries: int = Field(default=3, ge=0, le=20)
     """Tries after the first, for connection errors, timeouts, 429 and 5xx. 0: no retry."""
     retry_backoff: float = Field(default=1.0, ge=0)
     """Seconds before the first retry; doubled for each further one (with jitter)."""
+    max_retry_after: float = Field(default=120.0, ge=0)
+    """Longest wait a Retry-After header (429, 503) may ask for, in seconds."""
+    max_redirects: int = Field(default=20, ge=0, le=100)
+    """Redirects followed for one URL; a longer chain fails. 0: redirects are not followed."""
     user_agent: str = DEFAULT_USER_AGENT
     max_bytes: int = Field(default=50_000_000, ge=1)
     """Largest body accepted, counted after decompression. Bigger responses fail."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra request headers, sent only to hosts in scope.domains."""
+    auth: AuthConfig | None = None
+    """Basic authentication, sent only to hosts in scope.domains."""
 
     @field_validator("headers")
     @classmethod
@@ -112,6 +147,16 @@ class HttpConfig(Section):
         if not value.strip() or "\r" in value or "\n" in value:
             raise ValueError("must be a non-empty single line")
         return value
+
+
+class PolitenessConfig(Section):
+    robots: bool = True
+    """Obey robots.txt (fetched once per host, before any other URL of that host)."""
+    per_host: int = Field(default=4, ge=1, le=512)
+    """Requests in flight to one host at most."""
+    delay: float = Field(default=0.0, ge=0)
+    """Seconds between the starts of two requests to one host (a robots.txt Crawl-delay
+    wins when it is longer). 0: no pause."""
 
 
 class MirrorConfig(Section):
@@ -138,6 +183,7 @@ class Config(Section):
     queue_size: int = Field(default=100, ge=1, le=100_000)
     """Bound of each queue between two stages."""
     http: HttpConfig = HttpConfig()
+    politeness: PolitenessConfig = PolitenessConfig()
     mirror: MirrorConfig = MirrorConfig()
 
     @field_validator("start_urls", mode="before")

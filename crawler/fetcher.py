@@ -9,6 +9,7 @@ instead of sleeping in a fetcher thread.
 from __future__ import annotations
 
 import email.utils
+import enum
 import random
 import threading
 import time
@@ -17,15 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
 from crawler.models import CrawlItem, Response
 from crawler.urls import InvalidURLError, resolve
+from crawler.watchdog import Watchdog, WatchedAdapter
 
 CHUNK = 64 * 1024
-MAX_REDIRECTS = 20
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
@@ -47,51 +47,64 @@ class RetryPolicy:
         return max(delay, retry_after or 0.0)
 
 
+class Follow(enum.Enum):
+    """What to do with a redirect: follow it now, leave it to the frontier, or drop it."""
+
+    NOW = "now"
+    LATER = "later"  # another host: its robots.txt and politeness apply, so it queues
+    NO = "no"  # out of scope, disallowed, or already fetched
+
+
 @dataclass(frozen=True, slots=True)
 class Redirected:
-    """`source` redirects to `target`, which this fetch did not follow (seen or out of scope)."""
+    """`source` redirects to `target`, which this fetch did not follow."""
 
     source: str
     target: str
     status: int
+    follow: Follow
 
 
 class Fetcher:
     """Downloads one URL at a time per calling thread.
 
-    `in_domains(url)` says whether a host may receive the configured headers.
-    `may_follow(item, target)` says whether a redirect may be followed within this fetch;
-    the pipeline answers with the scope rules and a test-and-set in the frontier, so a URL
-    reached through a redirect is never fetched a second time through a link.
+    `in_domains(url)` says whether a host may receive the configured headers and credentials.
+    `may_follow(item, target)` decides each redirect; the pipeline answers with the scope
+    rules and a test-and-set in the frontier, so a URL reached through a redirect is never
+    fetched a second time through a link.
     """
 
     def __init__(self, config: HttpConfig, in_domains: Callable[[str], bool],
-                 may_follow: Callable[[CrawlItem, str], bool], pool_size: int = 4) -> None:
+                 may_follow: Callable[[CrawlItem, str], Follow], pool_size: int = 4) -> None:
         self._config = config
         self._in_domains = in_domains
         self._may_follow = may_follow
         self._pool_size = pool_size
         self._local = threading.local()
+        self._auth = config.auth.credentials() if config.auth else None
+        self._watchdog = Watchdog()
         self.retry_policy = RetryPolicy(config.retries, config.retry_backoff)
 
     def fetch(self, item: CrawlItem) -> Response | Redirected:
         """The final response for `item`, following redirects. Raises FetchError."""
         url, redirects = item.url, []
-        for _ in range(MAX_REDIRECTS + 1):
-            raw = self._request(url)
-            with raw:
-                if raw.status_code not in REDIRECT_STATUSES:
-                    return self._complete(url, raw, tuple(redirects))
-                _drain(raw)
-                target = self._redirect_target(url, raw)
+        for _ in range(self._config.max_redirects + 1):
+            response, target, status = self._one_request(url, tuple(redirects))
+            if response is not None:
+                return response
+            assert target is not None
             if target == url or target in redirects:
-                raise FetchError(f"redirect loop at {target}", item.url, "redirect_loop",
-                                 status=raw.status_code)
+                raise FetchError(f"redirect loop at {target}", item.url, "redirect_loop", status=status)
             redirects.append(url)
-            if not self._may_follow(item, target):
-                return Redirected(item.url, target, raw.status_code)
+            follow = self._may_follow(item, target)
+            if follow is not Follow.NOW:
+                return Redirected(item.url, target, status, follow)
             url = target
-        raise FetchError(f"more than {MAX_REDIRECTS} redirects", item.url, "too_many_redirects")
+        raise FetchError(f"more than {self._config.max_redirects} redirects", item.url, "too_many_redirects")
+
+    def stop(self) -> None:
+        """Cut every response in progress (Ctrl-C): the fetchers get FetchError("interrupted")."""
+        self._watchdog.stop_all()
 
     def close(self) -> None:
         """Close the calling thread's session (each fetcher thread calls this when it ends)."""
@@ -100,15 +113,42 @@ class Fetcher:
             session.close()
             self._local.session = None
 
+    def shutdown(self) -> None:
+        """After the last fetcher thread ended."""
+        self._watchdog.close()
+
     # -- one request ----------------------------------------------------------------------
+
+    def _one_request(self, url: str, redirects: tuple[str, ...]) -> tuple[Response | None, str | None, int]:
+        """(the response, None, status) or (None, where it redirects, status)."""
+        outcome: dict[str, str] = {}
+        try:
+            with self._watchdog.guard(self._config.max_time) as outcome:
+                raw = self._request(url)
+                with raw:
+                    if raw.status_code not in REDIRECT_STATUSES:
+                        return self._complete(url, raw, redirects), None, raw.status_code
+                    _drain(raw)
+                    return None, self._redirect_target(url, raw), raw.status_code
+        finally:
+            # Whatever the cut socket made of the response (an error, or a body that merely
+            # looks complete), it is not kept.
+            if outcome.get("cut"):
+                raise self._cut_error(url, outcome["cut"]) from None
+
+    def _cut_error(self, url: str, why: str) -> FetchError:
+        if why == "stopped":
+            return FetchError("the crawl stopped during the download", url, "interrupted")
+        return FetchError(f"the response took longer than max_time ({self._config.max_time:g} s)",
+                          url, "too_slow")
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
             # Our own retry policy applies; urllib3 must not retry behind our back.
-            adapter = HTTPAdapter(pool_connections=self._pool_size, pool_maxsize=self._pool_size,
-                                  max_retries=0)
+            adapter = WatchedAdapter(pool_connections=self._pool_size, pool_maxsize=self._pool_size,
+                                     max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = self._config.user_agent
@@ -116,9 +156,12 @@ class Fetcher:
         return session
 
     def _request(self, url: str) -> requests.Response:
-        headers = self._config.headers if self._in_domains(url) else None
+        # Custom headers and credentials go only to the hosts being mirrored.
+        trusted = self._in_domains(url)
         try:
-            return self._session().get(url, headers=headers, stream=True, allow_redirects=False,
+            return self._session().get(url, headers=self._config.headers if trusted else None,
+                                       auth=self._auth if trusted else None, stream=True,
+                                       allow_redirects=False,
                                        timeout=(self._config.timeout, self._config.timeout))
         except requests.exceptions.RequestException as exc:
             raise _translate(exc, url) from None

@@ -1,10 +1,15 @@
-"""The frontier: which URLs were seen, which wait, and how many are in flight, under one lock.
+"""The frontier: which URLs were seen, which wait, which may go next, under one lock.
+
+URLs wait in one queue per host. A host hands out its next URL only when its robots.txt is
+known (its robots.txt request goes first), fewer than `per_host` of its requests are in
+flight, and its `delay` since the last request start has passed; other hosts are never held
+up by a slow one. A URL robots.txt disallows is skipped when its turn comes.
 
 A URL is *in flight* from the moment a fetcher takes it until the pipeline is completely done
 with it (fetched, its links added back here, its file written, or its failure recorded).
-The crawl is over exactly when nothing is pending, nothing waits for a retry, and nothing
-is in flight: only then can no new URL appear. `get` returns None from that moment on, which
-is what lets every fetcher stop without a timeout or a sleep.
+The crawl is over exactly when nothing is pending, nothing waits for a retry and nothing is in
+flight: only then can no new URL appear. `get` returns None from that moment on, which is
+what lets every fetcher stop without a timeout or a sleep.
 """
 
 from __future__ import annotations
@@ -15,28 +20,48 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from crawler.models import CrawlItem, LinkKind
+from crawler.robots import ALLOW_ALL, RobotsRules
+from crawler.urls import origin_of
+
+
+@dataclass
+class _Host:
+    """One host's queue and politeness state. Only touched under the frontier's lock."""
+
+    requisites: deque[CrawlItem] = field(default_factory=deque)  # robots.txt, then requisites
+    pages: deque[CrawlItem] = field(default_factory=deque)
+    in_flight: int = 0  # requests, not pipeline work: released when the response is in
+    not_before: float = 0.0  # time.monotonic() before which no request may start
+    robots: RobotsRules | None = None  # None until its robots.txt was answered
+
+    def has_work(self) -> bool:
+        return bool(self.requisites or self.pages)
 
 
 class Frontier:
-    def __init__(self, max_pages: int | None = None) -> None:
+    def __init__(self, max_pages: int | None = None, per_host: int = 1_000_000, delay: float = 0.0,
+                 robots: bool = False) -> None:
+        """`per_host`, `delay`: politeness per host (scheme, name and port); `robots`: fetch
+        each host's robots.txt first and obey it."""
         # One lock guards every field below; `_changed` is signalled whenever the answer of
-        # `get` may have changed: work added, work finished, a retry came due, or stop.
+        # `get` may have changed: work added or finished, a host freed, or stop.
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._seen: set[str] = set()
-        self._skipped: dict[str, str] = {}  # URL -> the scope rule that kept it out
-        # Requisites go first: they complete pages already saved, and they add no new links.
-        self._requisites: deque[CrawlItem] = deque()
-        self._pages: deque[CrawlItem] = deque()
-        self._delayed: list[tuple[float, int, CrawlItem]] = []  # heap of (due, seq, item)
+        self._skipped: dict[str, str] = {}  # URL -> the rule that kept it out
+        self._hosts: dict[str, _Host] = {}  # in round-robin order: served hosts move to the end
+        self._delayed: list[tuple[float, int, CrawlItem]] = []  # retries: heap of (due, seq, item)
         self._sequence = itertools.count()
         self._in_flight = 0
         self._pages_in_flight = 0
         self._html_pages_saved = 0
         self._max_pages = max_pages
+        self._per_host = per_host
+        self._delay = delay
+        self._robots = robots
         self._stopped = False
 
     # -- producers -------------------------------------------------------------------------
@@ -54,16 +79,21 @@ class Frontier:
                     continue
                 self._seen.add(item.url)
                 self._skipped.pop(item.url, None)
-                (self._pages if item.kind is LinkKind.PAGE else self._requisites).append(item)
+                self._enqueue(item)
                 added += 1
             if added:
                 self._changed.notify(added)
         return added
 
     def claim(self, url: str) -> bool:
-        """Mark `url` seen without queueing it (a redirect target fetched in place): True if new."""
+        """Mark `url` seen without queueing it (a redirect target fetched in place, on a host
+        whose robots.txt is known): True if it is new and robots.txt allows it."""
         with self._lock:
             if url in self._seen:
+                return False
+            host = self._hosts.get(origin_of(url))
+            if host is not None and host.robots is not None and not host.robots.allows(url):
+                self._skipped.setdefault(url, "robots")
                 return False
             self._seen.add(url)
             self._skipped.pop(url, None)
@@ -78,26 +108,37 @@ class Frontier:
     # -- consumers -------------------------------------------------------------------------
 
     def get(self) -> CrawlItem | None:
-        """The next URL to fetch; blocks while others may still produce work.
-
-        Returns None once the crawl is complete or stopped.
-        """
+        """The next URL to fetch; blocks while others may still produce work or a host must
+        wait. Returns None once the crawl is complete or stopped."""
         with self._changed:
             while True:
                 if self._stopped:
                     return None
-                self._promote_due_retries()
-                item = self._take_ready()
+                now = time.monotonic()
+                self._promote_due_retries(now)
+                item, wake_at = self._take_ready(now)
                 if item is not None:
                     self._in_flight += 1
                     if item.kind is LinkKind.PAGE:
                         self._pages_in_flight += 1
                     return item
-                if self._in_flight == 0 and not self._delayed:
+                if self._in_flight == 0 and not self._delayed and wake_at is None:
                     self._changed.notify_all()  # wake the other fetchers: they stop too
                     return None
-                due = self._delayed[0][0] - time.monotonic() if self._delayed else None
-                self._changed.wait(timeout=due)
+                if self._delayed:
+                    due = self._delayed[0][0]
+                    wake_at = due if wake_at is None else min(wake_at, due)
+                self._changed.wait(timeout=None if wake_at is None else max(0.0, wake_at - now))
+
+    def release(self, item: CrawlItem, pause: float = 0.0) -> None:
+        """The request for `item` is over (the response is in, or it failed): its host may send
+        the next one. `pause`: seconds the host asked us to wait (Retry-After)."""
+        with self._lock:
+            host = self._hosts[origin_of(item.url)]
+            host.in_flight -= 1
+            if pause:
+                host.not_before = max(host.not_before, time.monotonic() + pause)
+            self._changed.notify_all()
 
     def retry_later(self, item: CrawlItem, delay: float) -> None:
         """Take `item` out of flight and hand it out again after `delay` seconds."""
@@ -107,12 +148,25 @@ class Frontier:
             heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._sequence), retry))
             self._changed.notify_all()
 
+    def put_back(self, item: CrawlItem) -> None:
+        """Take `item` out of flight unfetched (the crawl stopped mid-download): still pending."""
+        with self._lock:
+            self._leave_flight(item)
+            self._enqueue(item, front=True)
+            self._changed.notify_all()
+
     def task_done(self, item: CrawlItem, *, saved_html_page: bool = False) -> None:
         """The pipeline is done with `item`; its links, if any, were already added."""
         with self._lock:
             self._leave_flight(item)
             if saved_html_page:
                 self._html_pages_saved += 1
+            self._changed.notify_all()
+
+    def set_robots(self, url: str, rules: RobotsRules) -> None:
+        """The answer to robots.txt at `url`: the other URLs of its host may go now."""
+        with self._lock:
+            self._host(origin_of(url)).robots = rules
             self._changed.notify_all()
 
     def stop(self) -> None:
@@ -135,16 +189,65 @@ class Frontier:
     def pending(self) -> list[CrawlItem]:
         """URLs seen but never handed out (what a stop or max_pages left behind)."""
         with self._lock:
-            return [*self._requisites, *self._pages, *(entry[2] for entry in self._delayed)]
+            waiting = [item for host in self._hosts.values() for item in (*host.requisites, *host.pages)]
+            return waiting + [entry[2] for entry in self._delayed]
 
     # -- internals (caller holds the lock) --------------------------------------------------
 
-    def _take_ready(self) -> CrawlItem | None:
-        if self._requisites:
-            return self._requisites.popleft()
-        if self._pages and self._page_budget_left():
-            return self._pages.popleft()
+    def _host(self, origin: str) -> _Host:
+        host = self._hosts.get(origin)
+        if host is None:
+            host = self._hosts[origin] = _Host(robots=None if self._robots else ALLOW_ALL)
+            if self._robots:  # a new host: its robots.txt goes before anything else
+                robots_url = origin + "/robots.txt"
+                self._seen.add(robots_url)
+                host.requisites.append(CrawlItem(robots_url, 0, LinkKind.ROBOTS))
+        return host
+
+    def _enqueue(self, item: CrawlItem, front: bool = False) -> None:
+        host = self._host(origin_of(item.url))
+        queue = host.pages if item.kind is LinkKind.PAGE else host.requisites
+        if front:
+            queue.appendleft(item)
+        else:
+            queue.append(item)
+
+    def _take_ready(self, now: float) -> tuple[CrawlItem | None, float | None]:
+        """The next URL some host may send now, in round-robin order over hosts; else the
+        earliest time a host becomes free (None: only in-flight work can change things)."""
+        wake_at: float | None = None
+        for key in list(self._hosts):
+            host = self._hosts[key]
+            if not host.has_work() or host.in_flight >= self._per_host:
+                continue
+            if host.not_before > now:
+                wake_at = host.not_before if wake_at is None else min(wake_at, host.not_before)
+                continue
+            item = self._next_of(host)
+            if item is None:
+                continue
+            host.in_flight += 1
+            host.not_before = now + self._delay_of(host)
+            self._hosts[key] = self._hosts.pop(key)  # to the end of the round
+            return item, None
+        return None, wake_at
+
+    def _next_of(self, host: _Host) -> CrawlItem | None:
+        """The host's next URL that may go: robots.txt before anything else, requisites before
+        pages, pages only within max_pages. Disallowed URLs are skipped here."""
+        while host.requisites or (host.pages and self._page_budget_left()):
+            if host.robots is None:  # robots.txt unanswered: only its own request may go
+                head = host.requisites[0] if host.requisites else None
+                return host.requisites.popleft() if head and head.kind is LinkKind.ROBOTS else None
+            item = host.requisites.popleft() if host.requisites else host.pages.popleft()
+            if item.kind is LinkKind.ROBOTS or host.robots.allows(item.url):
+                return item
+            self._skipped[item.url] = "robots_unavailable" if host.robots.disallow_all else "robots"
         return None
+
+    def _delay_of(self, host: _Host) -> float:
+        crawl_delay = host.robots.crawl_delay if host.robots is not None else None
+        return max(self._delay, crawl_delay or 0.0)
 
     def _page_budget_left(self) -> bool:
         """max_pages counts saved HTML pages; pages in flight may still turn out to be HTML."""
@@ -152,12 +255,10 @@ class Frontier:
             return True
         return self._html_pages_saved + self._pages_in_flight < self._max_pages
 
-    def _promote_due_retries(self) -> None:
-        now = time.monotonic()
+    def _promote_due_retries(self, now: float) -> None:
         while self._delayed and self._delayed[0][0] <= now:
             item = heapq.heappop(self._delayed)[2]
-            # A retry jumps the queue: it was admitted long ago and may hold up a page.
-            (self._pages if item.kind is LinkKind.PAGE else self._requisites).appendleft(item)
+            self._enqueue(item, front=True)  # a retry jumps the queue: it may hold up a page
 
     def _leave_flight(self, item: CrawlItem) -> None:
         self._in_flight -= 1

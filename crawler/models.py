@@ -24,6 +24,7 @@ class LinkKind(enum.Enum):
     PAGE = "page"
     REQUISITE = "requisite"
     SITEMAP = "sitemap"
+    ROBOTS = "robots"  # a host's robots.txt, fetched before its other URLs
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,16 +28,19 @@ from hashlib import sha256
 from crawler.config import Config
 from crawler.converter import LinkConverter, OfflineLinks
 from crawler.errors import CrawlError, FetchError, OutputError
-from crawler.fetcher import Fetcher, Redirected
+from crawler.fetcher import Fetcher, Follow, Redirected
 from crawler.frontier import Frontier
-from crawler.models import CrawlItem, Failure, LinkKind, Page, SavedFile, is_html
+from crawler.models import CrawlItem, Failure, Link, LinkKind, Page, SavedFile, is_html
 from crawler.parser import extract_links, sitemap_links
 from crawler.report import CrawlReport, Tally
+from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.scope import Scope
-from crawler.urls import host_key
+from crawler.urls import InvalidURLError, canonicalize, origin_of
 from crawler.writer import Writer
 
 log = logging.getLogger(__name__)
+
+MAX_ROBOTS_BYTES = 500 * 1024  # what Google reads of a robots.txt; the rest is ignored
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,9 @@ class Pipeline:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites)
-        self.frontier = Frontier(max_pages=config.scope.max_pages)
+        politeness = config.politeness
+        self.frontier = Frontier(max_pages=config.scope.max_pages, per_host=politeness.per_host,
+                                 delay=politeness.delay, robots=politeness.robots)
         self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension)
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
                                may_follow=self._may_follow_redirect)
@@ -77,6 +82,7 @@ class Pipeline:
         parsers = self._start(threads.parsers, "parse", self._parse_loop)
         writers = self._start(threads.writers, "write", self._write_loop)
         self._join_then_stop(fetchers, self.pages, len(parsers))
+        self.fetcher.shutdown()
         self._join_then_stop(parsers, self.writes, len(writers))
         self._join_then_stop(writers, None, 0)
         return self._finish(started)
@@ -84,7 +90,7 @@ class Pipeline:
     def _seeds(self) -> list[CrawlItem]:
         seeds = [CrawlItem(url, 0, LinkKind.PAGE) for url in self.config.start_urls]
         if self.config.mirror.sitemaps:
-            origins = dict.fromkeys(url.split("/", 3)[0] + "//" + host_key(url) for url in self.config.start_urls)
+            origins = dict.fromkeys(origin_of(url) for url in self.config.start_urls)
             seeds += [CrawlItem(f"{origin}/sitemap.xml", 0, LinkKind.SITEMAP, guessed=True) for origin in origins]
         return seeds
 
@@ -92,6 +98,7 @@ class Pipeline:
         """Ctrl-C / SIGTERM: take no new URL; what is in flight drains through the stages."""
         self._interrupted.set()
         self.frontier.stop()
+        self.fetcher.stop()
 
     def _start(self, count: int, name: str, loop: Callable[[Tally], None]) -> list[threading.Thread]:
         threads = []
@@ -163,39 +170,67 @@ class Pipeline:
             self.fetcher.close()
 
     def _fetch_one(self, item: CrawlItem, tally: Tally) -> None:
+        pause = 0.0
         try:
             result = self.fetcher.fetch(item)
         except FetchError as error:
-            delay = self.fetcher.retry_policy.delay(item.attempt, error.retry_after) \
-                if error.retryable else None
-            if delay is not None:
-                log.debug("retry %s in %.1f s: %s", item.url, delay, error)
-                tally.retries += 1
-                self.frontier.retry_later(item, delay)
-                return
-            if item.guessed:  # a /sitemap.xml that is not there is no failure of the site
-                log.debug("no %s: %s", item.url, error)
-                self.frontier.task_done(item)
-                return
-            self._fail(item, Failure(item.url, error.reason, str(error), error.status, item.referrer,
-                                     off_site=not self.scope.in_domains(item.url)), tally)
+            pause = min(error.retry_after or 0.0, self.config.http.max_retry_after)
+            self._fetch_failed(item, error, pause, tally)
             return
+        finally:
+            self.frontier.release(item, pause)  # the host may take its next request
         if isinstance(result, Redirected):
             tally.redirects += 1
             tally.aliases.append((result.source, result.target))
+            if result.follow is Follow.LATER:  # another host: through the frontier, with its rules
+                self.frontier.add(CrawlItem(result.target, item.depth, item.kind, referrer=item.referrer,
+                                            chain=item.chain))
             self.frontier.task_done(item)
             return
         tally.aliases.extend((source, result.url) for source in result.redirects)
         tally.requests_ok += 1
         tally.bytes_downloaded += len(result.body)
+        if item.kind is LinkKind.ROBOTS:
+            text = result.body[:MAX_ROBOTS_BYTES].decode("utf-8", "replace")
+            self.frontier.set_robots(item.url, RobotsRules.parse(text, self.config.http.user_agent))
         self.pages.put(Page(item, result))
 
-    def _may_follow_redirect(self, item: CrawlItem, target: str) -> bool:
+    def _fetch_failed(self, item: CrawlItem, error: FetchError, pause: float, tally: Tally) -> None:
+        if error.reason == "interrupted":  # cut by a stop: not fetched, not failed
+            self.frontier.put_back(item)
+            return
+        delay = self.fetcher.retry_policy.delay(item.attempt, pause) if error.retryable else None
+        if delay is not None:
+            log.debug("retry %s in %.1f s: %s", item.url, delay, error)
+            tally.retries += 1
+            self.frontier.retry_later(item, delay)
+            return
+        if item.kind is LinkKind.ROBOTS:
+            # No robots.txt (4xx): all allowed. Server trouble (5xx, no answer): nothing allowed.
+            allowed = error.status is not None and 400 <= error.status < 500
+            self.frontier.set_robots(item.url, ALLOW_ALL if allowed else DISALLOW_ALL)
+            if allowed:
+                self.frontier.task_done(item)
+                return
+            error = FetchError(f"robots.txt unavailable, so none of this host is fetched: {error}",
+                               item.url, "robots_unavailable", status=error.status)
+        if item.guessed:  # a /sitemap.xml that is not there is no failure of the site
+            log.debug("no %s: %s", item.url, error)
+            self.frontier.task_done(item)
+            return
+        self._fail(item, Failure(item.url, error.reason, str(error), error.status, item.referrer,
+                                 off_site=not self.scope.in_domains(item.url)), tally)
+
+    def _may_follow_redirect(self, item: CrawlItem, target: str) -> Follow:
+        if item.kind is LinkKind.ROBOTS:
+            return Follow.NOW  # robots.txt may live elsewhere; it is never deduplicated
         rule = self.scope.rejection(target, item.kind, item.depth, item.chain)
         if rule is not None:
             self.frontier.skip(target, f"redirect_{rule}")
-            return False
-        return self.frontier.claim(target)
+            return Follow.NO
+        if origin_of(target) != origin_of(item.url):
+            return Follow.LATER
+        return Follow.NOW if self.frontier.claim(target) else Follow.NO
 
     # -- stage 2: parse --------------------------------------------------------------------
 
@@ -212,6 +247,8 @@ class Pipeline:
         try:
             if item.kind is LinkKind.SITEMAP:
                 page.links = sitemap_links(response.body, response.url)
+            elif item.kind is LinkKind.ROBOTS:
+                page.links = self._robots_sitemaps(response.body)
             else:
                 page.links = extract_links(response.body, response.url, response.content_type,
                                            response.charset)
@@ -230,6 +267,18 @@ class Pipeline:
                 self.frontier.skip(link.url, rule)
         self.frontier.add_all(admitted)
         self.writes.put(page)
+
+    def _robots_sitemaps(self, body: bytes) -> list[Link]:
+        if not self.config.mirror.sitemaps:
+            return []
+        rules = RobotsRules.parse(body[:MAX_ROBOTS_BYTES].decode("utf-8", "replace"), self.config.http.user_agent)
+        links = []
+        for url in rules.sitemaps:
+            try:
+                links.append(Link(canonicalize(url), LinkKind.SITEMAP))
+            except InvalidURLError:
+                continue
+        return links
 
     # -- stage 3: write --------------------------------------------------------------------
 

@@ -87,7 +87,8 @@ class CrawlReport:
                 "failed": len(tally.failures),
                 "failed_broken_links": sum(f.is_client_error for f in tally.failures),
                 "failed_off_site": sum(f.off_site and not f.is_client_error for f in tally.failures),
-                "skipped_by_scope": len(self.skipped),
+                "skipped_by_scope": sum(not rule.startswith("robots") for rule in self.skipped.values()),
+                "skipped_by_robots": sum(rule.startswith("robots") for rule in self.skipped.values()),
                 "redirects": tally.redirects,
                 "retries": tally.retries,
                 "not_fetched": self.not_fetched,
@@ -118,7 +119,7 @@ class CrawlReport:
             f"failed: {len(tally.failures)} ({len(self.serious_failures)} after retries, "
             f"{sum(f.is_client_error for f in tally.failures)} broken links, "
             f"{sum(f.off_site and not f.is_client_error for f in tally.failures)} on other hosts); "
-            f"skipped by scope: {len(self.skipped)}; not fetched: {self.not_fetched}",
+            f"skipped by scope or robots.txt: {len(self.skipped)}; not fetched: {self.not_fetched}",
         ]
         if self.offline_links is not None and self.offline_links.total:
             links = self.offline_links

@@ -60,6 +60,12 @@ def host_of(url: str) -> str:
     return netloc.rsplit(":", 1)[0] if ":" in netloc else netloc
 
 
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a canonical URL."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 def host_key(url: str) -> str:
     """host[:port] of a canonical URL: what identifies one server."""
     return url.split("/", 3)[2]

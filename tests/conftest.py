@@ -28,8 +28,7 @@ DEMO_SITE_FILES = {
     "docs/advanced/index.html": "docs/advanced/index.html", "docs/advanced/config.html": "docs/advanced/config.html",
     "blog/index.html": "blog/index.html", "blog/2026/first-post.html": "blog/2026/first-post.html",
     "blog/2026/second-post.html": "blog/2026/second-post.html",
-    "private/index.html": "private/index.html", "private/secret.html": "private/secret.html",
-    "favicon.ico": "favicon.ico",
+    "favicon.ico": "favicon.ico", "robots.txt": "robots.txt",
     **{f"static/{name}": f"static/{name}" for name in [
         "css/site.css", "css/base.css", "css/print.css", "js/app.js", "fonts/demo.woff2",
         "img/logo.png", "img/banner.png", "img/banner@2x.png", "img/background.png", "img/icon-doc.png",
@@ -39,7 +38,9 @@ DEMO_SITE_FILES = {
         "media/button.png"]},
 }
 DEMO_CDN_FILES = {"cdn/cdn.css": "cdn/cdn.css", "cdn/cdn-logo.png": "cdn/cdn-logo.png",
-             "cdn/cdn-font.woff2": "cdn/cdn-font.woff2"}
+                  "cdn/cdn-font.woff2": "cdn/cdn-font.woff2", "robots.txt": "robots.txt"}
+# robots.txt disallows /private/, linked from every page's navigation.
+DEMO_DISALLOWED = {"private/"}
 # URLs saved: one per file, plus /index.html, which has the content of / and shares its file.
 DEMO_URL_COUNT = len(DEMO_SITE_FILES) + len(DEMO_CDN_FILES) + 1
 

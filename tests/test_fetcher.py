@@ -11,7 +11,7 @@ import responses
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
-from crawler.fetcher import Fetcher, Redirected, RetryPolicy, parse_content_type, parse_retry_after
+from crawler.fetcher import Fetcher, Follow, Redirected, RetryPolicy, parse_content_type, parse_retry_after
 from crawler.models import CrawlItem, LinkKind, Response
 
 START = CrawlItem("http://site.test/", 0, LinkKind.PAGE)
@@ -20,7 +20,7 @@ START = CrawlItem("http://site.test/", 0, LinkKind.PAGE)
 def make_fetcher(follow: bool = True, **http: object) -> Fetcher:
     config = HttpConfig.model_validate({"headers": {"X-Token": "secret"}, **http})
     return Fetcher(config, in_domains=lambda url: url.startswith("http://site.test/"),
-                   may_follow=lambda item, target: follow)
+                   may_follow=lambda item, target: Follow.NOW if follow else Follow.NO)
 
 
 def fetch_ok(fetcher: Fetcher, item: CrawlItem = START) -> Response:
@@ -67,7 +67,7 @@ def test_headers_are_not_carried_across_a_redirect_to_another_host() -> None:
 def test_redirect_not_allowed_is_reported_not_followed() -> None:
     responses.get("http://site.test/", status=301, headers={"Location": "/elsewhere"})
     result = make_fetcher(follow=False).fetch(START)
-    assert result == Redirected("http://site.test/", "http://site.test/elsewhere", 301)
+    assert result == Redirected("http://site.test/", "http://site.test/elsewhere", 301, Follow.NO)
     assert len(responses.calls) == 1
 
 

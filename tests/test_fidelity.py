@@ -14,7 +14,7 @@ import pytest
 
 from crawler.demo.server import SiteServer
 from crawler.pipeline import Pipeline
-from tests.conftest import DEMO_CDN_FILES, DEMO_SITE_FILES, make_config, read_manifest
+from tests.conftest import DEMO_CDN_FILES, DEMO_DISALLOWED, DEMO_SITE_FILES, make_config, read_manifest
 from tests.offline_check import check_mirror
 
 BROKEN_ON_SITE = {"feed.xml", "missing-page.html"}
@@ -55,21 +55,21 @@ def test_every_relative_link_resolves_to_a_saved_file(mirror: tuple[Path, SiteSe
     out, _, _ = mirror
     check = check_mirror(out, encodings={})
     assert check.local_broken == []
-    assert len(check.local_ok) > 250
+    assert len(check.local_ok) > 200
 
 
-def test_no_absolute_link_to_a_mirrored_host_remains_but_for_pages_the_site_lacks(
+def test_no_absolute_link_to_a_mirrored_host_remains_but_for_pages_not_to_be_had(
         mirror: tuple[Path, SiteServer, dict[str, object]]) -> None:
     out, server, _ = mirror
     mirrored = (server.url, server.cdn_url)
     to_mirrored = {link for _, link in check_mirror(out).absolute if link.startswith(mirrored)}
-    assert to_mirrored == {server.url + path for path in BROKEN_ON_SITE}
+    assert to_mirrored == {server.url + path for path in BROKEN_ON_SITE | DEMO_DISALLOWED}
 
 
 def test_report_counts_the_links_that_work_offline(mirror: tuple[Path, SiteServer, dict[str, object]]) -> None:
     _, _, report = mirror
     assert report["offline_links_total"] == report["offline_links_ok"]
-    assert report["offline_links_total"] > 250  # type: ignore[operator]
+    assert report["offline_links_total"] > 200  # type: ignore[operator]
     details = report["offline_links"]
     assert details["broken_on_site"] == 2  # type: ignore[index]  # feed.xml, missing-page.html
 

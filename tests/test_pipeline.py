@@ -79,7 +79,8 @@ def test_report_counts(site: SiteServer, crawl: CrawlRunner, tmp_path: Path) -> 
     assert report["counts"]["fetched"] == DEMO_URL_COUNT
     assert report["counts"]["failed"] == 2 and report["counts"]["failed_broken_links"] == 2
     assert report["counts"]["skipped_by_scope"] == 1  # https://www.example.com/elsewhere
-    assert report["skipped_by_rule"] == {"domain": 1}
+    assert report["counts"]["skipped_by_robots"] == 1  # /private/
+    assert report["skipped_by_rule"] == {"domain": 1, "robots": 1}
     assert report["counts"]["redirects"] == 2  # /old-home -> /, /moved-photo -> a photo, both fetched already
     assert [f["reason"] for f in report["failures"]] == ["http_404", "http_404"]
     assert report["failures"][1]["referrer"] == site.url
@@ -92,7 +93,7 @@ def test_exclude_include_and_depth(site: SiteServer, crawl: CrawlRunner, tmp_pat
     report, _ = crawl(site.url, scope={"exclude": [r"/blog/"], "include": [r"/docs/", r":\d+/$"],
                                        "max_depth": 1})
     saved = mirrored_files(tmp_path / "out" / host_folder(site))
-    pages = [p for p in saved if not p.startswith("static/") and p not in ("favicon.ico", "sitemap.xml")]
+    pages = [p for p in saved if not p.startswith("static/") and p not in ("favicon.ico", "sitemap.xml", "robots.txt")]
     assert pages == ["docs/index.html", "index.html"]
     assert "docs/advanced/config.html" not in saved  # two hops away
     assert "static/img/icon-doc.png" in saved  # the requisite of a depth-1 page
@@ -112,7 +113,7 @@ def test_max_depth_zero_fetches_start_urls_and_their_requisites(site: SiteServer
 def test_max_depth_counts_hops(tmp_path: Path) -> None:
     with SiteServer(root=None, routes=routes.chain_site(10)) as server:
         Pipeline(make_config(server.url + "chain/0.html", tmp_path, scope={"max_depth": 3},
-                             mirror={"sitemaps": False})).run()
+                             mirror={"sitemaps": False}, politeness={"robots": False})).run()
         assert sorted(server.requests()) == [f"/chain/{n}.html" for n in range(4)]
 
 
@@ -120,7 +121,7 @@ def test_max_pages_stops_after_that_many_html_pages(tmp_path: Path) -> None:
     with SiteServer(root=None, routes=routes.tree_site(100)) as server:
         pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
                                         scope={"max_pages": 10}, threads={"fetchers": 8},
-                                        mirror={"sitemaps": False}))
+                                        mirror={"sitemaps": False}, politeness={"robots": False}))
         report = pipeline.run()
         assert report.tally.html_pages_saved == 10
         assert sum(server.requests().values()) == 10
@@ -136,7 +137,7 @@ def test_other_hosts_are_not_crawled_unless_listed(tmp_path: Path) -> None:
             assert report.skipped == {other_url: "domain"}
             domains = ["127.0.0.1", "localhost"]
             Pipeline(make_config(main_site.url, tmp_path / "b", scope={"domains": domains})).run()
-            assert other.requests()["/other.html"] == 1
+            assert other.requests()[f"//localhost:{other.port}/other.html"] == 1
 
 
 def test_slow_writer_holds_the_fetchers_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,7 +154,7 @@ def test_slow_writer_holds_the_fetchers_back(tmp_path: Path, monkeypatch: pytest
     with SiteServer(root=None, routes=routes.tree_site(60)) as server:
         pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
                                         threads={"fetchers": fetchers, "parsers": parsers, "writers": writers},
-                                        queue_size=queue_size, mirror={"sitemaps": False}))
+                                        queue_size=queue_size, mirror={"sitemaps": False}, politeness={"robots": False}))
         runner = threading.Thread(target=pipeline.run)
         runner.start()
         fetched = _settled_count(lambda: sum(server.requests().values()))

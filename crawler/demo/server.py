@@ -89,7 +89,7 @@ class SiteServer(ThreadingHTTPServer):
             return self._connections
 
     def requests(self) -> Counter[str]:
-        """Requests answered so far, by path and query."""
+        """Requests answered so far, by path and query ("//localhost:port/path" for the CDN)."""
         with self._count_lock:
             return Counter(self._requests)
 
@@ -121,7 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.count_connection()
 
     def do_GET(self) -> None:
-        self.server.count(self.path)
+        host = self.headers.get("Host", "")
+        # Requests to the second host name (the "CDN") are counted with their host.
+        self.server.count(self.path if host.startswith("127.0.0.1") or not host else f"//{host}{self.path}")
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         route = self.server.routes.get(path)
         if route is not None:

@@ -1,0 +1,47 @@
+"""robots.txt: what one host allows, read with protego (wildcards, `$`, Allow/Disallow
+precedence by rule length, Crawl-delay, Sitemap lines).
+
+What a host's robots.txt *answer* means follows RFC 9309 and the major crawlers:
+2xx -> its rules; 4xx (no robots.txt) -> everything allowed; 5xx or no answer after retries
+-> nothing allowed (the server may be overloaded; do not add to it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protego import Protego
+
+
+@dataclass(frozen=True)
+class RobotsRules:
+    """One host's rules for our user agent."""
+
+    allow_all: bool = False
+    disallow_all: bool = False
+    crawl_delay: float | None = None
+    sitemaps: tuple[str, ...] = ()
+    _parser: Protego | None = field(default=None, repr=False, compare=False)
+    _agent: str = "*"
+
+    @classmethod
+    def parse(cls, text: str, user_agent: str) -> RobotsRules:
+        parser = Protego.parse(text)
+        agent = product_token(user_agent)
+        delay = parser.crawl_delay(agent)
+        return cls(crawl_delay=float(delay) if delay is not None else None,
+                   sitemaps=tuple(parser.sitemaps), _parser=parser, _agent=agent)
+
+    def allows(self, url: str) -> bool:
+        if self.allow_all or self._parser is None:
+            return not self.disallow_all
+        return bool(self._parser.can_fetch(url, self._agent))
+
+
+ALLOW_ALL = RobotsRules(allow_all=True)
+DISALLOW_ALL = RobotsRules(disallow_all=True)
+
+
+def product_token(user_agent: str) -> str:
+    """The name robots.txt groups are matched against: "crawl" for "crawl/0.1 (...)"."""
+    return user_agent.split("/", 1)[0].split(maxsplit=1)[0] if user_agent.strip() else "*"
