@@ -154,7 +154,8 @@ def test_slow_writer_holds_the_fetchers_back(tmp_path: Path, monkeypatch: pytest
     with SiteServer(root=None, routes=routes.tree_site(60)) as server:
         pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
                                         threads={"fetchers": fetchers, "parsers": parsers, "writers": writers},
-                                        queue_size=queue_size, mirror={"sitemaps": False}, politeness={"robots": False}))
+                                        queue_size=queue_size, mirror={"sitemaps": False},
+                                        politeness={"robots": False}))
         runner = threading.Thread(target=pipeline.run)
         runner.start()
         fetched = _settled_count(lambda: sum(server.requests().values()))
