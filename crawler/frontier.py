@@ -21,10 +21,30 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from crawler.models import CrawlItem, LinkKind
 from crawler.robots import ALLOW_ALL, RobotsRules
 from crawler.urls import origin_of
+
+
+class Journal(Protocol):
+    """Where the frontier records what it admits, skips and finishes (crawl state)."""
+
+    def added(self, items: list[CrawlItem]) -> None: ...
+    def skipped(self, url: str, rule: str) -> None: ...
+    def done(self, url: str) -> None: ...
+
+
+class NoJournal:
+    def added(self, items: list[CrawlItem]) -> None:
+        pass
+
+    def skipped(self, url: str, rule: str) -> None:
+        pass
+
+    def done(self, url: str) -> None:
+        pass
 
 
 @dataclass
@@ -35,6 +55,7 @@ class _Host:
     pages: deque[CrawlItem] = field(default_factory=deque)
     in_flight: int = 0  # requests, not pipeline work: released when the response is in
     not_before: float = 0.0  # time.monotonic() before which no request may start
+    last_start: float = 0.0  # time.monotonic() of the latest request start
     robots: RobotsRules | None = None  # None until its robots.txt was answered
 
     def has_work(self) -> bool:
@@ -43,9 +64,10 @@ class _Host:
 
 class Frontier:
     def __init__(self, max_pages: int | None = None, per_host: int = 1_000_000, delay: float = 0.0,
-                 robots: bool = False) -> None:
+                 robots: bool = False, journal: Journal | None = None) -> None:
         """`per_host`, `delay`: politeness per host (scheme, name and port); `robots`: fetch
-        each host's robots.txt first and obey it."""
+        each host's robots.txt first and obey it; `journal`: told of every change worth keeping
+        (its calls must be quick: they happen under the lock)."""
         # One lock guards every field below; `_changed` is signalled whenever the answer of
         # `get` may have changed: work added or finished, a host freed, or stop.
         self._lock = threading.Lock()
@@ -62,6 +84,7 @@ class Frontier:
         self._per_host = per_host
         self._delay = delay
         self._robots = robots
+        self._journal: Journal = journal or NoJournal()
         self._stopped = False
 
     # -- producers -------------------------------------------------------------------------
@@ -72,7 +95,7 @@ class Frontier:
 
     def add_all(self, items: Iterable[CrawlItem]) -> int:
         """Queue each item whose URL is new (one lock for a page's links); returns how many."""
-        added = 0
+        added = []
         with self._lock:
             for item in items:
                 if item.url in self._seen:
@@ -80,10 +103,23 @@ class Frontier:
                 self._seen.add(item.url)
                 self._skipped.pop(item.url, None)
                 self._enqueue(item)
-                added += 1
+                added.append(item)
             if added:
-                self._changed.notify(added)
-        return added
+                self._journal.added(added)
+                self._changed.notify(len(added))
+        return len(added)
+
+    def restore(self, seen: Iterable[str], pending: Iterable[CrawlItem], skipped: dict[str, str],
+                html_pages_saved: int) -> None:
+        """Go on with an interrupted crawl: what it saw, what it still had to fetch."""
+        with self._lock:
+            self._seen.update(seen)
+            self._skipped.update(skipped)
+            self._html_pages_saved = html_pages_saved
+            for item in pending:
+                self._seen.add(item.url)
+                self._enqueue(item)
+            self._changed.notify_all()
 
     def claim(self, url: str) -> bool:
         """Mark `url` seen without queueing it (a redirect target fetched in place, on a host
@@ -93,7 +129,9 @@ class Frontier:
                 return False
             host = self._hosts.get(origin_of(url))
             if host is not None and host.robots is not None and not host.robots.allows(url):
-                self._skipped.setdefault(url, "robots")
+                if url not in self._skipped:
+                    self._skipped[url] = "robots"
+                    self._journal.skipped(url, "robots")
                 return False
             self._seen.add(url)
             self._skipped.pop(url, None)
@@ -102,8 +140,9 @@ class Frontier:
     def skip(self, url: str, rule: str) -> None:
         """Record that the scope rule `rule` kept `url` out (first rule wins, for the report)."""
         with self._lock:
-            if url not in self._seen:
-                self._skipped.setdefault(url, rule)
+            if url not in self._seen and url not in self._skipped:
+                self._skipped[url] = rule
+                self._journal.skipped(url, rule)
 
     # -- consumers -------------------------------------------------------------------------
 
@@ -161,12 +200,16 @@ class Frontier:
             self._leave_flight(item)
             if saved_html_page:
                 self._html_pages_saved += 1
+            self._journal.done(item.url)
             self._changed.notify_all()
 
     def set_robots(self, url: str, rules: RobotsRules) -> None:
         """The answer to robots.txt at `url`: the other URLs of its host may go now."""
         with self._lock:
-            self._host(origin_of(url)).robots = rules
+            host = self._host(origin_of(url))
+            host.robots = rules
+            # Its Crawl-delay counts from the robots.txt request itself.
+            host.not_before = max(host.not_before, host.last_start + self._delay_of(host))
             self._changed.notify_all()
 
     def stop(self) -> None:
@@ -227,6 +270,7 @@ class Frontier:
             if item is None:
                 continue
             host.in_flight += 1
+            host.last_start = now
             host.not_before = now + self._delay_of(host)
             self._hosts[key] = self._hosts.pop(key)  # to the end of the round
             return item, None
@@ -242,7 +286,10 @@ class Frontier:
             item = host.requisites.popleft() if host.requisites else host.pages.popleft()
             if item.kind is LinkKind.ROBOTS or host.robots.allows(item.url):
                 return item
-            self._skipped[item.url] = "robots_unavailable" if host.robots.disallow_all else "robots"
+            rule = "robots_unavailable" if host.robots.disallow_all else "robots"
+            self._skipped[item.url] = rule
+            self._journal.skipped(item.url, rule)
+            self._journal.done(item.url)
         return None
 
     def _delay_of(self, host: _Host) -> float:

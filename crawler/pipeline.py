@@ -1,5 +1,6 @@
 """The crawl pipeline: three stages of threads joined by bounded queues.
 
+    0. state       lock the output folder; resume the crawl its state says was interrupted
     1. seed        start URLs -> frontier
     2. fetchers    frontier.get() -> HTTP GET -> page queue            (network-bound)
     3. parsers     page queue -> links -> scope -> frontier.add_all     (CPU-bound)
@@ -8,6 +9,9 @@
     5. stop        frontier.get() returns None once nothing is pending or in flight:
                    fetchers end, then one sentinel per parser, then one per writer.
     6. finish      links in saved HTML/CSS converted for offline use; manifest and report.
+
+Every admission, file, failure and skip is journaled to the crawl state (state.py) as it
+happens, which is what makes any interruption resumable.
 
 The two queues are bounded, so a slow parser or disk holds the fetchers back instead of
 filling memory. The frontier is unbounded but never blocks, so the stages form no cycle of
@@ -35,8 +39,9 @@ from crawler.parser import extract_links, sitemap_links
 from crawler.report import CrawlReport, Tally
 from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.scope import Scope
+from crawler.state import CrawlLock, CrawlState, Resumed, remove_temporary_files
 from crawler.urls import InvalidURLError, canonicalize, origin_of
-from crawler.writer import Writer
+from crawler.writer import TEMP_SUFFIX, Writer
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +61,19 @@ class Pipeline:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites)
+        self.lock = CrawlLock(config.output_dir)
+        self.state = CrawlState(config.output_dir, on_error=self._abort)
         politeness = config.politeness
         self.frontier = Frontier(max_pages=config.scope.max_pages, per_host=politeness.per_host,
-                                 delay=politeness.delay, robots=politeness.robots)
+                                 delay=politeness.delay, robots=politeness.robots, journal=self.state)
         self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension)
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
                                may_follow=self._may_follow_redirect)
         self.pages: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
         self.writes: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
         self._tallies: list[Tally] = []  # one per worker, filled in before the threads start
+        self._earlier = Tally()  # what the interrupted runs of this crawl did, when resuming
+        self._resumed_from: str | None = None
         self._fatal_errors: queue.SimpleQueue[CrawlError] = queue.SimpleQueue()
         self._aborted = threading.Event()  # set with the first fatal error (disk full, ...)
         self._interrupted = threading.Event()
@@ -76,16 +85,37 @@ class Pipeline:
         """Crawl until done (or stopped), join every thread, and write manifest and report."""
         started = datetime.now(timezone.utc)
         self.writer.prepare()
-        self.frontier.add_all(self._seeds())
-        threads = self.config.threads
-        fetchers = self._start(threads.fetchers, "fetch", self._fetch_loop)
-        parsers = self._start(threads.parsers, "parse", self._parse_loop)
-        writers = self._start(threads.writers, "write", self._write_loop)
-        self._join_then_stop(fetchers, self.pages, len(parsers))
-        self.fetcher.shutdown()
-        self._join_then_stop(parsers, self.writes, len(writers))
-        self._join_then_stop(writers, None, 0)
-        return self._finish(started)
+        self.lock.acquire()
+        try:
+            self._seed_or_resume(self.state.open(self.config.model_dump_json(), started.isoformat()))
+            threads = self.config.threads
+            fetchers = self._start(threads.fetchers, "fetch", self._fetch_loop)
+            parsers = self._start(threads.parsers, "parse", self._parse_loop)
+            writers = self._start(threads.writers, "write", self._write_loop)
+            self._join_then_stop(fetchers, self.pages, len(parsers))
+            self.fetcher.shutdown()
+            self._join_then_stop(parsers, self.writes, len(writers))
+            self._join_then_stop(writers, None, 0)
+            return self._finish(started)
+        finally:
+            self.lock.release()
+
+    def _seed_or_resume(self, resumed: Resumed | None) -> None:
+        if resumed is None:
+            self.frontier.add_all(self._seeds())
+            return
+        self._resumed_from = resumed.started_at
+        removed = remove_temporary_files(self.config.output_dir, TEMP_SUFFIX)
+        log.warning("resuming the crawl started %s: %d files saved, %d URLs to go%s", resumed.started_at,
+                    len(resumed.saved), len(resumed.pending),
+                    f" ({removed} half-written files removed)" if removed else "")
+        self.frontier.restore(resumed.seen, resumed.pending, resumed.skipped, resumed.html_pages_saved)
+        self.writer.restore(resumed.saved)
+        earlier = self._earlier
+        earlier.failures, earlier.aliases = resumed.failures, resumed.aliases
+        earlier.files_saved, earlier.html_pages_saved = len(resumed.saved), resumed.html_pages_saved
+        for name, value in resumed.totals.items():
+            setattr(earlier, name, value)
 
     def _seeds(self) -> list[CrawlItem]:
         seeds = [CrawlItem(url, 0, LinkKind.PAGE) for url in self.config.start_urls]
@@ -121,23 +151,25 @@ class Pipeline:
 
     def _finish(self, started: datetime) -> CrawlReport:
         tally = Tally()
-        for part in self._tallies:
+        for part in [self._earlier, *self._tallies]:
             tally.merge(part)
-        if self._aborted.is_set():
-            self.fatal_error = self._fatal_errors.get()
         offline_links = None
-        if self.fatal_error is None:
+        if not self._aborted.is_set():
             try:
                 offline_links = self._convert_links(tally)
             except OutputError as error:
-                self.fatal_error = error
-        outcome = "aborted" if self.fatal_error else "interrupted" if self._interrupted.is_set() \
+                self._abort(error)
+        outcome = "aborted" if self._aborted.is_set() else "interrupted" if self._interrupted.is_set() \
             else "completed"
+        self.state.finish(completed=outcome == "completed", totals=tally.counters())
+        if self._aborted.is_set():
+            self.fatal_error = self._fatal_errors.get()
         report = CrawlReport(
             start_urls=list(self.config.start_urls), output=str(self.config.output_dir),
             started_at=started, finished_at=datetime.now(timezone.utc), outcome=outcome,
             tally=tally, skipped=self.frontier.skipped(), not_fetched=len(self.frontier.pending()),
-            fatal_error=str(self.fatal_error) if self.fatal_error else None, offline_links=offline_links)
+            fatal_error=str(self.fatal_error) if self.fatal_error else None, offline_links=offline_links,
+            resumed_from=self._resumed_from)
         try:
             self.writer.write_json_lines("manifest.jsonl", (_manifest_record(entry)
                                                             for entry in self.writer.saved_files()))
@@ -182,12 +214,15 @@ class Pipeline:
         if isinstance(result, Redirected):
             tally.redirects += 1
             tally.aliases.append((result.source, result.target))
+            self.state.aliased(result.source, result.target)
             if result.follow is Follow.LATER:  # another host: through the frontier, with its rules
                 self.frontier.add(CrawlItem(result.target, item.depth, item.kind, referrer=item.referrer,
                                             chain=item.chain))
             self.frontier.task_done(item)
             return
-        tally.aliases.extend((source, result.url) for source in result.redirects)
+        for source in result.redirects:
+            tally.aliases.append((source, result.url))
+            self.state.aliased(source, result.url)
         tally.requests_ok += 1
         tally.bytes_downloaded += len(result.body)
         if item.kind is LinkKind.ROBOTS:
@@ -290,8 +325,8 @@ class Pipeline:
                 self._internal_error(page.item, exc, tally)
 
     def _write_one(self, page: Page, tally: Tally) -> None:
-        if self._aborted.is_set():  # the disk is gone: drain the queue without trying again
-            self.frontier.task_done(page.item)
+        if self._aborted.is_set():  # the disk is gone: drain the queue, keep the URL pending
+            self.frontier.put_back(page.item)
             return
         response = page.response
         entry = SavedFile(url=response.url, path="", status=response.status,
@@ -300,17 +335,15 @@ class Pipeline:
                           last_modified=response.last_modified, fetched_at=response.fetched_at,
                           charset=response.charset)
         try:
-            self.writer.save(response.url, response.body, entry)
+            saved = self.writer.save(response.url, response.body, entry)
         except OutputError as error:
-            log.error("%s", error)
-            self._fatal_errors.put(error)
-            self._aborted.set()
-            self.frontier.stop()
-            self.frontier.task_done(page.item)
+            self._abort(error)
+            self.frontier.put_back(page.item)  # still to be fetched when the crawl resumes
             return
         except CrawlError as error:
             self._fail(page.item, Failure(response.url, "unsafe_path", str(error)), tally)
             return
+        self.state.saved(saved)
         html_page = page.is_html and page.item.kind is LinkKind.PAGE
         tally.files_saved += 1
         tally.html_pages_saved += html_page
@@ -321,7 +354,17 @@ class Pipeline:
     def _fail(self, item: CrawlItem, failure: Failure, tally: Tally) -> None:
         log.info("failed %s: %s", failure.url, failure.message)
         tally.failures.append(failure)
+        self.state.failed(failure)
         self.frontier.task_done(item)
+
+    def _abort(self, error: CrawlError) -> None:
+        """A fatal error (disk full, state unwritable): stop everything, keep what is pending."""
+        if not self._aborted.is_set():
+            log.error("%s", error)
+            self._fatal_errors.put(error)
+            self._aborted.set()
+        self.frontier.stop()
+        self.fetcher.stop()
 
     def _internal_error(self, item: CrawlItem, exc: Exception, tally: Tally) -> None:
         log.exception("internal error on %s", item.url)

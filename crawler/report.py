@@ -29,6 +29,11 @@ class Tally:
     parse_errors: list[Failure] = field(default_factory=list)
     aliases: list[tuple[str, str]] = field(default_factory=list)  # (redirecting URL, its target)
 
+    def counters(self) -> dict[str, int]:
+        """The counters that add up over the runs of one crawl (kept in its state)."""
+        return {"requests_ok": self.requests_ok, "bytes_downloaded": self.bytes_downloaded,
+                "redirects": self.redirects, "retries": self.retries}
+
     def merge(self, other: Tally) -> None:
         self.requests_ok += other.requests_ok
         self.bytes_downloaded += other.bytes_downloaded
@@ -53,6 +58,7 @@ class CrawlReport:
     not_fetched: int  # admitted but never fetched (stop, or max_pages reached)
     fatal_error: str | None = None
     offline_links: OfflineLinks | None = None
+    resumed_from: str | None = None  # when this run went on with an interrupted crawl: its start
 
     @property
     def serious_failures(self) -> list[Failure]:
@@ -78,6 +84,7 @@ class CrawlReport:
             "start_urls": self.start_urls,
             "output": self.output,
             "started_at": _iso(self.started_at),
+            "resumed_crawl_started_at": self.resumed_from,
             "finished_at": _iso(self.finished_at),
             "duration_s": round(self.duration_s, 3),
             "counts": {

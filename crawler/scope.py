@@ -27,6 +27,8 @@ class Scope:
         self._include = [re.compile(p) for p in config.include]
         self._exclude = [re.compile(p) for p in config.exclude]
         self._max_depth = config.max_depth
+        self._max_url_length = config.max_url_length
+        self._max_repeats = config.max_repeats
         self._requisites_anywhere = requisites_anywhere
 
     def in_domains(self, url: str) -> bool:
@@ -40,6 +42,10 @@ class Scope:
         `url` is canonical; `depth` is the number of page hops it would be from a start URL,
         `chain` the number of requisite hops since the last page.
         """
+        if len(url) > self._max_url_length:
+            return "max_url_length"
+        if self._max_repeats and repeats_segments(url, self._max_repeats):
+            return "repeated_segments"
         if any(p.search(url) for p in self._exclude):
             return "exclude"
         if kind is LinkKind.REQUISITE and self._requisites_anywhere:
@@ -53,3 +59,18 @@ class Scope:
         if self._max_depth is not None and depth > self._max_depth:
             return "max_depth"
         return None
+
+
+def repeats_segments(url: str, times: int) -> bool:
+    """Does the URL's path repeat a run of segments `times` times in a row, as the links of a
+    site that keeps appending to the relative path do (/a/b/a/b/a/b/)?"""
+    path = url.split("?", 1)[0].split("/")[3:]
+    count = len(path)
+    if count < times:
+        return False
+    for start in range(count):
+        for length in range(1, (count - start) // times + 1):
+            run = path[start:start + length]
+            if all(path[start + length * n:start + length * (n + 1)] == run for n in range(1, times)):
+                return True
+    return False

@@ -193,6 +193,13 @@ class Writer:
         digest = hashlib.sha256(url.encode()).hexdigest()[:10]
         return target.with_name(f"{stem}{HASH_MARKER}{digest}{extension}")
 
+    def restore(self, entries: Iterable[SavedFile]) -> None:
+        """The files an interrupted run of this crawl saved."""
+        with self._lock:
+            for entry in entries:
+                self._saved[entry.url] = entry
+                self._owners.setdefault(entry.path, entry.url)
+
     def saved_files(self) -> list[SavedFile]:
         with self._lock:
             return sorted(self._saved.values(), key=lambda entry: entry.url)

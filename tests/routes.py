@@ -5,6 +5,9 @@ A route is a function of the request handler; `SiteServer(root=None, routes={pat
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import gzip
 import threading
 import time
 from collections.abc import Callable
@@ -90,3 +93,117 @@ def reset_connection(handler: BaseHTTPRequestHandler) -> None:
     handler.wfile.flush()
     handler.close_connection = True
     handler.connection.shutdown(2)
+
+
+def stall(seconds: float, then: Route | None = None) -> Route:
+    """Say nothing for `seconds` (a hung server), then answer like `then` if still connected."""
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        time.sleep(seconds)
+        if then is not None:
+            with contextlib.suppress(OSError):
+                then(handler)
+    return route
+
+
+def trickle_body(interval: float = 0.05, total: int = 100_000) -> Route:
+    """Headers at once, then the body one byte at a time: each read is quick, the whole is not."""
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(total))
+        handler.end_headers()
+        with contextlib.suppress(OSError):
+            for _ in range(total):
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+                time.sleep(interval)
+    return route
+
+
+def trickle_headers(interval: float = 0.05) -> Route:
+    """A status line, then header bytes one at a time, forever."""
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        with contextlib.suppress(OSError):
+            while True:
+                handler.wfile.write(b"X")
+                handler.wfile.flush()
+                time.sleep(interval)
+    return route
+
+
+def endless_chunked(chunk: int = 65536) -> Route:
+    """A chunked body without end (no Content-Length to refuse it by)."""
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        data = f"{chunk:x}\r\n".encode() + b"\0" * chunk + b"\r\n"
+        with contextlib.suppress(OSError):
+            while True:
+                handler.wfile.write(data)
+    return route
+
+
+def gzip_bomb(size: int = 20_000_000) -> Route:
+    """A few kilobytes on the wire that inflate to `size` bytes."""
+    body = gzip.compress(b"\0" * size, 9)
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        send(handler, 200, body, "text/html", {"Content-Encoding": "gzip"})
+    return route
+
+
+def rate_limited(times: int, retry_after: str, then: Route) -> Route:
+    """Answer 429 with `retry_after` the first `times` requests."""
+    lock = threading.Lock()
+    remaining = [times]
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        with lock:
+            limited = remaining[0] > 0
+            remaining[0] -= 1
+        if limited:
+            send(handler, 429, b"slow down", "text/plain", {"Retry-After": retry_after})
+        else:
+            then(handler)
+    return route
+
+
+def calendar(handler: BaseHTTPRequestHandler) -> None:
+    """An endless calendar: every month links to the next and the previous one."""
+    query = handler.path.partition("?")[2]
+    month = int(query.removeprefix("m=") or 0)
+    send(handler, 200, page(f"/calendar?m={month + 1}", f"/calendar?m={month - 1}", title=f"month {month}"))
+
+
+def needs_auth(user: str, password: str, then: Route) -> Route:
+    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        if handler.headers.get("Authorization") != expected:
+            send(handler, 401, b"who are you?", "text/plain", {"WWW-Authenticate": 'Basic realm="test"'})
+        else:
+            then(handler)
+    return route
+
+
+def text(body: str, content_type: str = "text/plain") -> Route:
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        send(handler, 200, body.encode(), content_type)
+    return route
+
+
+def raw(body: bytes, content_type: str) -> Route:
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        send(handler, 200, body, content_type)
+    return route
+
+
+def recorded(seen: list[dict[str, str]], then: Route) -> Route:
+    """Like `then`, noting each request's headers (and path) in `seen`."""
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        seen.append({"path": handler.path, **{k.lower(): v for k, v in handler.headers.items()}})
+        then(handler)
+    return route

@@ -14,6 +14,7 @@ import pytest
 import crawler.pipeline as pipeline_module
 from crawler.demo.server import SiteServer
 from crawler.pipeline import Pipeline
+from crawler.scope import repeats_segments
 from crawler.writer import Writer
 from tests import routes
 from tests.conftest import (
@@ -269,3 +270,11 @@ def test_one_fetcher_keeps_one_connection_per_host_alive(tmp_path: Path) -> None
         Pipeline(make_config(server.url, tmp_path, threads={"fetchers": 1})).run()
         assert sum(server.requests().values()) > 50
         assert server.connections() == 2  # 127.0.0.1 and localhost (the "CDN")
+
+
+@pytest.mark.parametrize(("path", "trap"), [
+    ("/a/b/a/b/a/b/", True), ("/x/x/x", True), ("/p/a/b/c/a/b/c/a/b/c/d.html", True),
+    ("/a/b/a/b/", False), ("/2024/01/01/post.html", False), ("/", False), ("/a/a/b/a/a/b/", False),
+])
+def test_repeated_segments(path: str, trap: bool) -> None:
+    assert repeats_segments("http://h" + path, 3) is trap

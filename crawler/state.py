@@ -1,0 +1,297 @@
+"""Durable crawl state in the output folder: `.crawl/state.sqlite` and `.crawl/lock`.
+
+Every URL the frontier admits, every file saved, every failure, skip and redirect is
+journaled to SQLite (WAL mode), so a crawl stopped in any way -- Ctrl-C, kill -9, a power
+cut -- resumes where it was: what was saved is not downloaded again, what was pending is.
+Journal calls only put an event on a queue; one thread applies the events in order, many
+per transaction (group commit), so recording costs the pipeline almost nothing and a page's
+links are always on disk no later than the page's own "done".
+
+`CrawlLock` keeps two crawls from sharing an output folder: an flock the kernel releases
+when its process dies, even by kill -9, with the holder's pid written inside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crawler.errors import OutputError
+from crawler.models import CrawlItem, Failure, LinkKind, SavedFile
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".crawl"
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS urls (
+    url TEXT PRIMARY KEY, kind TEXT NOT NULL, depth INTEGER NOT NULL, chain INTEGER NOT NULL,
+    referrer TEXT, guessed INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS saved (
+    url TEXT PRIMARY KEY, path TEXT NOT NULL, status INTEGER NOT NULL, content_type TEXT NOT NULL,
+    size INTEGER NOT NULL, sha256 TEXT NOT NULL, etag TEXT, last_modified TEXT, fetched_at TEXT NOT NULL,
+    charset TEXT);
+CREATE TABLE IF NOT EXISTS failures (
+    url TEXT PRIMARY KEY, reason TEXT NOT NULL, message TEXT NOT NULL, status INTEGER, referrer TEXT,
+    off_site INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS skipped (url TEXT PRIMARY KEY, rule TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS aliases (source TEXT PRIMARY KEY, target TEXT NOT NULL);
+"""
+_TABLES = ("urls", "saved", "failures", "skipped", "aliases")
+
+
+@dataclass
+class Resumed:
+    """What an unfinished crawl left: enough to go on exactly where it stopped."""
+
+    started_at: str
+    seen: set[str]
+    pending: list[CrawlItem]
+    saved: list[SavedFile]
+    html_pages_saved: int
+    failures: list[Failure]
+    skipped: dict[str, str]
+    aliases: list[tuple[str, str]]
+    totals: dict[str, int] = field(default_factory=dict)  # counters of the earlier runs
+
+
+class CrawlLock:
+    """One crawl per output folder at a time."""
+
+    def __init__(self, output: Path) -> None:
+        self.path = output / STATE_DIR / "lock"
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")  # noqa: SIM115 - held open for the whole crawl
+        except OSError as exc:
+            raise OutputError(f"cannot create {self.path}: {exc.strerror or exc}", str(self.path)) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise OutputError(f"another crawl (pid {holder}) is already writing to {self.path.parent.parent}; "
+                              "wait for it to finish or stop it first", str(self.path)) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            self._handle.close()  # closing drops the flock
+            self._handle = None
+
+
+_FLUSH = object()
+_CLOSE = object()
+
+
+class CrawlState:
+    """The journal of one output folder's crawl (see the module docstring)."""
+
+    def __init__(self, output: Path, on_error: Callable[[OutputError], None]) -> None:
+        self.path = output / STATE_DIR / "state.sqlite"
+        self._on_error = on_error
+        self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._failed = False
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def open(self, config_json: str, started_at: str) -> Resumed | None:
+        """Open the state; returns what an unfinished crawl left, or None for a fresh start
+        (no state yet, or the last crawl completed: a new crawl begins)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.executescript(_SCHEMA)
+                meta = dict(db.execute("SELECT key, value FROM meta"))
+                resumed = self._load(db) if meta.get("status") == "running" else None
+                if resumed is None:
+                    for table in _TABLES:
+                        db.execute(f"DELETE FROM {table}")
+                    db.execute("DELETE FROM meta")
+                    self._set_meta(db, status="running", started_at=started_at, config=config_json,
+                                   schema=str(SCHEMA_VERSION), totals="{}")
+                else:
+                    resumed.started_at = meta.get("started_at", started_at)
+                    resumed.totals = json.loads(meta.get("totals", "{}"))
+                    if meta.get("config") != config_json:
+                        log.warning("the config changed since the interrupted crawl; resuming with the new one")
+                    self._set_meta(db, config=config_json)
+        except sqlite3.Error as exc:
+            raise OutputError(f"crawl state {self.path} is unusable: {exc}", str(self.path)) from None
+        self._thread = threading.Thread(target=self._apply_events, name="state", daemon=True)
+        self._thread.start()
+        return resumed
+
+    def _load(self, db: sqlite3.Connection) -> Resumed:
+        saved, redo = [], []
+        root = self.path.parent.parent
+        for row in db.execute("SELECT url, path, status, content_type, size, sha256, etag, last_modified, "
+                              "fetched_at, charset FROM saved"):
+            entry = SavedFile(*row)
+            if _file_size(root / entry.path) == entry.size:
+                saved.append(entry)
+            else:  # lost in a power cut, or cut short: fetch again
+                redo.append(entry.url)
+        for url in redo:
+            db.execute("DELETE FROM saved WHERE url = ?", (url,))
+            db.execute("UPDATE urls SET done = 0 WHERE url = ?", (url,))
+        pending = [CrawlItem(url, depth, LinkKind(kind), referrer, chain=chain, guessed=bool(guessed))
+                   for url, kind, depth, chain, referrer, guessed in db.execute(
+                       "SELECT url, kind, depth, chain, referrer, guessed FROM urls WHERE done = 0")]
+        html_pages = db.execute(
+            "SELECT COUNT(*) FROM saved JOIN urls USING (url) WHERE urls.kind = 'page' "
+            "AND saved.content_type IN ('text/html', 'application/xhtml+xml')").fetchone()[0]
+        seen = {url for (url,) in db.execute("SELECT url FROM urls")} | {entry.url for entry in saved}
+        failures = [Failure(url, reason, message, status, referrer, bool(off_site)) for
+                    url, reason, message, status, referrer, off_site in db.execute(
+                        "SELECT url, reason, message, status, referrer, off_site FROM failures")]
+        # A URL skipped once (too deep as a page) may have been admitted later (as a requisite).
+        skipped = {url: rule for url, rule in db.execute("SELECT url, rule FROM skipped") if url not in seen}
+        return Resumed(started_at="", seen=seen, pending=pending, saved=saved, html_pages_saved=html_pages,
+                       failures=failures, skipped=skipped,
+                       aliases=list(db.execute("SELECT source, target FROM aliases")))
+
+    # -- journal (cheap: each call only queues an event) ------------------------------------
+
+    def added(self, items: list[CrawlItem]) -> None:
+        self._events.put(("added", items))
+
+    def skipped(self, url: str, rule: str) -> None:
+        self._events.put(("skipped", url, rule))
+
+    def done(self, url: str) -> None:
+        self._events.put(("done", url))
+
+    def saved(self, entry: SavedFile) -> None:
+        self._events.put(("saved", entry))
+
+    def failed(self, failure: Failure) -> None:
+        self._events.put(("failed", failure))
+
+    def aliased(self, source: str, target: str) -> None:
+        self._events.put(("aliased", source, target))
+
+    def flush(self) -> None:
+        """Return once every event journaled so far is committed."""
+        done = threading.Event()
+        self._events.put((_FLUSH, done))
+        done.wait()
+
+    def finish(self, completed: bool, totals: dict[str, int]) -> None:
+        """Record how the run ended, then stop the journal thread. A completed crawl is not
+        resumed: the next run begins a new one."""
+        self._events.put(("finish", completed, totals))
+        self._events.put((_CLOSE,))
+        if self._thread is not None:
+            self._thread.join()
+
+    # -- the journal thread ---------------------------------------------------------------
+
+    def _apply_events(self) -> None:
+        db = self._connect()
+        closing = False
+        while not closing:
+            batch = [self._events.get()]
+            while len(batch) < 5000:
+                try:
+                    batch.append(self._events.get_nowait())
+                except queue.Empty:
+                    break
+            flushes = []
+            try:
+                with db:
+                    for event in batch:
+                        if event[0] is _FLUSH:
+                            flushes.append(event[1])
+                        elif event[0] is _CLOSE:
+                            closing = True
+                        elif not self._failed:
+                            self._apply(db, event)
+            except sqlite3.Error as exc:
+                self._fail(exc)
+            for waiter in flushes:
+                waiter.set()
+        db.close()
+
+    def _apply(self, db: sqlite3.Connection, event: tuple[Any, ...]) -> None:
+        kind = event[0]
+        if kind == "added":
+            db.executemany("INSERT OR IGNORE INTO urls (url, kind, depth, chain, referrer, guessed) "
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           [(i.url, i.kind.value, i.depth, i.chain, i.referrer, int(i.guessed)) for i in event[1]])
+        elif kind == "done":
+            db.execute("UPDATE urls SET done = 1 WHERE url = ?", (event[1],))
+        elif kind == "saved":
+            entry = asdict(event[1])
+            db.execute(f"INSERT OR REPLACE INTO saved ({', '.join(entry)}) "
+                       f"VALUES ({', '.join('?' * len(entry))})", tuple(entry.values()))
+        elif kind == "failed":
+            failure: Failure = event[1]
+            db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
+                       (failure.url, failure.reason, failure.message, failure.status, failure.referrer,
+                        int(failure.off_site)))
+        elif kind == "skipped":
+            db.execute("INSERT OR IGNORE INTO skipped VALUES (?, ?)", event[1:])
+        elif kind == "aliased":
+            db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?)", event[1:])
+        elif kind == "finish":
+            self._set_meta(db, status="completed" if event[1] else "running", totals=json.dumps(event[2]))
+
+    def _fail(self, exc: sqlite3.Error) -> None:
+        if not self._failed:
+            self._failed = True
+            self._on_error(OutputError(f"cannot record the crawl state in {self.path}: {exc}", str(self.path)))
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    @staticmethod
+    def _set_meta(db: sqlite3.Connection, **values: str) -> None:
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def remove_temporary_files(root: Path, suffix: str, skip: Iterable[str] = (STATE_DIR,)) -> int:
+    """Delete what a killed writer left half-written (names ending in `suffix`); returns how many."""
+    removed = 0
+    skipped = set(skip)
+    for folder, folders, files in os.walk(root):
+        if Path(folder) == root:
+            folders[:] = [name for name in folders if name not in skipped]
+        for name in files:
+            if name.endswith(suffix):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+    return removed

@@ -1,0 +1,133 @@
+"""robots.txt: the rules (unit), and a crawl that obeys them against a real server."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from crawler.demo.server import SiteServer
+from crawler.pipeline import Pipeline
+from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules, product_token
+from tests import routes
+from tests.conftest import make_config
+
+RULES = """
+User-agent: *
+Disallow: /private/
+Allow: /private/open.html
+Disallow: /*.pdf$
+Disallow: /search?
+Crawl-delay: 2
+
+User-agent: crawl
+Disallow: /not-for-crawl/
+Allow: /private/
+Crawl-delay: 0.5
+
+Sitemap: http://h/sitemap-a.xml
+Sitemap: http://h/sitemap-b.xml.gz
+"""
+
+
+@pytest.mark.parametrize(("agent", "url", "allowed"), [
+    ("other/1.0", "http://h/private/x.html", False),
+    ("other/1.0", "http://h/private/open.html", True),  # the longer Allow wins
+    ("other/1.0", "http://h/doc.pdf", False),
+    ("other/1.0", "http://h/doc.pdf?x=1", True),  # "$" anchors the end
+    ("other/1.0", "http://h/search?q=1", False),
+    ("other/1.0", "http://h/search", True),
+    ("crawl/0.1 (website mirroring tool)", "http://h/private/x.html", True),  # our own group
+    ("crawl/0.1 (website mirroring tool)", "http://h/not-for-crawl/x", False),
+    ("crawl/0.1 (website mirroring tool)", "http://h/robots.txt", True),
+])
+def test_rules(agent: str, url: str, allowed: bool) -> None:
+    assert RobotsRules.parse(RULES, agent).allows(url) is allowed
+
+
+def test_crawl_delay_and_sitemaps() -> None:
+    assert RobotsRules.parse(RULES, "crawl/0.1").crawl_delay == 0.5
+    assert RobotsRules.parse(RULES, "other").crawl_delay == 2
+    assert RobotsRules.parse(RULES, "crawl/0.1").sitemaps == ("http://h/sitemap-a.xml", "http://h/sitemap-b.xml.gz")
+
+
+def test_fixed_answers_and_product_token() -> None:
+    assert ALLOW_ALL.allows("http://h/x") and not DISALLOW_ALL.allows("http://h/x")
+    assert product_token("crawl/0.1 (+info)") == "crawl"
+    assert product_token("MyArchiver (contact me)") == "MyArchiver"
+    assert RobotsRules.parse("garbage \x00 lines\n:::\n", "crawl").allows("http://h/x")
+
+
+def site_with_robots(robots: routes.Route | None, pages: int = 6) -> dict[str, routes.Route]:
+    site: dict[str, routes.Route] = {
+        "/": routes.html(routes.page(*(f"/p{n}.html" for n in range(pages)), "/private/x.html"))}
+    site.update({f"/p{n}.html": routes.html(routes.page()) for n in range(pages)})
+    site["/private/x.html"] = routes.html(routes.page())
+    if robots is not None:
+        site["/robots.txt"] = robots
+    return site
+
+
+def crawl(server: SiteServer, out: Path, **sections: object) -> Pipeline:
+    pipeline = Pipeline(make_config(server.url, out, mirror={"sitemaps": False}, **sections))
+    pipeline.run()
+    return pipeline
+
+
+def test_robots_txt_goes_first_once_and_is_obeyed(tmp_path: Path) -> None:
+    robots = routes.text("User-agent: *\nDisallow: /private/\n")
+    with SiteServer(root=None, routes=site_with_robots(robots)) as server:
+        pipeline = crawl(server, tmp_path, threads={"fetchers": 4})
+        log = [path for _, path in server.request_log()]
+    assert log[0] == "/robots.txt" and log.count("/robots.txt") == 1
+    assert "/private/x.html" not in log
+    report = pipeline.frontier.skipped()
+    assert report[server.url + "private/x.html"] == "robots"
+    assert (tmp_path / server.url.split("/")[2] / "robots.txt").is_file()
+
+
+def test_no_robots_txt_means_everything_is_allowed(tmp_path: Path) -> None:
+    with SiteServer(root=None, routes=site_with_robots(None)) as server:
+        crawl(server, tmp_path)
+        assert server.requests()["/private/x.html"] == 1
+
+
+def test_robots_txt_server_error_means_retry_then_nothing(tmp_path: Path) -> None:
+    with SiteServer(root=None, routes=site_with_robots(routes.status(503))) as server:
+        pipeline = crawl(server, tmp_path, http={"retries": 2, "retry_backoff": 0.01, "timeout": 5})
+        assert server.requests() == {"/robots.txt": 3}  # tried three times, then nothing else
+    report = pipeline.frontier.skipped()
+    assert report[server.url] == "robots_unavailable"
+
+
+def test_robots_txt_that_recovers_lets_the_crawl_go_on(tmp_path: Path) -> None:
+    robots = routes.flaky(1, routes.text("User-agent: *\nDisallow: /private/\n"))
+    with SiteServer(root=None, routes=site_with_robots(robots)) as server:
+        crawl(server, tmp_path, http={"retries": 2, "retry_backoff": 0.01, "timeout": 5})
+        counts = server.requests()
+    assert counts["/robots.txt"] == 2 and counts["/p5.html"] == 1 and "/private/x.html" not in counts
+
+
+def test_robots_txt_that_hangs_is_like_a_server_error(tmp_path: Path) -> None:
+    with SiteServer(root=None, routes=site_with_robots(routes.stall(3))) as server:
+        pipeline = crawl(server, tmp_path, http={"retries": 0, "timeout": 0.3})
+        assert set(server.requests()) == {"/robots.txt"}
+    assert pipeline.frontier.skipped()[server.url] == "robots_unavailable"
+
+
+def test_crawl_delay_spaces_requests_to_the_host(tmp_path: Path) -> None:
+    robots = routes.text("User-agent: *\nCrawl-delay: 0.2\n")
+    with SiteServer(root=None, routes=site_with_robots(robots, pages=4)) as server:
+        crawl(server, tmp_path, threads={"fetchers": 4}, politeness={"per_host": 4})
+        starts = [moment for moment, _ in server.request_log()]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    assert len(starts) >= 6 and min(gaps) >= 0.19
+
+
+def test_robots_can_be_turned_off(tmp_path: Path) -> None:
+    robots = routes.text("User-agent: *\nDisallow: /\n")
+    with SiteServer(root=None, routes=site_with_robots(robots)) as server:
+        crawl(server, tmp_path, politeness={"robots": False})
+        counts = server.requests()
+    assert "/robots.txt" not in counts and counts["/private/x.html"] == 1
