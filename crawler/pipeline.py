@@ -167,7 +167,7 @@ class Pipeline:
         report = CrawlReport(
             start_urls=list(self.config.start_urls), output=str(self.config.output_dir),
             started_at=started, finished_at=datetime.now(timezone.utc), outcome=outcome,
-            tally=tally, skipped=self.frontier.skipped(), not_fetched=len(self.frontier.pending()),
+            tally=tally, skipped=self.frontier.skipped(), not_fetched=[item.url for item in self.frontier.pending()],
             fatal_error=str(self.fatal_error) if self.fatal_error else None, offline_links=offline_links,
             resumed_from=self._resumed_from)
         try:

@@ -55,7 +55,7 @@ class CrawlReport:
     outcome: str  # "completed", "interrupted" or "aborted"
     tally: Tally
     skipped: dict[str, str]  # URL -> scope rule
-    not_fetched: int  # admitted but never fetched (stop, or max_pages reached)
+    not_fetched: list[str]  # admitted but never fetched (a stop, or max_pages reached)
     fatal_error: str | None = None
     offline_links: OfflineLinks | None = None
     resumed_from: str | None = None  # when this run went on with an interrupted crawl: its start
@@ -98,7 +98,7 @@ class CrawlReport:
                 "skipped_by_robots": sum(rule.startswith("robots") for rule in self.skipped.values()),
                 "redirects": tally.redirects,
                 "retries": tally.retries,
-                "not_fetched": self.not_fetched,
+                "not_fetched": len(self.not_fetched),
                 "parse_errors": len(tally.parse_errors),
             },
             "bytes_downloaded": tally.bytes_downloaded,
@@ -109,6 +109,11 @@ class CrawlReport:
             "skipped_by_rule": dict(Counter(self.skipped.values()).most_common()),
             "failures_by_reason": dict(Counter(f.reason for f in failures).most_common()),
             "failures": [_failure_dict(f) for f in failures],
+            # Every URL the crawl found but did not save, and why: failures above, and these.
+            "skipped": [{"url": url, "rule": rule} for url, rule in sorted(self.skipped.items())],
+            "redirected": [{"url": source, "to": target} for source, target in sorted(set(tally.aliases))],
+            "not_fetched": [{"url": url, "reason": "max_pages" if self.outcome == "completed" else self.outcome}
+                            for url in sorted(self.not_fetched)],
             "parse_errors": [_failure_dict(f) for f in tally.parse_errors],
             "fatal_error": self.fatal_error,
         }
@@ -126,7 +131,7 @@ class CrawlReport:
             f"failed: {len(tally.failures)} ({len(self.serious_failures)} after retries, "
             f"{sum(f.is_client_error for f in tally.failures)} broken links, "
             f"{sum(f.off_site and not f.is_client_error for f in tally.failures)} on other hosts); "
-            f"skipped by scope or robots.txt: {len(self.skipped)}; not fetched: {self.not_fetched}",
+            f"skipped by scope or robots.txt: {len(self.skipped)}; not fetched: {len(self.not_fetched)}",
         ]
         if self.offline_links is not None and self.offline_links.total:
             links = self.offline_links

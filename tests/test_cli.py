@@ -113,3 +113,22 @@ def test_failures_of_other_hosts_resources_do_not_fail_the_run(tmp_path: Path) -
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [f["reason"] for f in report["failures"]] == ["http_503"]
     assert report["counts"]["failed_off_site"] == 1
+
+
+def test_ctrl_c_during_a_stalled_download_exits_within_seconds(tmp_path: Path) -> None:
+    site = {"/": routes.html(routes.page("/stalled.html")), "/stalled.html": routes.stall(60)}
+    with SiteServer(root=None, routes=site) as server:
+        config = write_config(tmp_path / "c.yaml", server.url, tmp_path / "out", http={"timeout": 120})
+        with subprocess.Popen([sys.executable, "-m", "crawler", str(config)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+            deadline = time.monotonic() + 30
+            while "/stalled.html" not in server.requests():
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            stopped_at = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+            assert time.monotonic() - stopped_at < 10
+    assert process.returncode == 130
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["not_fetched"] == [{"url": server.url + "stalled.html", "reason": "interrupted"}]

@@ -13,6 +13,7 @@ import pytest
 
 import crawler.pipeline as pipeline_module
 from crawler.demo.server import SiteServer
+from crawler.parser import extract_links
 from crawler.pipeline import Pipeline
 from crawler.scope import repeats_segments
 from crawler.writer import Writer
@@ -126,7 +127,7 @@ def test_max_pages_stops_after_that_many_html_pages(tmp_path: Path) -> None:
         report = pipeline.run()
         assert report.tally.html_pages_saved == 10
         assert sum(server.requests().values()) == 10
-        assert report.not_fetched > 0
+        assert len(report.not_fetched) > 0
 
 
 def test_other_hosts_are_not_crawled_unless_listed(tmp_path: Path) -> None:
@@ -239,7 +240,7 @@ def test_stop_ends_the_crawl_quickly_with_the_rest_pending(tmp_path: Path) -> No
         assert not runner.is_alive()
     report = result[0]
     assert report.outcome == "interrupted"  # type: ignore[attr-defined]
-    assert report.not_fetched > 0  # type: ignore[attr-defined]
+    assert len(report.not_fetched) > 0  # type: ignore[attr-defined]
     assert len(read_manifest(tmp_path / "out")) == report.tally.files_saved  # type: ignore[attr-defined]
 
 
@@ -278,3 +279,27 @@ def test_one_fetcher_keeps_one_connection_per_host_alive(tmp_path: Path) -> None
 ])
 def test_repeated_segments(path: str, trap: bool) -> None:
     assert repeats_segments("http://h" + path, 3) is trap
+
+
+def test_report_explains_every_url_that_was_not_saved(site: SiteServer, crawl: CrawlRunner, tmp_path: Path) -> None:
+    crawl(site.url)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    saved = {entry["url"] for entry in read_manifest(tmp_path / "out")}
+    explained = {
+        **{f["url"]: f["reason"] for f in report["failures"]},
+        **{s["url"]: s["rule"] for s in report["skipped"]},
+        **{r["url"]: "redirect" for r in report["redirected"]},
+        **{n["url"]: n["reason"] for n in report["not_fetched"]},
+    }
+    assert explained == {
+        site.url + "feed.xml": "http_404", site.url + "missing-page.html": "http_404",
+        site.url + "private/": "robots", "https://www.example.com/elsewhere": "domain",
+        site.url + "old-home": "redirect", site.url + "moved-photo": "redirect",
+    }
+    # and every link of every saved page is either saved or explained
+    for entry in read_manifest(tmp_path / "out"):
+        if entry["content_type"] == "text/html":
+            body = site.render(DEMO_SITE_FILES.get(entry["path"].split("/", 1)[1], "index.html")) \
+                if entry["url"].startswith(site.url) else b""
+            for link in extract_links(body, entry["url"], "text/html", entry["charset"]):
+                assert link.url in saved or link.url in explained, link.url

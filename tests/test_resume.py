@@ -1,0 +1,162 @@
+"""Interrupt and resume: Ctrl-C, kill -9, disk full, a second crawl of the same folder."""
+
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crawler.cli import main
+from crawler.demo.server import SiteServer
+from crawler.pipeline import Pipeline
+from crawler.writer import Writer
+from tests import routes
+from tests.conftest import make_config, mirrored_files, read_manifest
+
+PAGES = 240
+
+
+def resume_site() -> dict[str, routes.Route]:
+    """A tree of pages, each with an image, served slowly enough to be interrupted."""
+    site = {}
+    for number in range(PAGES):
+        children = [f"/gen/{child}.html" for child in (2 * number + 1, 2 * number + 2) if child < PAGES]
+        body = routes.page(*children).replace(b"<body>", f'<body><img src="/img/{number}.png">'.encode())
+        site[f"/gen/{number}.html"] = routes.html(body, delay=0.004)
+        site[f"/img/{number}.png"] = routes.raw(bytes([number % 256]) * (500 + number), "image/png")
+    return site
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SiteServer]:
+    with SiteServer(root=None, routes=resume_site()) as running:
+        yield running
+
+
+def config_file(folder: Path, server: SiteServer, **sections: object) -> Path:
+    data = {"start_urls": [server.url + "gen/0.html"], "output": str(folder / "out"),
+            "threads": {"fetchers": 2}, "http": {"timeout": 5, "retries": 0}, **sections}
+    path = folder / "site.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def start_crawl(config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "crawler", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_requests(server: SiteServer, since: int, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(server.request_log()) - since < count:
+        assert time.monotonic() < deadline, "the crawl did not get going"
+        time.sleep(0.01)
+
+
+def recorded_saved(out: Path) -> set[str]:
+    with sqlite3.connect(out / ".crawl" / "state.sqlite") as db:
+        return {url for (url,) in db.execute("SELECT url FROM saved")}
+
+
+def without_times(manifest: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [{key: value for key, value in entry.items() if key != "fetched_at"} for entry in manifest]
+
+
+def assert_same_mirror(expected: Path, actual: Path) -> None:
+    assert mirrored_files(actual) == mirrored_files(expected)
+    for relative in mirrored_files(expected):
+        assert (actual / relative).read_bytes() == (expected / relative).read_bytes(), relative
+    assert without_times(read_manifest(actual)) == without_times(read_manifest(expected))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(server: SiteServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    assert main([str(config_file(folder, server))]) == 0
+    return folder / "out"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill-9", "ctrl-c", "sigterm"])
+def test_an_interrupted_crawl_resumes_to_the_same_mirror(
+        server: SiteServer, uninterrupted: Path, tmp_path: Path, how: signal.Signals) -> None:
+    config = config_file(tmp_path, server)
+    before = len(server.request_log())
+    with start_crawl(config) as process:
+        wait_for_requests(server, before, 120)
+        process.send_signal(how)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == (-signal.SIGKILL if how == signal.SIGKILL else 130), stderr
+    out = tmp_path / "out"
+    saved_first = recorded_saved(out)
+    assert 0 < len(saved_first) < 2 * PAGES
+
+    second_run_starts = len(server.request_log())
+    result = subprocess.run([sys.executable, "-m", "crawler", str(config), "-v"], capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "resuming the crawl" in result.stderr
+    fetched_again = {server.url + path.lstrip("/") for _, path in server.request_log()[second_run_starts:]}
+    assert fetched_again & saved_first == set()  # nothing saved is downloaded again
+    assert_same_mirror(uninterrupted, out)
+    report = json.loads((out / "report.json").read_text())
+    assert report["outcome"] == "completed" and report["resumed_crawl_started_at"]
+    assert report["counts"]["saved"] == len(read_manifest(out))
+
+
+def test_a_finished_crawl_started_again_is_a_new_crawl(server: SiteServer, tmp_path: Path) -> None:
+    config = make_config(server.url + "gen/200.html", tmp_path, mirror={"sitemaps": False})
+    Pipeline(config).run()
+    before = len(server.request_log())
+    report = Pipeline(config).run()
+    assert report.resumed_from is None
+    assert {path for _, path in server.request_log()[before:]} >= {"/gen/200.html", "/img/200.png"}
+
+
+def test_a_second_crawl_of_the_same_folder_is_refused(server: SiteServer, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_file(tmp_path, server)
+    before = len(server.request_log())
+    with start_crawl(config) as process:
+        wait_for_requests(server, before, 20)
+        assert main([str(config)]) == 1
+        error = capsys.readouterr().err
+        assert f"another crawl (pid {process.pid})" in error and error.count("\n") == 1
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert len(read_manifest(tmp_path / "out")) == 2 * PAGES  # pages and their images
+
+
+def test_disk_full_stops_with_exit_1_and_the_crawl_resumes(server: SiteServer, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_file(tmp_path, server, scope={"max_depth": 4})
+    real_write = Writer._write_temp
+    writes = [0]
+
+    def filling_disk(self: Writer, folder: Path, data: bytes) -> Path:
+        writes[0] += 1
+        if writes[0] > 15:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, folder, data)
+
+    monkeypatch.setattr(Writer, "_write_temp", filling_disk)
+    assert main([str(config)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    report = json.loads((tmp_path / "out" / "report.json").read_text()) if \
+        (tmp_path / "out" / "report.json").exists() else None
+    assert report is None or report["outcome"] == "aborted"
+
+    monkeypatch.setattr(Writer, "_write_temp", real_write)  # space was freed
+    assert main([str(config)]) == 0
+    manifest = read_manifest(tmp_path / "out")
+    assert len(manifest) == 2 * 31  # the 31 pages within depth 4 and their images
