@@ -21,7 +21,7 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, unquote, urljoin
+from urllib.parse import quote, unquote
 
 from crawler.errors import UnsafePathError
 from crawler.markup import (
@@ -79,7 +79,8 @@ class LinkConverter:
         self._broken = set(broken)
         self._excluded = set(excluded)
         self._rewrite_file = rewrite_file
-        self._exists: dict[str, bool] = {}
+        self._existing: dict[str, bool] = {}  # relative path -> is a file
+        self._relative_links: dict[tuple[str, str], str] = {}  # (folder, path) -> link
 
     def run(self, convert: bool) -> OfflineLinks:
         """Convert (if `convert`) and count the links of every saved HTML and CSS file."""
@@ -118,10 +119,10 @@ class LinkConverter:
             body, encoding, back = ascii_compatible_view(original, css_encoding(original, entry.charset))
             spots, base_spot, base = css_spots(body), None, entry.url
         replacements: list[tuple[Spot, bytes]] = []
+        folder = posixpath.dirname(entry.path)
         for spot in spots:
             value = spot_value(body, spot, encoding)
-            new_value = self._convert(value, base, entry.path) if convert else None
-            self._count(value, new_value if new_value is not None else value, base, entry.path, result)
+            new_value = self._link(value, base, folder, convert, result)
             if new_value is not None and new_value != value:
                 replacements.append((spot, encode_value(new_value, spot, encoding)))
         if convert and base_spot is not None and replacements:
@@ -131,65 +132,76 @@ class LinkConverter:
             self._rewrite_file(entry.path, back(_splice(body, replacements)))
             result.files_converted += 1
 
-    def _convert(self, value: str, base: str, from_path: str) -> str | None:
-        """The new link for `value`, or None to leave it as it is."""
+    def _link(self, value: str, base: str, folder: str, convert: bool, result: OfflineLinks) -> str | None:
+        """Count one link and return what it becomes (None: leave it as it is)."""
         if not value or value.startswith(NOT_FETCHABLE):
             return None
         href, _, fragment = clean_href(value).partition("#")
         try:
-            target = self.final_url(resolve(base, href))
+            target = resolve(base, href)
         except (InvalidURLError, ValueError):
             return None
-        path = self._path_of.get(target)
+        final = self.final_url(target)
+        path = self._path_of.get(final)
         suffix = f"#{fragment}" if fragment else ""
-        if path is not None:
-            return relative_link(from_path, path) + suffix
-        return urljoin(base, clean_href(value))
-
-    def _count(self, value: str, final: str, base: str, from_path: str, result: OfflineLinks) -> None:
-        if not value or value.startswith(NOT_FETCHABLE):
-            return
-        try:
-            target = resolve(base, clean_href(value).partition("#")[0])
-        except (InvalidURLError, ValueError):
-            return
-        final_target = self.final_url(target)
-        if final_target not in self._path_of:
-            if not self._in_domains(final_target):
-                result.external += 1
-                return
-            if final_target in self._broken or target in self._broken:
-                result.broken_on_site += 1
-                return
-            if final_target in self._excluded or target in self._excluded:
-                result.excluded += 1
-                return
+        if path is None and not self._counts(target, final, result):
+            return target + suffix if convert else None
         result.total += 1
-        if self._works_offline(final, from_path):
+        if convert:
+            # A link to a saved file becomes the relative path to it; one to anything else the
+            # absolute URL, so that no link points at a missing local file.
+            new = self._relative(folder, path) + suffix if path is not None else target + suffix
+            works = path is not None and self._exists(path)
+        else:
+            new, works = None, self._works_offline(value, folder)
+        if works:
             result.ok += 1
         else:
-            result.missing[final_target] = result.missing.get(final_target, 0) + 1
+            result.missing[final] = result.missing.get(final, 0) + 1
+        return new
 
-    def _works_offline(self, link: str, from_path: str) -> bool:
-        """Does `link`, in the file at `from_path`, open a saved file under file:// rules?"""
+    def _counts(self, target: str, final: str, result: OfflineLinks) -> bool:
+        """Should a link to a target that was not saved count as one meant to work offline?"""
+        if not self._in_domains(final):
+            result.external += 1
+        elif final in self._broken or target in self._broken:
+            result.broken_on_site += 1
+        elif final in self._excluded or target in self._excluded:
+            result.excluded += 1
+        else:
+            return True  # failed after retries, or never fetched: it should have worked
+        return False
+
+    def _relative(self, folder: str, path: str) -> str:
+        key = (folder, path)
+        link = self._relative_links.get(key)
+        if link is None:
+            link = self._relative_links[key] = relative_link(folder, path, from_folder=True)
+        return link
+
+    def _exists(self, path: str) -> bool:
+        exists = self._existing.get(path)
+        if exists is None:
+            exists = self._existing[path] = os.path.isfile(self._root / path)
+        return exists
+
+    def _works_offline(self, link: str, folder: str) -> bool:
+        """Does `link`, in a file in `folder`, open a saved file under file:// rules?"""
         if link.startswith(("/", "\\")) or ":" in link.split("/", 1)[0]:
             return False  # absolute: a URL, or a path from the filesystem root
         path = unquote(link.partition("#")[0].partition("?")[0])
         if not path:
             return True  # "?x" or "#x" alone: this same file
-        target = posixpath.normpath(posixpath.join(posixpath.dirname(from_path), path))
-        if target.startswith("../") or target == "..":
-            return False
-        exists = self._exists.get(target)
-        if exists is None:
-            exists = self._exists[target] = os.path.isfile(self._root / target)
-        return exists
+        target = posixpath.normpath(posixpath.join(folder, path))
+        return not (target.startswith("../") or target == "..") and self._exists(target)
 
 
-def relative_link(from_path: str, to_path: str) -> str:
-    """The URL path from the file at `from_path` to the file at `to_path` (both relative to the
-    output folder), escaped so that a browser opens exactly that file."""
-    relative = posixpath.relpath(to_path, posixpath.dirname(from_path) or ".")
+def relative_link(source: str, to_path: str, from_folder: bool = False) -> str:
+    """The URL path from the file at `source` (or, with `from_folder`, from the folder
+    `source`) to the file at `to_path`, both relative to the output folder, escaped so that a
+    browser opens exactly that file."""
+    folder = source if from_folder else posixpath.dirname(source)
+    relative = posixpath.relpath(to_path, folder or ".")
     link = "/".join(quote(segment, safe=_PATH_SAFE) for segment in relative.split("/"))
     if ":" in link.split("/", 1)[0]:
         link = "./" + link  # "host:8080/x" would read as a URL with the scheme "host"

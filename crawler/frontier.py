@@ -177,7 +177,8 @@ class Frontier:
             host.in_flight -= 1
             if pause:
                 host.not_before = max(host.not_before, time.monotonic() + pause)
-            self._changed.notify_all()
+            if host.has_work():
+                self._changed.notify()  # one more request of this host may go
 
     def retry_later(self, item: CrawlItem, delay: float) -> None:
         """Take `item` out of flight and hand it out again after `delay` seconds."""
@@ -185,14 +186,14 @@ class Frontier:
             self._leave_flight(item)
             retry = replace(item, attempt=item.attempt + 1)
             heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._sequence), retry))
-            self._changed.notify_all()
+            self._changed.notify()  # someone must wait for it with a timeout
 
     def put_back(self, item: CrawlItem) -> None:
         """Take `item` out of flight unfetched (the crawl stopped mid-download): still pending."""
         with self._lock:
             self._leave_flight(item)
             self._enqueue(item, front=True)
-            self._changed.notify_all()
+            self._changed.notify()
 
     def task_done(self, item: CrawlItem, *, saved_html_page: bool = False) -> None:
         """The pipeline is done with `item`; its links, if any, were already added."""
@@ -201,7 +202,13 @@ class Frontier:
             if saved_html_page:
                 self._html_pages_saved += 1
             self._journal.done(item.url)
-            self._changed.notify_all()
+            # Waking every fetcher for every finished page would cost more CPU than the pages:
+            # only the end of the crawl concerns all of them, and a page out of flight may free
+            # room under max_pages for one more.
+            if self._in_flight == 0:
+                self._changed.notify_all()
+            elif item.kind is LinkKind.PAGE and self._max_pages is not None:
+                self._changed.notify()
 
     def set_robots(self, url: str, rules: RobotsRules) -> None:
         """The answer to robots.txt at `url`: the other URLs of its host may go now."""

@@ -78,6 +78,7 @@ URL_ATTRIBUTES: dict[bytes, tuple[tuple[bytes, LinkKind], ...]] = {
     b"use": ((b"href", REQUISITE), (b"xlink:href", REQUISITE)),  # SVG sprites
 }
 SRCSET_TAGS = frozenset({b"img", b"source"})
+LINK_TAGS = frozenset({*URL_ATTRIBUTES, b"link", b"input", b"meta", b"base"})  # tags that may hold links
 # <link rel=...> values whose target is part of the page rather than a page of its own.
 REQUISITE_RELS = frozenset({
     b"stylesheet", b"icon", b"shortcut", b"apple-touch-icon", b"apple-touch-icon-precomposed",
@@ -97,6 +98,10 @@ _MARKUP = re.compile(
 )
 _ATTRIBUTE = re.compile(
     rb"""[\s/]*(?:([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]*)))?)?""")
+# The whole attribute list of a start tag at once: _ATTRIBUTE repeated, then the ">".
+_ALL_ATTRIBUTES = re.compile(
+    rb"""(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*"?|'[^']*'?|[^\s>]*))?)*[\s/]*>?""")
+_STYLE_ATTRIBUTE = re.compile(rb"style\s*=", re.IGNORECASE)
 _CSS_LINKS = re.compile(
     rb"""/\*.*?(?:\*/|\Z)"""  # a comment: skipped
     rb"""|url\(\s*(?:"([^"]*)"|'([^']*)'|([^)"'\s]*))\s*\)"""
@@ -123,11 +128,17 @@ def html_spots(body: bytes) -> Document:
         if match.group(1) is None:
             continue
         tag = match.group(1).lower()
-        attributes, position = _read_attributes(body, position)
-        if tag == b"base" and base is None and b"href" in attributes:
-            base = _attribute_spot(attributes[b"href"], PAGE)
+        # Most tags hold no link: skip them with one match of the whole attribute list (the
+        # same grammar as _read_attributes), unless a style attribute may hold a url().
+        tag_end = _ALL_ATTRIBUTES.match(body, position).end()  # type: ignore[union-attr]
+        if tag in LINK_TAGS or _STYLE_ATTRIBUTE.search(body, position, tag_end):
+            attributes, position = _read_attributes(body, position)
+            if tag == b"base" and base is None and b"href" in attributes:
+                base = _attribute_spot(attributes[b"href"], PAGE)
+            else:
+                spots.extend(_tag_spots(body, tag, attributes))
         else:
-            spots.extend(_tag_spots(body, tag, attributes))
+            position = tag_end
         if tag in RAW_TEXT:
             end = _raw_text_end(body, tag, position)
             if tag == b"style":

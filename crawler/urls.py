@@ -23,6 +23,7 @@ _ESCAPE_OR_SPECIAL = re.compile(r"%[0-9A-Fa-f]{2}|[^A-Za-z0-9\-._~!$&'()*+,;=:@/
 _HOST_CHARS = re.compile(r"^[a-z0-9._-]+$")
 _STRIP_INSIDE = re.compile(r"[\t\n\r]")  # browsers drop these anywhere in a URL
 _C0_AND_SPACE = "".join(chr(c) for c in range(0x21))
+_HAS_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
 class InvalidURLError(ValueError):
@@ -37,7 +38,26 @@ def clean_href(href: str) -> str:
 
 def resolve(base: str, href: str) -> str:
     """The canonical absolute URL `href` points to from `base`. Raises InvalidURLError."""
-    return canonicalize(urljoin(base, clean_href(href).replace("\\", "/")))
+    href = href.strip()
+    # The same link appears on many pages; what it resolves to depends on only part of the
+    # base, so the cache key keeps only that part and one answer serves all those pages.
+    if _HAS_SCHEME.match(href):
+        context = ""
+    elif href.startswith(("//", "\\\\")):
+        context = base[: base.find(":") + 1]
+    elif href.startswith(("/", "\\")):
+        context = base[: base.find("/", base.find("//") + 2)]
+    elif not href or href[0] in "?#":
+        context = base
+    else:
+        path = base.split("?", 1)[0]
+        context = path[: path.rfind("/") + 1]
+    return _resolve(context, href)
+
+
+@lru_cache(maxsize=65536)
+def _resolve(context: str, href: str) -> str:
+    return canonicalize(urljoin(context, clean_href(href).replace("\\", "/")))
 
 
 @lru_cache(maxsize=65536)

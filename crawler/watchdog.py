@@ -44,11 +44,13 @@ class Watchdog:
         or "stopped") if the watchdog shut the socket down."""
         thread = threading.get_ident()
         outcome: dict[str, str] = {}
+        deadline = time.monotonic() + seconds
         with self._lock:
             if self._stopping:
                 outcome["cut"] = "stopped"
-            self._deadlines[thread] = time.monotonic() + seconds
-            self._changed.notify()
+            if not self._deadlines or deadline < min(self._deadlines.values()):
+                self._changed.notify()  # the watchdog thread waits for an earlier deadline
+            self._deadlines[thread] = deadline
         _current.watchdog = self
         try:
             yield outcome

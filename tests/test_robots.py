@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 from pathlib import Path
 
@@ -131,3 +132,19 @@ def test_robots_can_be_turned_off(tmp_path: Path) -> None:
         crawl(server, tmp_path, politeness={"robots": False})
         counts = server.requests()
     assert "/robots.txt" not in counts and counts["/private/x.html"] == 1
+
+
+def test_sitemaps_named_in_robots_txt_are_read_even_gzipped(tmp_path: Path) -> None:
+    sitemap = b"""<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+        <url><loc>/only-in-sitemap.html</loc></url></urlset>"""
+    site: dict[str, routes.Route] = {"/": routes.html(routes.page())}
+    with SiteServer(root=None, routes=site) as server:
+        sitemap = sitemap.replace(b"<loc>/", f"<loc>{server.url}".encode())
+        site["/robots.txt"] = routes.text(f"User-agent: *\nAllow: /\nSitemap: {server.url}maps/a.xml.gz\n")
+        site["/maps/a.xml.gz"] = routes.raw(gzip.compress(sitemap), "application/gzip")
+        site["/only-in-sitemap.html"] = routes.html(routes.page())
+        server.routes.update(site)
+        Pipeline(make_config(server.url, tmp_path)).run()
+        counts = server.requests()
+    assert counts["/maps/a.xml.gz"] == 1 and counts["/only-in-sitemap.html"] == 1
+    assert counts["/sitemap.xml"] == 1  # the usual place is tried too; its 404 is no failure
