@@ -35,10 +35,14 @@ class RetryPolicy:
 
     retries: int
     backoff: float  # seconds before the first retry; doubles each time
+    # A host name that does not resolve rarely starts resolving a few seconds later (a dead
+    # third-party host, a typo): one more try covers a resolver hiccup without stalling the end
+    # of the crawl on backoffs.
+    dns_retries: int = 1
 
-    def delay(self, attempt: int, retry_after: float | None = None) -> float | None:
+    def delay(self, attempt: int, retry_after: float | None = None, reason: str = "") -> float | None:
         """Seconds to wait before retry number `attempt + 1`, or None to give up."""
-        if attempt >= self.retries:
+        if attempt >= (min(self.retries, self.dns_retries) if reason == "dns_error" else self.retries):
             return None
         # "Equal jitter": never less than half the exponential step, so a server that asked
         # for a pause gets one, but fetchers that failed together do not retry together.

@@ -234,7 +234,7 @@ class Pipeline:
         if error.reason == "interrupted":  # cut by a stop: not fetched, not failed
             self.frontier.put_back(item)
             return
-        delay = self.fetcher.retry_policy.delay(item.attempt, pause) if error.retryable else None
+        delay = self.fetcher.retry_policy.delay(item.attempt, pause, error.reason) if error.retryable else None
         if delay is not None:
             log.debug("retry %s in %.1f s: %s", item.url, delay, error)
             tally.retries += 1

@@ -108,6 +108,7 @@ def test_client_errors_are_final_and_server_errors_retryable() -> None:
     (requests.exceptions.ConnectTimeout("connect timed out"), "timeout"),
     (requests.exceptions.ReadTimeout("read timed out"), "timeout"),
     (requests.exceptions.ConnectionError("refused"), "connection_error"),
+    (requests.exceptions.ConnectionError("Failed to resolve 'nowhere.invalid'"), "dns_error"),
     (requests.exceptions.ChunkedEncodingError("broken"), "incomplete_body"),
 ])
 @responses.activate
@@ -145,6 +146,8 @@ def test_retry_policy_backs_off_exponentially_with_jitter_and_gives_up() -> None
         assert len(set(delays)) > 1, "jitter spreads retries out"
     assert policy.delay(3) is None
     assert policy.delay(0, retry_after=30) == 30
+    assert policy.delay(0, reason="dns_error") is not None
+    assert policy.delay(1, reason="dns_error") is None
     assert RetryPolicy(retries=0, backoff=1.0).delay(0) is None
 
 
