@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 
 import requests
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
 from crawler.models import CrawlItem, Response
-from crawler.urls import InvalidURLError, resolve
+from crawler.urls import InvalidURLError, origin_of, resolve
 from crawler.watchdog import Watchdog, WatchedAdapter
 
 CHUNK = 64 * 1024
@@ -150,6 +152,11 @@ class Fetcher:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            # Proxies and the CA bundle come from the environment once (see _proxies), not
+            # for every request as requests does by default; no .netrc credentials either:
+            # credentials come from http.auth and go only to the crawled hosts.
+            session.trust_env = False
+            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             # Our own retry policy applies; urllib3 must not retry behind our back.
             adapter = WatchedAdapter(pool_connections=self._pool_size, pool_maxsize=self._pool_size,
                                      max_retries=0)
@@ -164,7 +171,7 @@ class Fetcher:
         trusted = self._in_domains(url)
         try:
             return self._session().get(url, headers=self._config.headers if trusted else None,
-                                       auth=self._auth if trusted else None, stream=True,
+                                       auth=self._auth if trusted else None, proxies=_proxies(url), stream=True,
                                        allow_redirects=False,
                                        timeout=(self._config.timeout, self._config.timeout))
         except requests.exceptions.RequestException as exc:
@@ -213,6 +220,15 @@ class Fetcher:
         except requests.exceptions.RequestException as exc:
             raise _translate(exc, url) from None
         return b"".join(chunks)
+
+
+@lru_cache(maxsize=1024)
+def _proxies_for_origin(origin: str) -> dict[str, str]:
+    return requests.utils.get_environ_proxies(origin + "/")  # HTTP(S)_PROXY, NO_PROXY
+
+
+def _proxies(url: str) -> dict[str, str]:
+    return _proxies_for_origin(origin_of(url))
 
 
 def _drain(raw: requests.Response, limit: int = 65536) -> None:

@@ -32,6 +32,7 @@ from crawler.models import CrawlItem, Failure, LinkKind, SavedFile
 log = logging.getLogger(__name__)
 
 STATE_DIR = ".crawl"
+GROUP_COMMIT_SECONDS = 0.05  # the most a journaled event waits for its transaction
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -112,6 +113,7 @@ class CrawlState:
         self.path = output / STATE_DIR / "state.sqlite"
         self._on_error = on_error
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._hurry = threading.Event()  # set when a caller waits for the journal to be written
         self._thread: threading.Thread | None = None
         self._failed = False
 
@@ -197,6 +199,7 @@ class CrawlState:
         """Return once every event journaled so far is committed."""
         done = threading.Event()
         self._events.put((_FLUSH, done))
+        self._hurry.set()
         done.wait()
 
     def finish(self, completed: bool, totals: dict[str, int]) -> None:
@@ -204,6 +207,7 @@ class CrawlState:
         resumed: the next run begins a new one."""
         self._events.put(("finish", completed, totals))
         self._events.put((_CLOSE,))
+        self._hurry.set()
         if self._thread is not None:
             self._thread.join()
 
@@ -214,7 +218,11 @@ class CrawlState:
         closing = False
         while not closing:
             batch = [self._events.get()]
-            while len(batch) < 5000:
+            # Let the events of the next few milliseconds join this transaction: waking up
+            # and committing for every single event would cost the pipeline more than the I/O.
+            self._hurry.wait(GROUP_COMMIT_SECONDS)
+            self._hurry.clear()
+            while len(batch) < 20000:
                 try:
                     batch.append(self._events.get_nowait())
                 except queue.Empty:

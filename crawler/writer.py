@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -119,7 +120,7 @@ def _extension(name: str) -> str:
     return extension if 1 < len(extension) <= 10 and extension[1:].isalnum() else ""
 
 
-def checked_join(root: Path, relative: str) -> Path:
+def checked_join(root: Path | str, relative: str) -> str:
     """root/relative, after proving that it stays inside root. Raises UnsafePathError."""
     parts = relative.split("/")
     if (not relative or relative.startswith("/") or "\x00" in relative or "\\" in relative
@@ -127,8 +128,9 @@ def checked_join(root: Path, relative: str) -> Path:
         raise UnsafePathError(f"refusing unsafe path {relative[:200]!r}")
     if parts[0] in RESERVED_TOP_LEVEL:
         raise UnsafePathError(f"host name {parts[0]!r} is reserved for crawl's own files")
-    target = root.joinpath(*parts)
-    if os.path.commonpath([root, os.path.normpath(target)]) != str(root):
+    base = str(root)
+    target = os.path.join(base, *parts)
+    if os.path.commonpath([base, os.path.normpath(target)]) != base:
         raise UnsafePathError(f"refusing path outside the output folder: {relative[:200]!r}")
     return target
 
@@ -137,18 +139,20 @@ class Writer:
     """Saves bodies under `root`, atomically, one file per URL; shared by all writer threads.
 
     `adjust_extension`: name HTML and CSS files so a browser opens them from disk.
+    Paths are handled as "/"-separated strings relative to `root`: this runs once per file.
     """
 
     def __init__(self, root: Path, adjust_extension: bool = False) -> None:
         self.root = root
+        self._base = str(root)
         self.adjust_extension = adjust_extension
         # Guards the folder structure (creating folders, moving a file aside for a folder),
-        # `_saved` and `_owners`; file contents are written outside it.
+        # `_saved`, `_owners` and `_folders`; file contents are written outside it.
         self._lock = threading.Lock()
         self._saved: dict[str, SavedFile] = {}  # URL -> its entry
         self._owners: dict[str, str] = {}  # relative path -> the URL saved there
-        self._folders: set[Path] = set()  # folders this run created or checked
-        self._file_mode = 0o666 & ~_current_umask()
+        self._folders: set[str] = set()  # relative folders this run created or checked
+        self._temp_names = itertools.count()  # next() is atomic under the GIL
 
     def path_for(self, url: str, content_type: str) -> str:
         """Where `url` is saved (before any collision with another URL's file)."""
@@ -166,32 +170,23 @@ class Writer:
 
     def save(self, url: str, body: bytes, entry: SavedFile) -> SavedFile:
         """Write `body` as the file for `url`; returns the manifest entry with its final path."""
-        target = checked_join(self.root, self.path_for(url, entry.content_type))
+        relative = self.path_for(url, entry.content_type)
+        checked_join(self._base, relative)
+        folder = relative.rpartition("/")[0]
         with self._lock:
-            target = self._make_room(target)
-        temp = self._write_temp(target.parent, body)
+            self._make_folders(folder)
+        temp = self._write_temp(folder, body)
         try:
             with self._lock:  # the file and its manifest entry appear together
-                target = self._unowned(self._make_room(target), url, entry.sha256)
-                os.replace(temp, target)
-                relative = target.relative_to(self.root).as_posix()
+                self._make_folders(folder)  # a file may have displaced one meanwhile
+                relative = self._unowned(self._beside_folder(relative), url, entry.sha256)
+                os.replace(temp, self._full(relative))
                 saved = self._saved[url] = replace(entry, path=relative)
                 self._owners.setdefault(relative, url)
         except BaseException:
             _unlink_quietly(temp)
             raise
         return saved
-
-    def _unowned(self, target: Path, url: str, sha256: str) -> Path:
-        """`target`, or a name of its own if another URL's different file is there (/a as HTML
-        and /a.html both want a.html). URLs with the same content share the file, which is
-        what /d/ and /d/index.html usually are."""
-        owner = self._owners.get(target.relative_to(self.root).as_posix())
-        if owner is None or owner == url or self._saved[owner].sha256 == sha256:
-            return target
-        stem, extension = os.path.splitext(target.name)
-        digest = hashlib.sha256(url.encode()).hexdigest()[:10]
-        return target.with_name(f"{stem}{HASH_MARKER}{digest}{extension}")
 
     def restore(self, entries: Iterable[SavedFile]) -> None:
         """The files an interrupted run of this crawl saved."""
@@ -211,8 +206,8 @@ class Writer:
 
     def rewrite(self, relative: str, data: bytes) -> None:
         """Atomically replace the content of a file saved earlier (link conversion)."""
-        target = checked_join(self.root, relative)
-        temp = self._write_temp(target.parent, data)
+        target = checked_join(self._base, relative)
+        temp = self._write_temp(relative.rpartition("/")[0], data)
         try:
             os.replace(temp, target)
         except BaseException:
@@ -221,90 +216,100 @@ class Writer:
 
     def write_metadata(self, name: str, data: bytes) -> None:
         """Atomically write one of crawl's own files (manifest, report) at the top level."""
-        temp = self._write_temp(self.root, data)
-        os.replace(temp, self.root / name)
+        temp = self._write_temp("", data)
+        os.replace(temp, self._full(name))
 
-    # -- internals -------------------------------------------------------------------------
+    # -- internals (relative paths; the caller holds the lock where noted) -------------------
 
-    def _make_room(self, target: Path) -> Path:
-        """Create target's folders; resolve file/folder collisions. Caller holds the lock."""
-        current = self.root
-        for part in target.relative_to(self.root).parts[:-1]:
-            current = current / part
-            self._ensure_folder(current)
-        mode = _lstat_mode(target)
-        if mode is not None and stat.S_ISDIR(mode):
-            return target.with_name(target.name + COLLISION_SUFFIX)
-        return target
+    def _full(self, relative: str) -> str:
+        return f"{self._base}/{relative}" if relative else self._base
 
-    def _ensure_folder(self, folder: Path) -> None:
-        if folder in self._folders:
+    def _make_folders(self, folder: str) -> None:
+        """Create `folder` and its parents, never through a symlink. Caller holds the lock."""
+        if folder in self._folders or not folder:
             return
-        mode = _lstat_mode(folder)
+        self._make_folders(folder.rpartition("/")[0])
+        full = self._full(folder)
+        mode = _lstat_mode(full)
         if mode is None:
             try:
-                folder.mkdir()
+                os.mkdir(full)
             except OSError as exc:
-                raise _as_output_error(exc, folder) from None
-            self._folders.add(folder)
-            return
-        if stat.S_ISLNK(mode):
-            raise UnsafePathError(f"refusing to write through the symlink {folder}")
-        if stat.S_ISREG(mode):  # a file saved earlier where a folder is now needed: move it aside
-            aside = folder.with_name(folder.name + COLLISION_SUFFIX)
-            os.replace(folder, aside)
-            folder.mkdir()
-            self._rename_saved(folder, aside)
+                raise _as_output_error(exc, full) from None
+        elif stat.S_ISLNK(mode):
+            raise UnsafePathError(f"refusing to write through the symlink {full}")
+        elif stat.S_ISREG(mode):  # a file saved earlier where a folder is now needed: move it aside
+            os.replace(full, full + COLLISION_SUFFIX)
+            os.mkdir(full)
+            self._rename_saved(folder, folder + COLLISION_SUFFIX)
         elif not stat.S_ISDIR(mode):
-            raise UnsafePathError(f"{folder} exists and is not a folder")
+            raise UnsafePathError(f"{full} exists and is not a folder")
         self._folders.add(folder)
 
-    def _rename_saved(self, old: Path, new: Path) -> None:
-        old_relative = old.relative_to(self.root).as_posix()
-        new_relative = new.relative_to(self.root).as_posix()
-        owner = self._owners.pop(old_relative, None)
+    def _beside_folder(self, relative: str) -> str:
+        """`relative`, or a name beside it if a folder has that name. Caller holds the lock."""
+        mode = _lstat_mode(self._full(relative))
+        return relative + COLLISION_SUFFIX if mode is not None and stat.S_ISDIR(mode) else relative
+
+    def _unowned(self, relative: str, url: str, sha256: str) -> str:
+        """`relative`, or a name of its own if another URL's different file is there (/a as
+        HTML and /a.html both want a.html). URLs with the same content share the file, which is
+        what /d/ and /d/index.html usually are. Caller holds the lock."""
+        owner = self._owners.get(relative)
+        if owner is None or owner == url or self._saved[owner].sha256 == sha256:
+            return relative
+        stem, extension = os.path.splitext(relative)
+        digest = hashlib.sha256(url.encode()).hexdigest()[:10]
+        return f"{stem}{HASH_MARKER}{digest}{extension}"
+
+    def _rename_saved(self, old: str, new: str) -> None:
+        owner = self._owners.pop(old, None)
         if owner is None:
             return
-        self._owners[new_relative] = owner
+        self._owners[new] = owner
         for url, entry in self._saved.items():  # rare: only when a folder displaces a file
-            if entry.path == old_relative:
-                self._saved[url] = replace(entry, path=new_relative)
+            if entry.path == old:
+                self._saved[url] = replace(entry, path=new)
 
-    def _write_temp(self, folder: Path, data: bytes) -> Path:
+    def _write_temp(self, folder: str, data: bytes) -> str:
+        """A new file holding `data`, in `folder`, under a name no URL maps to. Three system
+        calls: each one gives the GIL away, and writer threads wait to get it back."""
+        directory = self._full(folder)
+        name = f"{directory}/.{os.getpid()}-{next(self._temp_names)}{TEMP_SUFFIX}"
         try:
-            handle, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=TEMP_SUFFIX)
+            # O_EXCL|O_NOFOLLOW: never an existing file, never through a planted symlink; the
+            # mode is 0666 less the umask, as for any file the user creates.
+            handle = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
         except OSError as exc:
-            raise _as_output_error(exc, folder) from None
+            raise _as_output_error(exc, directory) from None
         try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-                os.fchmod(stream.fileno(), self._file_mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(handle, view):]
         except OSError as exc:
-            _unlink_quietly(Path(name))
-            raise _as_output_error(exc, folder) from None
-        return Path(name)
+            os.close(handle)
+            _unlink_quietly(name)
+            raise _as_output_error(exc, directory) from None
+        os.close(handle)
+        return name
 
 
-def _lstat_mode(path: Path) -> int | None:
+def _lstat_mode(path: str) -> int | None:
     try:
         return os.lstat(path).st_mode
     except FileNotFoundError:
         return None
 
 
-def _as_output_error(exc: OSError, path: Path) -> Exception:
+def _as_output_error(exc: OSError, path: str) -> Exception:
     """Disk full or a read-only/forbidden folder stops the crawl; other errors fail one URL."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
         return OutputError(f"cannot write to {path}: {exc.strerror}", str(path))
     return UnsafePathError(f"cannot write {path}: {exc.strerror or exc}")
 
 
-def _unlink_quietly(path: Path) -> None:
+def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
