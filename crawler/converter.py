@@ -1,199 +1,233 @@
-"""Link conversion after the crawl, and the "links that work offline" figure.
+"""Link conversion for offline reading, and the "links that work offline" figure.
 
-Once every file is saved, each link in saved HTML and CSS is rewritten (mirror.convert_links):
-to the relative path of the file that holds its target -- following redirects -- or, where
-the target was not saved, to its absolute URL, so that no link points at a missing local
-file. Only the bytes of the URLs change (`markup.py` says where they are); the encoding and
-everything else stay as served.
+With mirror.convert_links, every link in saved HTML and CSS becomes the relative path of the
+file that holds its target -- following redirects -- or, where the target is not saved, its
+absolute URL, so that no link points at a missing local file. Only the bytes of the URLs
+change (`markup.py` says where they are); the encoding and everything else stay as served.
 
-Every crawl, converted or not, also counts the links that are meant to work offline and
-how many do: a link counts when its target was saved or belongs to a crawled host, unless
-the site itself answered 4xx for it (a link broken on the live site too) or a scope rule
-excluded it on purpose. A counted link works when, read the way a browser reads a file://
-link, it names a file that exists under the output folder.
+Conversion happens as each page is written, while the crawl still runs: a link to a URL not
+saved yet gets the path that URL will be saved at if it turns out as expected (a page without
+an extension as HTML, `about` -> `about.html`, ...). `LinkMap` remembers which pages link to
+which URLs and what was written for them; when the crawl is over, the few pages whose links
+were written for an outcome that did not happen (a 404, a redirect elsewhere, a CSS file
+served without .css) are fixed up. Pages written by an interrupted run are converted again in
+full when the crawl completes, reading their converted links back through the same map.
+
+The figure counts the links meant to work offline -- their target was saved or belongs to a
+crawled host, leaving out links the site itself answers 4xx for and targets a scope rule or
+robots.txt excluded -- and how many of them open a saved file under file:// rules.
 """
 
 from __future__ import annotations
 
+import array
 import logging
 import os
 import posixpath
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 from crawler.errors import UnsafePathError
-from crawler.markup import (
-    Spot,
-    ascii_compatible_view,
-    css_encoding,
-    css_spots,
-    encode_value,
-    html_encoding,
-    html_spots,
-    spot_value,
-)
-from crawler.models import SavedFile, is_css, is_html
-from crawler.parser import NOT_FETCHABLE, document_base
-from crawler.urls import InvalidURLError, clean_href, resolve
+from crawler.markup import Spot, encode_value, spot_value
+from crawler.models import LinkKind, SavedFile, is_css, is_html
+from crawler.parser import ParsedDocument, parse_document, tokenize
+from crawler.urls import clean_href
 
 log = logging.getLogger(__name__)
 
 _PATH_SAFE = "!$&'()*+,;=:@~"  # characters a relative URL path may keep unescaped
 MAX_ALIAS_HOPS = 20
+_DYNAMIC = frozenset({"", ".php", ".asp", ".aspx", ".jsp", ".cgi", ".pl", ".cfm", ".shtml", ".xhtml"})
 
 
 @dataclass
 class OfflineLinks:
     """What the links of the saved HTML and CSS point at, counted once per occurrence."""
 
-    ok: int = 0  # counted, and resolve to a saved file from disk
+    ok: int = 0  # counted, and open a saved file from disk
     total: int = 0  # meant to work offline: the target was saved or belongs to a crawled host
     external: int = 0  # to hosts not crawled
     broken_on_site: int = 0  # the site answered 4xx for the target
     excluded: int = 0  # a scope rule (or robots.txt) kept the target out on purpose
-    files_converted: int = 0
+    files_converted: int = 0  # pages fixed up or converted after the crawl
     missing: dict[str, int] = field(default_factory=dict)  # target URL -> links to it that fail
 
     def to_dict(self) -> dict[str, object]:
         worst = sorted(self.missing.items(), key=lambda item: (-item[1], item[0]))[:20]
         return {"ok": self.ok, "total": self.total, "external": self.external,
                 "broken_on_site": self.broken_on_site, "excluded_by_scope": self.excluded,
-                "files_converted": self.files_converted,
+                "files_converted_after_crawl": self.files_converted,
                 "missing_targets": [{"url": url, "links": count} for url, count in worst]}
 
 
-class LinkConverter:
-    def __init__(self, root: Path, saved: Iterable[SavedFile], *, aliases: dict[str, str],
-                 in_domains: Callable[[str], bool], broken: Iterable[str], excluded: Iterable[str],
-                 rewrite_file: Callable[[str, bytes], None]) -> None:
-        """`aliases`: redirecting URL -> where it redirects. `broken`: URLs the site answered
-        4xx for. `excluded`: URLs a scope rule kept out. `rewrite_file(path, data)` replaces a
-        saved file atomically."""
-        self._root = root
-        self._saved = list(saved)
-        self._path_of = {entry.url: entry.path for entry in self._saved}
-        self._aliases = aliases
-        self._in_domains = in_domains
-        self._broken = set(broken)
-        self._excluded = set(excluded)
-        self._rewrite_file = rewrite_file
-        self._existing: dict[str, bool] = {}  # relative path -> is a file
-        self._relative_links: dict[tuple[str, str], str] = {}  # (folder, path) -> link
+class LinkMap:
+    """Where each URL of the crawl is saved, where it redirects, and which converted pages link
+    to it with what. Shared by the stages; one lock guards every field."""
 
-    def run(self, convert: bool) -> OfflineLinks:
-        """Convert (if `convert`) and count the links of every saved HTML and CSS file."""
-        result = OfflineLinks()
-        done: set[str] = set()
-        for entry in self._saved:
-            if entry.path in done:
-                continue  # URLs with the same content share one file: convert it once
-            done.add(entry.path)
-            if is_html(entry.content_type) or is_css(entry.content_type):
-                try:
-                    self._one_file(entry, convert, result)
-                except (OSError, UnsafePathError) as error:  # this file only: disk full is an OutputError
-                    log.warning("cannot convert links in %s: %s", entry.path, error)
-        return result
+    def __init__(self, path_for: Callable[[str, str | None], str]) -> None:
+        """`path_for(url, content_type)`: where the writer saves a URL of that type."""
+        self._path_for = path_for
+        self._lock = threading.Lock()
+        self._saved: dict[str, str] = {}  # URL -> its file
+        self._aliases: dict[str, str] = {}  # redirecting URL -> where it redirects
+        self._unsaved: set[str] = set()  # URLs that will not be saved: failed, or left out
+        self._pages: list[str] = []  # page number -> its file (a converted page)
+        self._page_urls: list[str] = []  # page number -> its URL
+        self._links: dict[str, array.array[int]] = {}  # target URL -> numbers of pages linking to it
+        self._written: dict[str, set[str]] = {}  # target URL -> every file (or "" for the URL) written
 
-    def final_url(self, url: str) -> str:
-        """`url` after following the redirects the crawl saw."""
+    # -- what the stages report -----------------------------------------------------------------
+
+    def saved(self, url: str, path: str, page: int | None = None) -> None:
+        """`url` is saved at `path`; `page`: its number, if it is a page plan() converted."""
+        with self._lock:
+            self._saved[url] = path
+            if page is not None:
+                self._pages[page] = path
+
+    def restore(self, entries: Iterable[SavedFile], aliases: Iterable[tuple[str, str]]) -> None:
+        with self._lock:
+            self._saved.update((entry.url, entry.path) for entry in entries)
+            self._aliases.update(aliases)
+
+    def alias(self, source: str, target: str) -> None:
+        with self._lock:
+            self._aliases[source] = target
+
+    def unsaved(self, url: str) -> None:
+        """`url` failed or was left out: links to it are written as its absolute URL."""
+        with self._lock:
+            self._unsaved.add(url)
+
+    # -- conversion while crawling ---------------------------------------------------------
+
+    def plan(self, page_url: str, targets: list[tuple[str, LinkKind, bool]]) -> tuple[int, list[str | None]]:
+        """The file (or None: the absolute URL) each link of a page is written with now, for
+        targets given as (URL, kind, crawled: the scope admitted it), and the page's number
+        for `saved`. Remembered, so that the page can be fixed up if a target ends elsewhere."""
+        with self._lock:
+            number = len(self._pages)
+            self._pages.append("")  # its file, once saved
+            self._page_urls.append(page_url)
+            plan = []
+            for url, kind, crawled in targets:
+                path = self._expected_path(url, kind, crawled)
+                plan.append(path)
+                self._links.setdefault(url, array.array("I")).append(number)
+                self._written.setdefault(url, set()).add(path or "")
+            return number, plan
+
+    def _expected_path(self, url: str, kind: LinkKind, crawled: bool) -> str | None:
+        """Caller holds the lock."""
+        final = self._final_url(url)
+        saved = self._saved.get(final)
+        if saved is not None:
+            return saved
+        if not crawled or final in self._unsaved or url in self._unsaved:
+            return None
+        return self._path_for(final, _expected_type(final, kind))
+
+    def _final_url(self, url: str) -> str:
         for _ in range(MAX_ALIAS_HOPS):
-            if url in self._path_of or url not in self._aliases:
+            if url in self._saved or url not in self._aliases:
                 break
             url = self._aliases[url]
         return url
 
-    # -- one file ---------------------------------------------------------------------------
+    # -- after the crawl -------------------------------------------------------------------
 
-    def _one_file(self, entry: SavedFile, convert: bool, result: OfflineLinks) -> None:
-        original = (self._root / entry.path).read_bytes()
-        if is_html(entry.content_type):
-            encoding = html_encoding(original, entry.charset)
-            body, encoding, back = ascii_compatible_view(original, encoding)
-            document = html_spots(body)
-            spots, base_spot = document.spots, document.base
-            base = document_base(body, document, entry.url, encoding)
-        else:
-            body, encoding, back = ascii_compatible_view(original, css_encoding(original, entry.charset))
-            spots, base_spot, base = css_spots(body), None, entry.url
-        replacements: list[tuple[Spot, bytes]] = []
-        folder = posixpath.dirname(entry.path)
-        for spot in spots:
-            value = spot_value(body, spot, encoding)
-            new_value = self._link(value, base, folder, convert, result)
-            if new_value is not None and new_value != value:
-                replacements.append((spot, encode_value(new_value, spot, encoding)))
-        if convert and base_spot is not None and replacements:
-            # Links are now relative to the file itself; a <base href> would redirect them.
-            replacements.append((base_spot, b""))
-        if replacements:
-            self._rewrite_file(entry.path, back(_splice(body, replacements)))
-            result.files_converted += 1
+    def final_path(self, url: str) -> str | None:
+        with self._lock:
+            return self._saved.get(self._final_url(url))
 
-    def _link(self, value: str, base: str, folder: str, convert: bool, result: OfflineLinks) -> str | None:
-        """Count one link and return what it becomes (None: leave it as it is)."""
-        if not value or value.startswith(NOT_FETCHABLE):
-            return None
-        href, _, fragment = clean_href(value).partition("#")
-        try:
-            target = resolve(base, href)
-        except (InvalidURLError, ValueError):
-            return None
-        final = self.final_url(target)
-        path = self._path_of.get(final)
-        suffix = f"#{fragment}" if fragment else ""
-        if path is None and not self._counts(target, final, result):
-            return target + suffix if convert else None
-        result.total += 1
-        if convert:
-            # A link to a saved file becomes the relative path to it; one to anything else the
-            # absolute URL, so that no link points at a missing local file.
-            new = self._relative(folder, path) + suffix if path is not None else target + suffix
-            works = path is not None and self._exists(path)
-        else:
-            new, works = None, self._works_offline(value, folder)
-        if works:
-            result.ok += 1
-        else:
-            result.missing[final] = result.missing.get(final, 0) + 1
-        return new
+    def final_url(self, url: str) -> str:
+        with self._lock:
+            return self._final_url(url)
 
-    def _counts(self, target: str, final: str, result: OfflineLinks) -> bool:
-        """Should a link to a target that was not saved count as one meant to work offline?"""
-        if not self._in_domains(final):
-            result.external += 1
-        elif final in self._broken or target in self._broken:
-            result.broken_on_site += 1
-        elif final in self._excluded or target in self._excluded:
-            result.excluded += 1
-        else:
-            return True  # failed after retries, or never fetched: it should have worked
-        return False
+    def targets(self) -> dict[str, tuple[int, set[str]]]:
+        """Target URL -> (how many links to it were written, what was written for it)."""
+        with self._lock:
+            return {url: (len(pages), self._written[url]) for url, pages in self._links.items()}
 
-    def _relative(self, folder: str, path: str) -> str:
-        key = (folder, path)
-        link = self._relative_links.get(key)
+    def pages_linking(self, urls: Iterable[str]) -> dict[str, set[str]]:
+        """File of each converted page that links to any of `urls` -> which of them it links."""
+        pages: dict[str, set[str]] = {}
+        with self._lock:
+            for url in urls:
+                for number in self._links.get(url, ()):
+                    if self._pages[number]:
+                        pages.setdefault(self._pages[number], set()).add(url)
+        return pages
+
+    def written(self, url: str) -> set[str]:
+        """The files (or "" for the URL itself) links to `url` were written with."""
+        with self._lock:
+            return set(self._written.get(url, ()))
+
+    def url_of_file(self) -> dict[str, str]:
+        """Every file a written link may name -> its URL (saved files, and expected ones)."""
+        with self._lock:
+            files = {path: url for url, path in self._saved.items()}
+            for url, written in self._written.items():
+                for path in written:
+                    if path:
+                        files.setdefault(path, url)
+            return files
+
+
+def _expected_type(url: str, kind: LinkKind) -> str | None:
+    """The content type a URL not fetched yet probably has, which decides its file name."""
+    path = url.split("?", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    extension = os.path.splitext(name)[1].lower()
+    if extension in (".html", ".htm"):
+        return "text/html"
+    if extension == ".css":
+        return "text/css"
+    if kind is LinkKind.PAGE and extension in _DYNAMIC:
+        return "text/html"  # /about, /docs/, page.php?id=3: pages
+    return None
+
+
+# -- rewriting one document ----------------------------------------------------------------------
+
+def convert_document(document: ParsedDocument, page_path: str, files: list[str | None],
+                     relative: Callable[[str, str], str]) -> bytes | None:
+    """The document with each link spot rewritten to its file (a relative path) or, for
+    None, its absolute URL; None if nothing changes. `files[i]` is for the i-th linked spot."""
+    folder = posixpath.dirname(page_path)
+    replacements: list[tuple[Spot, bytes]] = []
+    files_iter = iter(files)
+    for spot, target in zip(document.spots, document.targets, strict=True):
+        if target is None:
+            continue
+        file = next(files_iter)
+        url, fragment = target
+        new = (relative(folder, file) if file is not None else url) + (f"#{fragment}" if fragment else "")
+        if new != spot_value(document.view, spot, document.encoding):
+            replacements.append((spot, encode_value(new, spot, document.encoding)))
+    if replacements and document.base_spot is not None:
+        # Links are now relative to the file itself; a <base href> would redirect them.
+        replacements.append((document.base_spot, b""))
+    if not replacements:
+        return None
+    return document.back(_splice(document.view, replacements))
+
+
+class RelativeLinks:
+    """relative_link with a cache: the same links recur on every page of a folder."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], str] = {}  # written by one thread at a time: races only recompute
+
+    def __call__(self, folder: str, path: str) -> str:
+        link = self._cache.get((folder, path))
         if link is None:
-            link = self._relative_links[key] = relative_link(folder, path, from_folder=True)
+            link = self._cache[(folder, path)] = relative_link(folder, path, from_folder=True)
         return link
-
-    def _exists(self, path: str) -> bool:
-        exists = self._existing.get(path)
-        if exists is None:
-            exists = self._existing[path] = os.path.isfile(self._root / path)
-        return exists
-
-    def _works_offline(self, link: str, folder: str) -> bool:
-        """Does `link`, in a file in `folder`, open a saved file under file:// rules?"""
-        if link.startswith(("/", "\\")) or ":" in link.split("/", 1)[0]:
-            return False  # absolute: a URL, or a path from the filesystem root
-        path = unquote(link.partition("#")[0].partition("?")[0])
-        if not path:
-            return True  # "?x" or "#x" alone: this same file
-        target = posixpath.normpath(posixpath.join(folder, path))
-        return not (target.startswith("../") or target == "..") and self._exists(target)
 
 
 def relative_link(source: str, to_path: str, from_folder: bool = False) -> str:
@@ -216,4 +250,212 @@ def _splice(body: bytes, replacements: list[tuple[Spot, bytes]]) -> bytes:
         position = spot.end
     parts.append(body[position:])
     return b"".join(parts)
+
+
+# -- after the crawl ----------------------------------------------------------------------------
+
+class Finisher:
+    """Fixes up converted pages once every outcome is known, and counts the offline links."""
+
+    def __init__(self, root: Path, links: LinkMap, *, in_domains: Callable[[str], bool],
+                 broken: Iterable[str], excluded: Iterable[str],
+                 rewrite_file: Callable[[str, bytes], None]) -> None:
+        self._root = root
+        self._links = links
+        self._in_domains = in_domains
+        self._broken = set(broken)
+        self._excluded = set(excluded)
+        self._rewrite_file = rewrite_file
+        self._existing: dict[str, bool] = {}
+        self._relative = RelativeLinks()
+
+    def finish(self, saved: list[SavedFile], converted_earlier: Iterable[SavedFile], fix: bool = True) -> OfflineLinks:
+        """Fix the pages converted during the crawl whose links assumed an outcome that did not
+        happen; convert in full the pages `converted_earlier` (by an interrupted run, no record
+        of their links); count. Without `fix`, only count (links to pages not fetched yet
+        count as not working)."""
+        result = OfflineLinks()
+        wrong = set()
+        for url, (count, written) in self._links.targets().items():
+            path = self._links.final_path(url)
+            self._count(url, path, count, result)
+            if written != {path or ""}:
+                wrong.add(url)
+        if not fix:
+            return result
+        by_path = {entry.path: entry for entry in saved}
+        to_fix = self._links.pages_linking(wrong)  # counted above, through the map
+        for path in sorted(to_fix):
+            if path in by_path:
+                self._fix(by_path[path], to_fix[path], result)
+        earlier = {entry.path for entry in converted_earlier} - set(to_fix)  # not in the map
+        url_of_file = self._links.url_of_file() if earlier else {}
+        for path in sorted(earlier):
+            if path in by_path:
+                self._reconvert(by_path[path], url_of_file, result)
+        return result
+
+    def _fix(self, entry: SavedFile, targets: set[str], result: OfflineLinks) -> None:
+        """Rewrite the links of a converted page that were written for `targets` as something
+        they did not turn out to be; every other byte stays."""
+        folder = posixpath.dirname(entry.path)
+        corrections: dict[str, str] = {}  # link as written (without #fragment) -> as it must be
+        for url in targets:
+            final = self._links.final_path(url)
+            right = self._relative(folder, final) if final is not None else url
+            for written in self._links.written(url):
+                wrong = self._relative(folder, written) if written else url
+                if wrong != right:
+                    corrections[wrong] = right
+        self._rewrite(entry, lambda value: _corrected(value, corrections), result)
+
+    def _rewrite(self, entry: SavedFile, change: Callable[[str], str | None], result: OfflineLinks) -> None:
+        """Apply `change` (a link value -> its new value, or None) to every link of a page."""
+        try:
+            body = (self._root / entry.path).read_bytes()
+        except OSError as error:
+            log.warning("cannot fix the links of %s: %s", entry.path, error)
+            return
+        tokenized = tokenize(body, entry.content_type, entry.charset)  # no URL resolving: not needed
+        if tokenized is None:
+            return
+        view, encoding, back, spots, _ = tokenized
+        replacements = []
+        for spot in spots:
+            new = change(spot_value(view, spot, encoding))
+            if new is not None:
+                replacements.append((spot, encode_value(new, spot, encoding)))
+        if replacements:
+            try:
+                self._rewrite_file(entry.path, back(_splice(view, replacements)))
+                result.files_converted += 1
+            except (OSError, UnsafePathError) as error:  # this file only: disk full is an OutputError
+                log.warning("cannot fix the links of %s: %s", entry.path, error)
+
+    def _count(self, url: str, path: str | None, count: int, result: OfflineLinks) -> None:
+        final = self._links.final_url(url)
+        if path is None:
+            if not self._in_domains(final):
+                result.external += count
+                return
+            if final in self._broken or url in self._broken:
+                result.broken_on_site += count
+                return
+            if final in self._excluded or url in self._excluded:
+                result.excluded += count
+                return
+        result.total += count
+        if path is not None and self._exists(path):
+            result.ok += count
+        else:
+            result.missing[final] = result.missing.get(final, 0) + count
+
+    def _exists(self, path: str) -> bool:
+        exists = self._existing.get(path)
+        if exists is None:
+            exists = self._existing[path] = os.path.isfile(self._root / path)
+        return exists
+
+    def _reconvert(self, entry: SavedFile, url_of_file: dict[str, str], result: OfflineLinks) -> None:
+        """Convert again, and count, a page an interrupted run converted: a relative link names
+        a file, whose URL the map gives; an absolute one is its URL."""
+        try:
+            body = (self._root / entry.path).read_bytes()
+        except OSError as error:
+            log.warning("cannot fix the links of %s: %s", entry.path, error)
+            return
+        document = parse_document(body, entry.url, entry.content_type, entry.charset)
+        if document is None:
+            return
+        folder = posixpath.dirname(entry.path)
+        files: list[str | None] = []
+        for index, (spot, read) in enumerate(zip(document.spots, document.targets, strict=True)):
+            if read is None:
+                continue
+            url = _converted_target(spot_value(document.view, spot, document.encoding), folder, url_of_file)
+            target = (url, read[1]) if url is not None else read  # a mirror file: that file's URL
+            document.targets[index] = target
+            path = self._links.final_path(target[0])
+            files.append(path)
+            self._count(target[0], path, 1, result)
+        data = convert_document(document, entry.path, files, self._relative)
+        if data is not None:
+            try:
+                self._rewrite_file(entry.path, data)
+                result.files_converted += 1
+            except (OSError, UnsafePathError) as error:  # this file only: disk full is an OutputError
+                log.warning("cannot fix the links of %s: %s", entry.path, error)
+
+
+def _corrected(value: str, corrections: dict[str, str]) -> str | None:
+    link, hash_sign, fragment = value.partition("#")
+    right = corrections.get(link)
+    return None if right is None else right + hash_sign + fragment
+
+
+def _converted_target(value: str, folder: str, url_of_file: dict[str, str]) -> str | None:
+    """The URL of the mirror file a converted, relative link names; None if it names none."""
+    link = clean_href(value).partition("#")[0]
+    if not link or link.startswith(("/", "\\")) or ":" in link.split("/", 1)[0]:
+        return None  # an absolute URL (or path): not a file of the mirror
+    path = posixpath.normpath(posixpath.join(folder, unquote(link.partition("?")[0])))
+    return url_of_file.get(path)
+
+
+def count_unconverted(root: Path, saved: Iterable[SavedFile], *, final_url: Callable[[str], str],
+                      path_of: Callable[[str], str | None], in_domains: Callable[[str], bool],
+                      broken: Iterable[str], excluded: Iterable[str]) -> OfflineLinks:
+    """The offline-links figure for a mirror whose links were not converted: each link is
+    read as a browser reads it from the saved file."""
+    result = OfflineLinks()
+    broken_set, excluded_set, existing = set(broken), set(excluded), {}
+    done: set[str] = set()
+    for entry in saved:
+        if entry.path in done or not (is_html(entry.content_type) or is_css(entry.content_type)):
+            continue
+        done.add(entry.path)
+        try:
+            body = (root / entry.path).read_bytes()
+        except OSError:
+            continue
+        document = parse_document(body, entry.url, entry.content_type, entry.charset)
+        if document is None:
+            continue
+        folder = posixpath.dirname(entry.path)
+        for spot, target in zip(document.spots, document.targets, strict=True):
+            if target is None:
+                continue
+            final = final_url(target[0])
+            path = path_of(final)
+            if path is None and (not in_domains(final) or final in broken_set or final in excluded_set
+                                 or target[0] in broken_set or target[0] in excluded_set):
+                if not in_domains(final):
+                    result.external += 1
+                elif final in broken_set or target[0] in broken_set:
+                    result.broken_on_site += 1
+                else:
+                    result.excluded += 1
+                continue
+            result.total += 1
+            value = spot_value(document.view, spot, document.encoding)
+            if _opens_a_file(value, folder, root, existing):
+                result.ok += 1
+            else:
+                result.missing[final] = result.missing.get(final, 0) + 1
+    return result
+
+
+def _opens_a_file(link: str, folder: str, root: Path, existing: dict[str, bool]) -> bool:
+    """Does `link`, in a file in `folder`, open a saved file under file:// rules?"""
+    if link.startswith(("/", "\\")) or ":" in link.split("/", 1)[0]:
+        return False  # absolute: a URL, or a path from the filesystem root
+    path = unquote(link.partition("#")[0].partition("?")[0])
+    if not path:
+        return True  # "?x" or "#x" alone: this same file
+    target = posixpath.normpath(posixpath.join(folder, path))
+    if target.startswith("../") or target == "..":
+        return False
+    if target not in existing:
+        existing[target] = os.path.isfile(root / target)
+    return existing[target]
 

@@ -137,6 +137,14 @@ class Frontier:
             self._skipped.pop(url, None)
             return True
 
+    def robots_allows(self, url: str) -> bool | None:
+        """What the robots.txt of `url`'s host says of it; None while it is not known yet."""
+        with self._lock:
+            host = self._hosts.get(origin_of(url))
+            if host is None or host.robots is None:
+                return None
+            return host.robots.allows(url)
+
     def skip(self, url: str, rule: str) -> None:
         """Record that the scope rule `rule` kept `url` out (first rule wins, for the report)."""
         with self._lock:

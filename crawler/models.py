@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 CSS_TYPES = frozenset({"text/css"})
@@ -70,6 +71,8 @@ class Page:
     response: Response
     links: list[Link] = field(default_factory=list)
     is_html: bool = False
+    document: Any = None  # parser.ParsedDocument of an HTML or CSS page: its links, for conversion
+    left_out: set[str] = field(default_factory=set)  # linked URLs the scope (or robots.txt) keeps out
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +109,4 @@ class SavedFile:
     last_modified: str | None
     fetched_at: str
     charset: str | None = None  # from the Content-Type header
+    file_size: int = -1  # on disk, after link conversion (-1: as `size`); not in the manifest

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import lxml.etree
 
 from crawler.markup import (
     Document,
+    Spot,
     ascii_compatible_view,
     css_encoding,
     css_spots,
@@ -25,7 +27,7 @@ from crawler.markup import (
     spot_value,
 )
 from crawler.models import Link, LinkKind, is_css, is_html
-from crawler.urls import InvalidURLError, resolve
+from crawler.urls import InvalidURLError, clean_href, resolve
 
 NOT_FETCHABLE = ("javascript:", "mailto:", "data:", "tel:", "about:", "blob:", "#")
 MAX_SITEMAP_BYTES = 50_000_000  # the sitemaps.org limit for one uncompressed sitemap
@@ -33,17 +35,70 @@ MAX_SITEMAP_BYTES = 50_000_000  # the sitemaps.org limit for one uncompressed si
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
 
 
+@dataclass(slots=True)
+class ParsedDocument:
+    """An HTML or CSS document, tokenized: its links, and what converting them needs."""
+
+    view: bytes  # the bytes the spots index: the body, or its UTF-8 transcoding (UTF-16 pages)
+    encoding: str  # of `view`
+    back: Callable[[bytes], bytes]  # turns rewritten `view` bytes back into the document's encoding
+    spots: list[Spot]
+    base_spot: Spot | None
+    base: str  # what relative links resolve against
+    targets: list[tuple[str, str] | None]  # per spot: (canonical URL, #fragment), or None: no link
+
+    def links(self) -> list[Link]:
+        """Each distinct target once; a URL that is both a page and a requisite is a requisite."""
+        links: dict[str, LinkKind] = {}
+        for spot, target in zip(self.spots, self.targets, strict=True):
+            if target is not None and links.get(target[0]) is not REQUISITE:
+                links[target[0]] = spot.kind
+        return [Link(url, kind) for url, kind in links.items()]
+
+
+Tokenized = tuple[bytes, str, Callable[[bytes], bytes], list[Spot], Document | None]
+
+
+def tokenize(body: bytes, content_type: str, charset: str | None = None) -> Tokenized | None:
+    """(view, its encoding, back, link spots, the HTML document) of an HTML or CSS body."""
+    if is_html(content_type):
+        view, encoding, back = ascii_compatible_view(body, html_encoding(body, charset))
+        document = html_spots(view)
+        return view, encoding, back, document.spots, document
+    if is_css(content_type):
+        view, encoding, back = ascii_compatible_view(body, css_encoding(body, charset))
+        return view, encoding, back, css_spots(view), None
+    return None
+
+
+def parse_document(body: bytes, url: str, content_type: str, charset: str | None = None) -> ParsedDocument | None:
+    """Tokenize an HTML or CSS document and resolve each of its links; None for other types."""
+    tokenized = tokenize(body, content_type, charset)
+    if tokenized is None:
+        return None
+    view, encoding, back, spots, document = tokenized
+    base_spot = document.base if document is not None else None
+    base = document_base(view, document, url, encoding) if document is not None else url
+    targets = [link_target(spot_value(view, spot, encoding), base) for spot in spots]
+    return ParsedDocument(view, encoding, back, spots, base_spot, base, targets)
+
+
+def link_target(value: str, base: str) -> tuple[str, str] | None:
+    """(canonical URL, fragment) a link value points to, or None for links that lead nowhere
+    to fetch (empty, "#top", "mailto:", "javascript:", ...) or cannot be parsed."""
+    if not value or value.startswith(NOT_FETCHABLE):
+        return None
+    href, _, fragment = clean_href(value).partition("#")
+    try:
+        return resolve(base, href), fragment
+    except (InvalidURLError, ValueError):
+        return None
+
+
 def extract_links(body: bytes, url: str, content_type: str, charset: str | None = None) -> list[Link]:
     """Every distinct link of an HTML or CSS document, resolved against `url` or its <base>."""
-    if is_html(content_type):
-        view, encoding, _ = ascii_compatible_view(body, html_encoding(body, charset))
-        document = html_spots(view)
-        base = document_base(view, document, url, encoding)
-        return _resolve_all(((spot_value(view, spot, encoding), spot.kind) for spot in document.spots), base)
-    if is_css(content_type):
-        view, encoding, _ = ascii_compatible_view(body, css_encoding(body, charset))
-        return _resolve_all(((spot_value(view, spot, encoding), REQUISITE) for spot in css_spots(view)), url)
-    return []
+    document = parse_document(body, url, content_type, charset)
+    return document.links() if document is not None else []
 
 
 def document_base(body: bytes, document: Document, url: str, encoding: str) -> str:

@@ -30,12 +30,12 @@ from datetime import datetime, timezone
 from hashlib import sha256
 
 from crawler.config import Config
-from crawler.converter import LinkConverter, OfflineLinks
+from crawler.converter import Finisher, LinkMap, OfflineLinks, RelativeLinks, convert_document, count_unconverted
 from crawler.errors import CrawlError, FetchError, OutputError
 from crawler.fetcher import Fetcher, Follow, Redirected
 from crawler.frontier import Frontier
 from crawler.models import CrawlItem, Failure, Link, LinkKind, Page, SavedFile, is_html
-from crawler.parser import extract_links, sitemap_links
+from crawler.parser import parse_document, sitemap_links
 from crawler.report import CrawlReport, Tally
 from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.scope import Scope
@@ -67,6 +67,9 @@ class Pipeline:
         self.frontier = Frontier(max_pages=config.scope.max_pages, per_host=politeness.per_host,
                                  delay=politeness.delay, robots=politeness.robots, journal=self.state)
         self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension)
+        self.links = LinkMap(self.writer.path_for)
+        self._relative_links = RelativeLinks()
+        self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
                                may_follow=self._may_follow_redirect)
         self.pages: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
@@ -111,6 +114,9 @@ class Pipeline:
                     f" ({removed} half-written files removed)" if removed else "")
         self.frontier.restore(resumed.seen, resumed.pending, resumed.skipped, resumed.html_pages_saved)
         self.writer.restore(resumed.saved)
+        self.links.restore(resumed.saved, resumed.aliases)
+        self._converted_earlier = [entry for entry in resumed.saved
+                                   if self.config.mirror.convert_links and entry.size != entry.file_size]
         earlier = self._earlier
         earlier.failures, earlier.aliases = resumed.failures, resumed.aliases
         earlier.files_saved, earlier.html_pages_saved = len(resumed.saved), resumed.html_pages_saved
@@ -156,7 +162,7 @@ class Pipeline:
         offline_links = None
         if not self._aborted.is_set():
             try:
-                offline_links = self._convert_links(tally)
+                offline_links = self._finish_links(tally)
             except OutputError as error:
                 self._abort(error)
         outcome = "aborted" if self._aborted.is_set() else "interrupted" if self._interrupted.is_set() \
@@ -179,15 +185,19 @@ class Pipeline:
             report.fatal_error = str(self.fatal_error)
         return report
 
-    def _convert_links(self, tally: Tally) -> OfflineLinks:
-        """Rewrite links for offline use once the crawl completed; count them in any case.
-        An interrupted crawl is left as fetched, so that resuming it converts everything once."""
-        converter = LinkConverter(
-            self.config.output_dir, self.writer.saved_files(), aliases=dict(tally.aliases),
-            in_domains=self.scope.in_domains,
-            broken=(failure.url for failure in tally.failures if failure.is_client_error),
-            excluded=self.frontier.skipped(), rewrite_file=self.writer.rewrite)
-        return converter.run(convert=self.config.mirror.convert_links and not self._interrupted.is_set())
+    def _finish_links(self, tally: Tally) -> OfflineLinks:
+        """Fix up the links converted during the crawl once every outcome is known (not for an
+        interrupted crawl: resuming it does that), and count the links that work offline."""
+        broken = [failure.url for failure in tally.failures if failure.is_client_error]
+        excluded = self.frontier.skipped()
+        saved = self.writer.saved_files()
+        if not self.config.mirror.convert_links:
+            return count_unconverted(self.config.output_dir, saved, final_url=self.links.final_url,
+                                     path_of=self.links.final_path, in_domains=self.scope.in_domains,
+                                     broken=broken, excluded=excluded)
+        finisher = Finisher(self.config.output_dir, self.links, in_domains=self.scope.in_domains,
+                            broken=broken, excluded=excluded, rewrite_file=self.writer.rewrite)
+        return finisher.finish(saved, self._converted_earlier, fix=not self._interrupted.is_set())
 
     # -- stage 1: fetch --------------------------------------------------------------------
 
@@ -215,6 +225,7 @@ class Pipeline:
             tally.redirects += 1
             tally.aliases.append((result.source, result.target))
             self.state.aliased(result.source, result.target)
+            self.links.alias(result.source, result.target)
             if result.follow is Follow.LATER:  # another host: through the frontier, with its rules
                 self.frontier.add(CrawlItem(result.target, item.depth, item.kind, referrer=item.referrer,
                                             chain=item.chain))
@@ -223,6 +234,7 @@ class Pipeline:
         for source in result.redirects:
             tally.aliases.append((source, result.url))
             self.state.aliased(source, result.url)
+            self.links.alias(source, result.url)
         tally.requests_ok += 1
         tally.bytes_downloaded += len(result.body)
         if item.kind is LinkKind.ROBOTS:
@@ -285,21 +297,26 @@ class Pipeline:
             elif item.kind is LinkKind.ROBOTS:
                 page.links = self._robots_sitemaps(response.body)
             else:
-                page.links = extract_links(response.body, response.url, response.content_type,
-                                           response.charset)
+                page.document = parse_document(response.body, response.url, response.content_type,
+                                               response.charset)
+                page.links = page.document.links() if page.document is not None else []
         except Exception as exc:  # a page that breaks the parser is still saved
             log.warning("cannot parse %s: %s", response.url, exc)
             tally.parse_errors.append(Failure(response.url, "parse_error", str(exc)[:300]))
+            page.document = None
         admitted = []
         for link in page.links:
             # Pages count a hop and restart the requisite chain; requisites extend the chain.
             depth = item.depth + 1 if link.kind is LinkKind.PAGE else item.depth
             chain = 0 if link.kind is LinkKind.PAGE else item.chain + 1
             rule = self.scope.rejection(link.url, link.kind, depth, chain)
+            if rule is None and self.frontier.robots_allows(link.url) is False:
+                rule = "robots"  # known now, so that this page's link is written for it
             if rule is None:
                 admitted.append(CrawlItem(link.url, depth, link.kind, referrer=response.url, chain=chain))
             else:
                 self.frontier.skip(link.url, rule)
+                page.left_out.add(link.url)
         self.frontier.add_all(admitted)
         self.writes.put(page)
 
@@ -335,7 +352,11 @@ class Pipeline:
                           last_modified=response.last_modified, fetched_at=response.fetched_at,
                           charset=response.charset)
         try:
-            saved = self.writer.save(response.url, response.body, entry)
+            saved = self.writer.shared(response.url, entry)
+            page_number = None
+            if saved is None:
+                data, page_number = self._converted(page)
+                saved = self.writer.save(response.url, data, entry)
         except OutputError as error:
             self._abort(error)
             self.frontier.put_back(page.item)  # still to be fetched when the crawl resumes
@@ -344,10 +365,24 @@ class Pipeline:
             self._fail(page.item, Failure(response.url, "unsafe_path", str(error)), tally)
             return
         self.state.saved(saved)
+        self.links.saved(response.url, saved.path, page_number)
         html_page = page.is_html and page.item.kind is LinkKind.PAGE
         tally.files_saved += 1
         tally.html_pages_saved += html_page
         self.frontier.task_done(page.item, saved_html_page=html_page)
+
+    def _converted(self, page: Page) -> tuple[bytes, int | None]:
+        """The page's bytes with links converted for offline reading (mirror.convert_links),
+        and its number in the link map; the body as served otherwise."""
+        document = page.document
+        if document is None or not self.config.mirror.convert_links:
+            return page.response.body, None
+        targets = [(target[0], spot.kind, target[0] not in page.left_out)
+                   for spot, target in zip(document.spots, document.targets, strict=True) if target is not None]
+        number, files = self.links.plan(page.response.url, targets)
+        page_path = self.writer.path_for(page.response.url, page.response.content_type)
+        data = convert_document(document, page_path, files, self._relative_links)
+        return (data if data is not None else page.response.body), number
 
     # -- failures --------------------------------------------------------------------------
 
@@ -355,6 +390,7 @@ class Pipeline:
         log.info("failed %s: %s", failure.url, failure.message)
         tally.failures.append(failure)
         self.state.failed(failure)
+        self.links.unsaved(failure.url)
         self.frontier.task_done(item)
 
     def _abort(self, error: CrawlError) -> None:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 STATE_DIR = ".crawl"
 GROUP_COMMIT_SECONDS = 0.05  # the most a journaled event waits for its transaction
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS urls (
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS urls (
 CREATE TABLE IF NOT EXISTS saved (
     url TEXT PRIMARY KEY, path TEXT NOT NULL, status INTEGER NOT NULL, content_type TEXT NOT NULL,
     size INTEGER NOT NULL, sha256 TEXT NOT NULL, etag TEXT, last_modified TEXT, fetched_at TEXT NOT NULL,
-    charset TEXT);
+    charset TEXT, file_size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS failures (
     url TEXT PRIMARY KEY, reason TEXT NOT NULL, message TEXT NOT NULL, status INTEGER, referrer TEXT,
     off_site INTEGER NOT NULL);
@@ -127,6 +127,12 @@ class CrawlState:
             with self._connect() as db:
                 db.executescript(_SCHEMA)
                 meta = dict(db.execute("SELECT key, value FROM meta"))
+                if meta.get("schema", str(SCHEMA_VERSION)) != str(SCHEMA_VERSION):
+                    log.warning("the crawl state was written by another version of crawl: starting a new crawl")
+                    for table in (*_TABLES, "meta"):
+                        db.execute(f"DROP TABLE {table}")
+                    db.executescript(_SCHEMA)
+                    meta = {}
                 resumed = self._load(db) if meta.get("status") == "running" else None
                 if resumed is None:
                     for table in _TABLES:
@@ -150,9 +156,9 @@ class CrawlState:
         saved, redo = [], []
         root = self.path.parent.parent
         for row in db.execute("SELECT url, path, status, content_type, size, sha256, etag, last_modified, "
-                              "fetched_at, charset FROM saved"):
+                              "fetched_at, charset, file_size FROM saved"):
             entry = SavedFile(*row)
-            if _file_size(root / entry.path) == entry.size:
+            if _file_size(root / entry.path) == (entry.file_size if entry.file_size >= 0 else entry.size):
                 saved.append(entry)
             else:  # lost in a power cut, or cut short: fetch again
                 redo.append(entry.url)

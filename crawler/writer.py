@@ -168,6 +168,17 @@ class Writer:
             raise OutputError(f"output folder {self.root} is not writable: {exc.strerror or exc}",
                               str(self.root)) from None
 
+    def shared(self, url: str, entry: SavedFile) -> SavedFile | None:
+        """The entry for `url` if the file it would be saved as already holds the same content
+        (another URL's: /d/ and /d/index.html): nothing to write then."""
+        relative = self.path_for(url, entry.content_type)
+        with self._lock:
+            owner = self._owners.get(relative)
+            if owner is None or owner == url or self._saved[owner].sha256 != entry.sha256:
+                return None
+            saved = self._saved[url] = replace(entry, path=relative, file_size=self._saved[owner].file_size)
+            return saved
+
     def save(self, url: str, body: bytes, entry: SavedFile) -> SavedFile:
         """Write `body` as the file for `url`; returns the manifest entry with its final path."""
         relative = self.path_for(url, entry.content_type)
@@ -181,7 +192,7 @@ class Writer:
                 self._make_folders(folder)  # a file may have displaced one meanwhile
                 relative = self._unowned(self._beside_folder(relative), url, entry.sha256)
                 os.replace(temp, self._full(relative))
-                saved = self._saved[url] = replace(entry, path=relative)
+                saved = self._saved[url] = replace(entry, path=relative, file_size=len(body))
                 self._owners.setdefault(relative, url)
         except BaseException:
             _unlink_quietly(temp)

@@ -8,9 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler.converter import LinkConverter, OfflineLinks, relative_link
+from crawler.converter import (
+    Finisher,
+    LinkMap,
+    OfflineLinks,
+    RelativeLinks,
+    convert_document,
+    count_unconverted,
+    relative_link,
+)
 from crawler.markup import html_spots
-from crawler.models import SavedFile
+from crawler.models import LinkKind, SavedFile
+from crawler.parser import parse_document
 from crawler.writer import Writer
 
 SITE = "http://h/"
@@ -23,18 +32,38 @@ def saved(url: str, path: str, content_type: str = "text/html", charset: str | N
 
 def convert(tmp_path: Path, files: dict[str, tuple[str, bytes, str]], aliases: dict[str, str] | None = None,
             broken: tuple[str, ...] = (), excluded: tuple[str, ...] = (), do_convert: bool = True,
-            charsets: dict[str, str] | None = None) -> OfflineLinks:
-    """files: url -> (path, body, content type). Writes them, converts, returns the counts."""
-    entries = []
-    for url, (path, body, content_type) in files.items():
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_bytes(body)
-        entries.append(saved(url, path, content_type, (charsets or {}).get(url)))
+            charsets: dict[str, str] | None = None, saved_later: tuple[str, ...] = ()) -> OfflineLinks:
+    """As the pipeline does it: files (url -> (path, body, content type)) are saved one by one,
+    pages converted as they are written (URLs in `saved_later` saved after every page), then
+    the crawl's end fixes up and counts. Returns the counts."""
     writer = Writer(tmp_path)
-    converter = LinkConverter(tmp_path, entries, aliases=aliases or {},
-                              in_domains=lambda url: url.startswith(SITE), broken=broken,
-                              excluded=excluded, rewrite_file=writer.rewrite)
-    return converter.run(convert=do_convert)
+    links = LinkMap(writer.path_for)
+    for source, target in (aliases or {}).items():
+        links.alias(source, target)
+    entries = [saved(url, path, content_type, (charsets or {}).get(url))
+               for url, (path, _, content_type) in files.items()]
+    order = sorted(entries, key=lambda entry: entry.url in saved_later)
+    for entry in order:
+        body = files[entry.url][1]
+        data, number = body, None
+        document = parse_document(body, entry.url, entry.content_type, entry.charset) if do_convert else None
+        if document is not None:
+            targets = [(t[0], spot.kind, t[0] not in excluded)
+                       for spot, t in zip(document.spots, document.targets, strict=True) if t is not None]
+            number, planned = links.plan(entry.url, targets)
+            data = convert_document(document, entry.path, planned, RelativeLinks()) or body
+        (tmp_path / entry.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / entry.path).write_bytes(data)
+        links.saved(entry.url, entry.path, number)
+    for url in broken:
+        links.unsaved(url)
+    in_domains = lambda url: url.startswith(SITE)  # noqa: E731
+    if not do_convert:
+        return count_unconverted(tmp_path, entries, final_url=links.final_url, path_of=links.final_path,
+                                 in_domains=in_domains, broken=broken, excluded=excluded)
+    finisher = Finisher(tmp_path, links, in_domains=in_domains, broken=broken, excluded=excluded,
+                        rewrite_file=writer.rewrite)
+    return finisher.finish(entries, ())
 
 
 def test_only_the_link_bytes_change(tmp_path: Path) -> None:
@@ -52,7 +81,7 @@ def test_only_the_link_bytes_change(tmp_path: Path) -> None:
         b"<!DOCTYPE html>\n<HTML><Head><LINK REL=stylesheet HREF='s.css'></head>\n"
         b"<body class=x   id=y><a  href = \"docs/index.html\"  >Docs</a> <!-- <a href=\"/c\"> -->\n"
         b"<img src=i.png alt='a > b'><a href=\"other.html#part\">o</a></body></html>\n")
-    assert (counts.ok, counts.total, counts.files_converted) == (4, 4, 1)
+    assert (counts.ok, counts.total, counts.files_converted) == (4, 4, 0)
 
 
 def test_links_to_what_was_not_saved_become_absolute(tmp_path: Path) -> None:
@@ -174,3 +203,49 @@ def test_relative_links_lead_to_their_file(source: list[str], target: list[str])
 def test_spots_cover_exactly_the_url_bytes() -> None:
     body = b'<a href="x.html">x</a><img src=\'y.png\' srcset="z.png 2x"><a href=w.html>w</a>'
     assert [body[s.start:s.end] for s in html_spots(body).spots] == [b"x.html", b"y.png", b"z.png", b"w.html"]
+
+
+def test_links_written_before_their_target_are_fixed_when_it_lands_elsewhere(tmp_path: Path) -> None:
+    page = b'<link rel="stylesheet" href="/style"><a href="/about">a</a><a href="/gone">g</a>'
+    counts = convert(tmp_path, {
+        SITE: ("h/index.html", page, "text/html"),
+        SITE + "style": ("h/style.css", b"p{}", "text/css"),  # no .css in the URL: expected as "style"
+        SITE + "about": ("h/about.html", b"<p>a</p>", "text/html"),  # expected as about.html: right
+    }, broken=(SITE + "gone",))
+    assert (tmp_path / "h/index.html").read_bytes() == (
+        b'<link rel="stylesheet" href="style.css"><a href="about.html">a</a><a href="http://h/gone">g</a>')
+    assert counts.files_converted == 1  # index.html, once, after the crawl
+    assert (counts.ok, counts.total, counts.broken_on_site) == (2, 2, 1)
+
+
+def test_pages_whose_targets_land_as_expected_are_not_touched_again(tmp_path: Path) -> None:
+    counts = convert(tmp_path, {
+        SITE: ("h/index.html", b'<a href="/docs/">d</a><img src="/i.png">', "text/html"),
+        SITE + "docs/": ("h/docs/index.html", b"<p>docs</p>", "text/html"),
+        SITE + "i.png": ("h/i.png", b"png", "image/png"),
+    })
+    assert counts.files_converted == 0 and counts.ok == counts.total == 2
+    assert (tmp_path / "h/index.html").read_bytes() == b'<a href="docs/index.html">d</a><img src="i.png">'
+
+
+def test_pages_converted_by_an_interrupted_run_are_converted_again_from_their_links(tmp_path: Path) -> None:
+    """After a resume the map does not know these pages' links: they are read back from the
+    converted file (relative links name files, absolute ones URLs) and fixed where needed."""
+    (tmp_path / "h" / "docs").mkdir(parents=True)
+    converted = b'<a href="docs/x.html">x</a><a href="style">s</a><a href="http://h/late.html">l</a><a href="#t">t</a>'
+    (tmp_path / "h/index.html").write_bytes(converted)
+    (tmp_path / "h/docs/x.html").write_bytes(b"x")
+    (tmp_path / "h/style.css").write_bytes(b"s")
+    (tmp_path / "h/late.html").write_bytes(b"l")
+    entries = [saved(SITE, "h/index.html"), saved(SITE + "docs/x.html", "h/docs/x.html"),
+               saved(SITE + "style", "h/style.css", "text/css"), saved(SITE + "late.html", "h/late.html")]
+    writer = Writer(tmp_path)
+    links = LinkMap(writer.path_for)
+    links.restore(entries, [])
+    links.plan(SITE + "other", [(SITE + "style", LinkKind.REQUISITE, True)])  # "style" was once expected
+    finisher = Finisher(tmp_path, links, in_domains=lambda url: url.startswith(SITE), broken=(),
+                        excluded=(), rewrite_file=writer.rewrite)
+    counts = finisher.finish(entries, [entries[0]])
+    assert (tmp_path / "h/index.html").read_bytes() == (
+        b'<a href="docs/x.html">x</a><a href="style.css">s</a><a href="late.html">l</a><a href="#t">t</a>')
+    assert counts.ok == 4 and counts.total == 4  # three here, one for "other"

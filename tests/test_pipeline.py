@@ -211,14 +211,14 @@ def test_redirect_targets_are_fetched_once_and_out_of_scope_redirects_not_follow
 
 def test_a_page_that_breaks_the_parser_is_saved_and_reported(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    real_extract = pipeline_module.extract_links
+    real_parse = pipeline_module.parse_document
 
     def fragile(body: bytes, url: str, *args: object) -> object:
         if url.endswith("/about"):
             raise ValueError("parser exploded")
-        return real_extract(body, url, *args)  # type: ignore[arg-type]
+        return real_parse(body, url, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline_module, "extract_links", fragile)
+    monkeypatch.setattr(pipeline_module, "parse_document", fragile)
     with SiteServer() as server:
         report = Pipeline(make_config(server.url, tmp_path / "out")).run()
         host = server.url.split("/")[2]
