@@ -63,6 +63,19 @@ class OfflineLinks:
                 "missing_targets": [{"url": url, "links": count} for url, count in worst]}
 
 
+@dataclass(frozen=True, slots=True)
+class Misplaced:
+    """In the page at `page`, links to `url` were written as `wrong` (a file, or "" for the
+    URL) and must be `right`."""
+
+    page: str
+    content_type: str
+    charset: str | None
+    url: str
+    wrong: str
+    right: str
+
+
 class LinkMap:
     """Where each URL of the crawl is saved, where it redirects, and which converted pages link
     to it with what. Shared by the stages; one lock guards every field."""
@@ -74,19 +87,22 @@ class LinkMap:
         self._saved: dict[str, str] = {}  # URL -> its file
         self._aliases: dict[str, str] = {}  # redirecting URL -> where it redirects
         self._unsaved: set[str] = set()  # URLs that will not be saved: failed, or left out
-        self._pages: list[str] = []  # page number -> its file (a converted page)
-        self._page_urls: list[str] = []  # page number -> its URL
-        self._links: dict[str, array.array[int]] = {}  # target URL -> numbers of pages linking to it
-        self._written: dict[str, set[str]] = {}  # target URL -> every file (or "" for the URL) written
+        self._pages: list[str] = []  # page number -> its file (a converted page), "" until saved
+        self._page_types: list[tuple[str, str | None]] = []  # page number -> content type, charset
+        # target URL -> what links to it were written with (a file, or "" for the URL itself)
+        # -> the numbers of the pages written so
+        self._links: dict[str, dict[str, array.array[int]]] = {}
 
     # -- what the stages report -----------------------------------------------------------------
 
-    def saved(self, url: str, path: str, page: int | None = None) -> None:
-        """`url` is saved at `path`; `page`: its number, if it is a page plan() converted."""
+    def saved(self, url: str, path: str, page: int | None = None) -> list[Misplaced]:
+        """`url` is saved at `path`; `page`: its number, if it is a page plan() converted.
+        Returns the links already written for `url` as something else, to fix now."""
         with self._lock:
             self._saved[url] = path
             if page is not None:
                 self._pages[page] = path
+            return self._misplaced(url)
 
     def restore(self, entries: Iterable[SavedFile], aliases: Iterable[tuple[str, str]]) -> None:
         with self._lock:
@@ -97,27 +113,51 @@ class LinkMap:
         with self._lock:
             self._aliases[source] = target
 
-    def unsaved(self, url: str) -> None:
-        """`url` failed or was left out: links to it are written as its absolute URL."""
+    def unsaved(self, url: str) -> list[Misplaced]:
+        """`url` failed or was left out: links to it are written as its absolute URL. Returns
+        the links already written for it as a file, to fix now."""
         with self._lock:
             self._unsaved.add(url)
+            return self._misplaced(url)
+
+    def _misplaced(self, url: str) -> list[Misplaced]:
+        """The saved pages with links to `url` written for another outcome than the one now
+        known; they are counted as fixed. Caller holds the lock."""
+        written = self._links.get(url)
+        if not written:
+            return []
+        right = self._saved.get(self._final_url(url), "")
+        fixes = []
+        for value in [value for value in written if value != right]:
+            pages = written[value]
+            waiting = array.array("I", (n for n in pages if not self._pages[n]))  # not saved yet
+            for number in pages:
+                if self._pages[number]:
+                    content_type, charset = self._page_types[number]
+                    fixes.append(Misplaced(self._pages[number], content_type, charset, url, value, right))
+            written.setdefault(right, array.array("I")).extend(n for n in pages if self._pages[n])
+            if waiting:
+                written[value] = waiting
+            else:
+                del written[value]
+        return fixes
 
     # -- conversion while crawling ---------------------------------------------------------
 
-    def plan(self, page_url: str, targets: list[tuple[str, LinkKind, bool]]) -> tuple[int, list[str | None]]:
+    def plan(self, content_type: str, charset: str | None,
+             targets: list[tuple[str, LinkKind, bool]]) -> tuple[int, list[str | None]]:
         """The file (or None: the absolute URL) each link of a page is written with now, for
         targets given as (URL, kind, crawled: the scope admitted it), and the page's number
         for `saved`. Remembered, so that the page can be fixed up if a target ends elsewhere."""
         with self._lock:
             number = len(self._pages)
             self._pages.append("")  # its file, once saved
-            self._page_urls.append(page_url)
+            self._page_types.append((content_type, charset))
             plan = []
             for url, kind, crawled in targets:
                 path = self._expected_path(url, kind, crawled)
                 plan.append(path)
-                self._links.setdefault(url, array.array("I")).append(number)
-                self._written.setdefault(url, set()).add(path or "")
+                self._links.setdefault(url, {}).setdefault(path or "", array.array("I")).append(number)
             return number, plan
 
     def _expected_path(self, url: str, kind: LinkKind, crawled: bool) -> str | None:
@@ -147,31 +187,21 @@ class LinkMap:
         with self._lock:
             return self._final_url(url)
 
-    def targets(self) -> dict[str, tuple[int, set[str]]]:
-        """Target URL -> (how many links to it were written, what was written for it)."""
+    def counts(self) -> dict[str, int]:
+        """Target URL -> how many links to it were written."""
         with self._lock:
-            return {url: (len(pages), self._written[url]) for url, pages in self._links.items()}
+            return {url: sum(len(pages) for pages in written.values()) for url, written in self._links.items()}
 
-    def pages_linking(self, urls: Iterable[str]) -> dict[str, set[str]]:
-        """File of each converted page that links to any of `urls` -> which of them it links."""
-        pages: dict[str, set[str]] = {}
+    def all_misplaced(self) -> list[Misplaced]:
+        """After the crawl: every link still written for an outcome that did not happen."""
         with self._lock:
-            for url in urls:
-                for number in self._links.get(url, ()):
-                    if self._pages[number]:
-                        pages.setdefault(self._pages[number], set()).add(url)
-        return pages
-
-    def written(self, url: str) -> set[str]:
-        """The files (or "" for the URL itself) links to `url` were written with."""
-        with self._lock:
-            return set(self._written.get(url, ()))
+            return [fix for url in list(self._links) for fix in self._misplaced(url)]
 
     def url_of_file(self) -> dict[str, str]:
         """Every file a written link may name -> its URL (saved files, and expected ones)."""
         with self._lock:
             files = {path: url for url, path in self._saved.items()}
-            for url, written in self._written.items():
+            for url, written in self._links.items():
                 for path in written:
                     if path:
                         files.setdefault(path, url)
@@ -254,83 +284,103 @@ def _splice(body: bytes, replacements: list[tuple[Spot, bytes]]) -> bytes:
 
 # -- after the crawl ----------------------------------------------------------------------------
 
-class Finisher:
-    """Fixes up converted pages once every outcome is known, and counts the offline links."""
+class LinkFixer:
+    """Rewrites the misplaced links of saved pages, one page at a time (writer threads fix
+    as outcomes become known; the end of the crawl fixes the rest)."""
 
-    def __init__(self, root: Path, links: LinkMap, *, in_domains: Callable[[str], bool],
-                 broken: Iterable[str], excluded: Iterable[str],
-                 rewrite_file: Callable[[str, bytes], None]) -> None:
+    def __init__(self, root: Path, rewrite_file: Callable[[str, bytes], None]) -> None:
         self._root = root
-        self._links = links
-        self._in_domains = in_domains
-        self._broken = set(broken)
-        self._excluded = set(excluded)
         self._rewrite_file = rewrite_file
-        self._existing: dict[str, bool] = {}
         self._relative = RelativeLinks()
+        # Held while a page is read, fixed and written back, so that two fixes of one page
+        # (for two of its links) cannot undo each other.
+        self._lock = threading.Lock()
 
-    def finish(self, saved: list[SavedFile], converted_earlier: Iterable[SavedFile], fix: bool = True) -> OfflineLinks:
-        """Fix the pages converted during the crawl whose links assumed an outcome that did not
-        happen; convert in full the pages `converted_earlier` (by an interrupted run, no record
-        of their links); count. Without `fix`, only count (links to pages not fetched yet
-        count as not working)."""
-        result = OfflineLinks()
-        wrong = set()
-        for url, (count, written) in self._links.targets().items():
-            path = self._links.final_path(url)
-            self._count(url, path, count, result)
-            if written != {path or ""}:
-                wrong.add(url)
-        if not fix:
-            return result
-        by_path = {entry.path: entry for entry in saved}
-        to_fix = self._links.pages_linking(wrong)  # counted above, through the map
-        for path in sorted(to_fix):
-            if path in by_path:
-                self._fix(by_path[path], to_fix[path], result)
-        earlier = {entry.path for entry in converted_earlier} - set(to_fix)  # not in the map
-        url_of_file = self._links.url_of_file() if earlier else {}
-        for path in sorted(earlier):
-            if path in by_path:
-                self._reconvert(by_path[path], url_of_file, result)
-        return result
+    def fix(self, misplaced: Iterable[Misplaced]) -> int:
+        """Rewrite the pages concerned; returns how many files changed."""
+        pages: dict[str, list[Misplaced]] = {}
+        for item in misplaced:
+            pages.setdefault(item.page, []).append(item)
+        changed = 0
+        for page, items in pages.items():
+            folder = posixpath.dirname(page)
+            corrections = {  # link as written (without its #fragment) -> as it must be
+                self._link(folder, item.wrong, item.url): self._link(folder, item.right, item.url) for item in items}
+            with self._lock:
+                changed += self._rewrite(page, items[0].content_type, items[0].charset,
+                                         lambda value, fixes=corrections: _corrected(value, fixes))
+        return changed
 
-    def _fix(self, entry: SavedFile, targets: set[str], result: OfflineLinks) -> None:
-        """Rewrite the links of a converted page that were written for `targets` as something
-        they did not turn out to be; every other byte stays."""
-        folder = posixpath.dirname(entry.path)
-        corrections: dict[str, str] = {}  # link as written (without #fragment) -> as it must be
-        for url in targets:
-            final = self._links.final_path(url)
-            right = self._relative(folder, final) if final is not None else url
-            for written in self._links.written(url):
-                wrong = self._relative(folder, written) if written else url
-                if wrong != right:
-                    corrections[wrong] = right
-        self._rewrite(entry, lambda value: _corrected(value, corrections), result)
+    def _link(self, folder: str, file: str, url: str) -> str:
+        return self._relative(folder, file) if file else url
 
-    def _rewrite(self, entry: SavedFile, change: Callable[[str], str | None], result: OfflineLinks) -> None:
+    def replace(self, page: str, data: bytes) -> bool:
+        """Write a page converted anew; False (logged) if it cannot be."""
+        try:
+            self._rewrite_file(page, data)
+        except (OSError, UnsafePathError) as error:  # this file only: disk full is an OutputError
+            log.warning("cannot fix the links of %s: %s", page, error)
+            return False
+        return True
+
+    def _rewrite(self, page: str, content_type: str, charset: str | None,
+                 change: Callable[[str], str | None]) -> int:
         """Apply `change` (a link value -> its new value, or None) to every link of a page."""
         try:
-            body = (self._root / entry.path).read_bytes()
+            body = (self._root / page).read_bytes()
         except OSError as error:
-            log.warning("cannot fix the links of %s: %s", entry.path, error)
-            return
-        tokenized = tokenize(body, entry.content_type, entry.charset)  # no URL resolving: not needed
+            log.warning("cannot fix the links of %s: %s", page, error)
+            return 0
+        tokenized = tokenize(body, content_type, charset)  # no URL resolving: not needed
         if tokenized is None:
-            return
+            return 0
         view, encoding, back, spots, _ = tokenized
         replacements = []
         for spot in spots:
             new = change(spot_value(view, spot, encoding))
             if new is not None:
                 replacements.append((spot, encode_value(new, spot, encoding)))
-        if replacements:
-            try:
-                self._rewrite_file(entry.path, back(_splice(view, replacements)))
-                result.files_converted += 1
-            except (OSError, UnsafePathError) as error:  # this file only: disk full is an OutputError
-                log.warning("cannot fix the links of %s: %s", entry.path, error)
+        if not replacements:
+            return 0
+        try:
+            self._rewrite_file(page, back(_splice(view, replacements)))
+        except (OSError, UnsafePathError) as error:  # this file only: disk full is an OutputError
+            log.warning("cannot fix the links of %s: %s", page, error)
+            return 0
+        return 1
+
+
+class Finisher:
+    """Once every outcome is known: fixes the links that are still misplaced, converts again
+    the pages an interrupted run converted, and counts the offline links."""
+
+    def __init__(self, root: Path, links: LinkMap, fixer: LinkFixer, *, in_domains: Callable[[str], bool],
+                 broken: Iterable[str], excluded: Iterable[str]) -> None:
+        self._root = root
+        self._links = links
+        self._fixer = fixer
+        self._in_domains = in_domains
+        self._broken = set(broken)
+        self._excluded = set(excluded)
+        self._existing: dict[str, bool] = {}
+        self._relative = RelativeLinks()
+
+    def finish(self, saved: list[SavedFile], converted_earlier: Iterable[SavedFile], fix: bool = True) -> OfflineLinks:
+        """Without `fix` (an interrupted crawl, to be resumed), only count: links to pages not
+        fetched yet count as not working."""
+        result = OfflineLinks()
+        if fix:
+            result.files_converted += self._fixer.fix(self._links.all_misplaced())
+        for url, count in self._links.counts().items():
+            self._count(url, self._links.final_path(url), count, result)
+        if fix:
+            by_path = {entry.path: entry for entry in saved}
+            earlier = sorted({entry.path for entry in converted_earlier})  # not in the map: read back
+            url_of_file = self._links.url_of_file() if earlier else {}
+            for path in earlier:
+                if path in by_path:
+                    self._reconvert(by_path[path], url_of_file, result)
+        return result
 
     def _count(self, url: str, path: str | None, count: int, result: OfflineLinks) -> None:
         final = self._links.final_url(url)
@@ -379,13 +429,8 @@ class Finisher:
             files.append(path)
             self._count(target[0], path, 1, result)
         data = convert_document(document, entry.path, files, self._relative)
-        if data is not None:
-            try:
-                self._rewrite_file(entry.path, data)
-                result.files_converted += 1
-            except (OSError, UnsafePathError) as error:  # this file only: disk full is an OutputError
-                log.warning("cannot fix the links of %s: %s", entry.path, error)
-
+        if data is not None and self._fixer.replace(entry.path, data):
+            result.files_converted += 1
 
 def _corrected(value: str, corrections: dict[str, str]) -> str | None:
     link, hash_sign, fragment = value.partition("#")

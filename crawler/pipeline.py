@@ -30,7 +30,16 @@ from datetime import datetime, timezone
 from hashlib import sha256
 
 from crawler.config import Config
-from crawler.converter import Finisher, LinkMap, OfflineLinks, RelativeLinks, convert_document, count_unconverted
+from crawler.converter import (
+    Finisher,
+    LinkFixer,
+    LinkMap,
+    Misplaced,
+    OfflineLinks,
+    RelativeLinks,
+    convert_document,
+    count_unconverted,
+)
 from crawler.errors import CrawlError, FetchError, OutputError
 from crawler.fetcher import Fetcher, Follow, Redirected
 from crawler.frontier import Frontier
@@ -53,8 +62,15 @@ class _Sentinel:
     """Put on a queue once per consumer thread: "no more items, stop"."""
 
 
+@dataclass(frozen=True)
+class _FixLinks:
+    """For the writers: links of saved pages written for an outcome that did not happen."""
+
+    misplaced: list[Misplaced]
+
+
 STOP = _Sentinel()
-QueueItem = Page | _Sentinel
+QueueItem = Page | _FixLinks | _Sentinel
 
 
 class Pipeline:
@@ -68,6 +84,7 @@ class Pipeline:
                                  delay=politeness.delay, robots=politeness.robots, journal=self.state)
         self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension)
         self.links = LinkMap(self.writer.path_for)
+        self._fixer = LinkFixer(config.output_dir, self.writer.rewrite)
         self._relative_links = RelativeLinks()
         self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
@@ -195,8 +212,8 @@ class Pipeline:
             return count_unconverted(self.config.output_dir, saved, final_url=self.links.final_url,
                                      path_of=self.links.final_path, in_domains=self.scope.in_domains,
                                      broken=broken, excluded=excluded)
-        finisher = Finisher(self.config.output_dir, self.links, in_domains=self.scope.in_domains,
-                            broken=broken, excluded=excluded, rewrite_file=self.writer.rewrite)
+        finisher = Finisher(self.config.output_dir, self.links, self._fixer, in_domains=self.scope.in_domains,
+                            broken=broken, excluded=excluded)
         return finisher.finish(saved, self._converted_earlier, fix=not self._interrupted.is_set())
 
     # -- stage 1: fetch --------------------------------------------------------------------
@@ -336,6 +353,9 @@ class Pipeline:
 
     def _write_loop(self, tally: Tally) -> None:
         while not isinstance(page := self.writes.get(), _Sentinel):
+            if isinstance(page, _FixLinks):
+                self._fixer.fix(page.misplaced)
+                continue
             try:
                 self._write_one(page, tally)
             except Exception as exc:
@@ -362,10 +382,10 @@ class Pipeline:
             self.frontier.put_back(page.item)  # still to be fetched when the crawl resumes
             return
         except CrawlError as error:
-            self._fail(page.item, Failure(response.url, "unsafe_path", str(error)), tally)
+            self._fail(page.item, Failure(response.url, "unsafe_path", str(error)), tally, fix_now=True)
             return
         self.state.saved(saved)
-        self.links.saved(response.url, saved.path, page_number)
+        self._fixer.fix(self.links.saved(response.url, saved.path, page_number))
         html_page = page.is_html and page.item.kind is LinkKind.PAGE
         tally.files_saved += 1
         tally.html_pages_saved += html_page
@@ -379,18 +399,25 @@ class Pipeline:
             return page.response.body, None
         targets = [(target[0], spot.kind, target[0] not in page.left_out)
                    for spot, target in zip(document.spots, document.targets, strict=True) if target is not None]
-        number, files = self.links.plan(page.response.url, targets)
+        number, files = self.links.plan(page.response.content_type, page.response.charset, targets)
         page_path = self.writer.path_for(page.response.url, page.response.content_type)
         data = convert_document(document, page_path, files, self._relative_links)
         return (data if data is not None else page.response.body), number
 
     # -- failures --------------------------------------------------------------------------
 
-    def _fail(self, item: CrawlItem, failure: Failure, tally: Tally) -> None:
+    def _fail(self, item: CrawlItem, failure: Failure, tally: Tally, fix_now: bool = False) -> None:
+        """Record a failed URL. Pages already written with a link to the file it will not be
+        get fixed: by the writers, or at once (`fix_now`) where waiting on their queue could
+        block the thread that empties it."""
         log.info("failed %s: %s", failure.url, failure.message)
         tally.failures.append(failure)
         self.state.failed(failure)
-        self.links.unsaved(failure.url)
+        misplaced = self.links.unsaved(failure.url)
+        if misplaced and fix_now:
+            self._fixer.fix(misplaced)
+        elif misplaced:
+            self.writes.put(_FixLinks(misplaced))
         self.frontier.task_done(item)
 
     def _abort(self, error: CrawlError) -> None:
@@ -404,7 +431,7 @@ class Pipeline:
 
     def _internal_error(self, item: CrawlItem, exc: Exception, tally: Tally) -> None:
         log.exception("internal error on %s", item.url)
-        self._fail(item, Failure(item.url, "internal_error", f"{type(exc).__name__}: {exc}"), tally)
+        self._fail(item, Failure(item.url, "internal_error", f"{type(exc).__name__}: {exc}"), tally, fix_now=True)
 
 
 def _manifest_record(entry: SavedFile) -> dict[str, object]:

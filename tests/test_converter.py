@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from crawler.converter import (
     Finisher,
+    LinkFixer,
     LinkMap,
     OfflineLinks,
     RelativeLinks,
@@ -36,8 +37,10 @@ def convert(tmp_path: Path, files: dict[str, tuple[str, bytes, str]], aliases: d
     """As the pipeline does it: files (url -> (path, body, content type)) are saved one by one,
     pages converted as they are written (URLs in `saved_later` saved after every page), then
     the crawl's end fixes up and counts. Returns the counts."""
-    writer = Writer(tmp_path)
+    writer = Writer(tmp_path, adjust_extension=True)
     links = LinkMap(writer.path_for)
+    fixer = LinkFixer(tmp_path, writer.rewrite)
+    fixed_during_crawl = 0
     for source, target in (aliases or {}).items():
         links.alias(source, target)
     entries = [saved(url, path, content_type, (charsets or {}).get(url))
@@ -50,20 +53,21 @@ def convert(tmp_path: Path, files: dict[str, tuple[str, bytes, str]], aliases: d
         if document is not None:
             targets = [(t[0], spot.kind, t[0] not in excluded)
                        for spot, t in zip(document.spots, document.targets, strict=True) if t is not None]
-            number, planned = links.plan(entry.url, targets)
+            number, planned = links.plan(entry.content_type, entry.charset, targets)
             data = convert_document(document, entry.path, planned, RelativeLinks()) or body
         (tmp_path / entry.path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / entry.path).write_bytes(data)
-        links.saved(entry.url, entry.path, number)
+        fixed_during_crawl += fixer.fix(links.saved(entry.url, entry.path, number))
     for url in broken:
-        links.unsaved(url)
+        fixed_during_crawl += fixer.fix(links.unsaved(url))
     in_domains = lambda url: url.startswith(SITE)  # noqa: E731
     if not do_convert:
         return count_unconverted(tmp_path, entries, final_url=links.final_url, path_of=links.final_path,
                                  in_domains=in_domains, broken=broken, excluded=excluded)
-    finisher = Finisher(tmp_path, links, in_domains=in_domains, broken=broken, excluded=excluded,
-                        rewrite_file=writer.rewrite)
-    return finisher.finish(entries, ())
+    finisher = Finisher(tmp_path, links, fixer, in_domains=in_domains, broken=broken, excluded=excluded)
+    counts = finisher.finish(entries, ())
+    counts.files_converted += fixed_during_crawl
+    return counts
 
 
 def test_only_the_link_bytes_change(tmp_path: Path) -> None:
@@ -214,7 +218,7 @@ def test_links_written_before_their_target_are_fixed_when_it_lands_elsewhere(tmp
     }, broken=(SITE + "gone",))
     assert (tmp_path / "h/index.html").read_bytes() == (
         b'<link rel="stylesheet" href="style.css"><a href="about.html">a</a><a href="http://h/gone">g</a>')
-    assert counts.files_converted == 1  # index.html, once, after the crawl
+    assert counts.files_converted == 2  # index.html, when style landed elsewhere and when gone failed
     assert (counts.ok, counts.total, counts.broken_on_site) == (2, 2, 1)
 
 
@@ -242,9 +246,9 @@ def test_pages_converted_by_an_interrupted_run_are_converted_again_from_their_li
     writer = Writer(tmp_path)
     links = LinkMap(writer.path_for)
     links.restore(entries, [])
-    links.plan(SITE + "other", [(SITE + "style", LinkKind.REQUISITE, True)])  # "style" was once expected
-    finisher = Finisher(tmp_path, links, in_domains=lambda url: url.startswith(SITE), broken=(),
-                        excluded=(), rewrite_file=writer.rewrite)
+    links.plan("text/html", None, [(SITE + "style", LinkKind.REQUISITE, True)])  # "style" was once expected
+    finisher = Finisher(tmp_path, links, LinkFixer(tmp_path, writer.rewrite), in_domains=lambda url: url.startswith(SITE),
+                        broken=(), excluded=())
     counts = finisher.finish(entries, [entries[0]])
     assert (tmp_path / "h/index.html").read_bytes() == (
         b'<a href="docs/x.html">x</a><a href="style.css">s</a><a href="late.html">l</a><a href="#t">t</a>')
