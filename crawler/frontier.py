@@ -90,24 +90,45 @@ class Frontier:
     # -- producers -------------------------------------------------------------------------
 
     def add(self, item: CrawlItem) -> bool:
-        """Queue `item` unless its URL was ever seen in this crawl. One test-and-set."""
-        return self.add_all((item,)) == 1
+        """Queue `item` unless its URL was ever seen in this crawl (or robots.txt disallows
+        it): True if it was queued. One test-and-set."""
+        with self._lock:
+            added = self._admit(item)
+            if added:
+                self._journal.added([item])
+                self._changed.notify()
+            return added
 
-    def add_all(self, items: Iterable[CrawlItem]) -> int:
-        """Queue each item whose URL is new (one lock for a page's links); returns how many."""
-        added = []
+    def add_all(self, items: Iterable[CrawlItem]) -> list[str]:
+        """Queue each item whose URL is new, under one lock for all of a page's links. The URLs
+        the known robots.txt of their host disallows are returned (and skipped)."""
+        added, disallowed = [], []
         with self._lock:
             for item in items:
-                if item.url in self._seen:
-                    continue
-                self._seen.add(item.url)
-                self._skipped.pop(item.url, None)
-                self._enqueue(item)
-                added.append(item)
+                if self._admit(item):
+                    added.append(item)
+                elif item.url in self._skipped and self._skipped[item.url].startswith("robots"):
+                    disallowed.append(item.url)
             if added:
                 self._journal.added(added)
                 self._changed.notify(len(added))
-        return len(added)
+        return disallowed
+
+    def _admit(self, item: CrawlItem) -> bool:
+        """Caller holds the lock."""
+        if item.url in self._seen:
+            return False
+        host = self._hosts.get(origin_of(item.url))
+        if host is not None and host.robots is not None and not host.robots.allows(item.url):
+            if item.url not in self._skipped:
+                rule = "robots_unavailable" if host.robots.disallow_all else "robots"
+                self._skipped[item.url] = rule
+                self._journal.skipped(item.url, rule)
+            return False
+        self._seen.add(item.url)
+        self._skipped.pop(item.url, None)
+        self._enqueue(item)
+        return True
 
     def restore(self, seen: Iterable[str], pending: Iterable[CrawlItem], skipped: dict[str, str],
                 html_pages_saved: int) -> None:
@@ -136,14 +157,6 @@ class Frontier:
             self._seen.add(url)
             self._skipped.pop(url, None)
             return True
-
-    def robots_allows(self, url: str) -> bool | None:
-        """What the robots.txt of `url`'s host says of it; None while it is not known yet."""
-        with self._lock:
-            host = self._hosts.get(origin_of(url))
-            if host is None or host.robots is None:
-                return None
-            return host.robots.allows(url)
 
     def skip(self, url: str, rule: str) -> None:
         """Record that the scope rule `rule` kept `url` out (first rule wins, for the report)."""
@@ -239,6 +252,10 @@ class Frontier:
     def html_pages_saved(self) -> int:
         with self._lock:
             return self._html_pages_saved
+
+    def seen_count(self) -> int:
+        with self._lock:
+            return len(self._seen)
 
     def skipped(self) -> dict[str, str]:
         with self._lock:

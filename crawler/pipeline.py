@@ -327,14 +327,14 @@ class Pipeline:
             depth = item.depth + 1 if link.kind is LinkKind.PAGE else item.depth
             chain = 0 if link.kind is LinkKind.PAGE else item.chain + 1
             rule = self.scope.rejection(link.url, link.kind, depth, chain)
-            if rule is None and self.frontier.robots_allows(link.url) is False:
-                rule = "robots"  # known now, so that this page's link is written for it
             if rule is None:
                 admitted.append(CrawlItem(link.url, depth, link.kind, referrer=response.url, chain=chain))
             else:
                 self.frontier.skip(link.url, rule)
                 page.left_out.add(link.url)
-        self.frontier.add_all(admitted)
+        # robots.txt, where already known, is asked now, so that this page's links to what it
+        # disallows are written as URLs at once.
+        page.left_out.update(self.frontier.add_all(admitted))
         self.writes.put(page)
 
     def _robots_sitemaps(self, body: bytes) -> list[Link]:

@@ -23,6 +23,8 @@ class RobotsRules:
     sitemaps: tuple[str, ...] = ()
     _parser: Protego | None = field(default=None, repr=False, compare=False)
     _agent: str = "*"
+    # URL -> verdict. Read and written under the frontier's lock, the only place asking.
+    _verdicts: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str, user_agent: str) -> RobotsRules:
@@ -35,7 +37,10 @@ class RobotsRules:
     def allows(self, url: str) -> bool:
         if self.allow_all or self._parser is None:
             return not self.disallow_all
-        return bool(self._parser.can_fetch(url, self._agent))
+        verdict = self._verdicts.get(url)
+        if verdict is None:
+            verdict = self._verdicts[url] = bool(self._parser.can_fetch(url, self._agent))
+        return verdict
 
 
 ALLOW_ALL = RobotsRules(allow_all=True)

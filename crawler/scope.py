@@ -7,6 +7,7 @@ rejected it. Rules are checked cheapest first.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from crawler.config import ScopeConfig
 from crawler.models import LinkKind
@@ -64,7 +65,13 @@ class Scope:
 def repeats_segments(url: str, times: int) -> bool:
     """Does the URL's path repeat a run of segments `times` times in a row, as the links of a
     site that keeps appending to the relative path do (/a/b/a/b/a/b/)?"""
-    path = url.split("?", 1)[0].split("/")[3:]
+    path = url.split("?", 1)[0]
+    return path.count("/") > times and _repeats(path, times)
+
+
+@lru_cache(maxsize=65536)  # the same links recur on every page
+def _repeats(url_path: str, times: int) -> bool:
+    path = url_path.split("/")[3:]
     count = len(path)
     if count < times:
         return False

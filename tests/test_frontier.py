@@ -18,7 +18,8 @@ def test_add_is_a_test_and_set() -> None:
     assert frontier.add(item("a"))
     assert not frontier.add(item("a"))
     assert not frontier.add(item("a", REQUISITE))
-    assert frontier.add_all([item("b"), item("b"), item("c")]) == 2
+    assert frontier.add_all([item("b"), item("b"), item("c")]) == []
+    assert frontier.seen_count() == 3
 
 
 def test_concurrent_adds_admit_each_url_exactly_once() -> None:
