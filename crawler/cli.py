@@ -97,7 +97,7 @@ def _run(config: Config, show_summary: bool) -> int:
 def exit_status(report: CrawlReport) -> int:
     if report.outcome == "interrupted":
         return EXIT_INTERRUPTED
-    if report.serious_failures or report.failed_start_urls():
+    if report.serious_failures or report.failed_start_urls() or report.published is False:
         return EXIT_FAILURES
     return EXIT_OK
 

@@ -11,9 +11,10 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from croniter import croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -171,6 +172,51 @@ class MirrorConfig(Section):
     appended, and CSS without .css with ".css", so a browser opens them from disk."""
     sitemaps: bool = True
     """Read /sitemap.xml of each start host (and the sitemaps robots.txt names) for more pages."""
+    revalidate: Literal["auto", "always"] = "auto"
+    """On a re-crawl, "always" sends a conditional request for every URL saved before; "auto"
+    skips the ones still fresh by their HTTP caching headers (max-age, Expires) or, without
+    those, for `heuristic_freshness` seconds after they were checked."""
+    heuristic_freshness: float = Field(default=3600, ge=0)
+    """Seconds a response without explicit freshness stays fresh (RFC 9111 heuristic, at most
+    10% of its age since Last-Modified). 0: always revalidated."""
+    delete_removed: bool = False
+    """Plain mirrors (snapshots.keep: 0): delete the files of URLs that are gone from the site
+    (404/410, or no longer linked), as rsync --delete does."""
+
+
+class IgnoreRule(Section):
+    """One kind of noise to leave out when comparing pages: elements or text."""
+
+    css: str | None = None
+    """A CSS selector: matching elements are removed (a rotating ad slot, a footer timestamp)."""
+    regex: Regex | None = None
+    """A regular expression: matching text of the page source is removed (a CSRF token)."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> IgnoreRule:
+        if (self.css is None) == (self.regex is None):
+            raise ValueError("give either css: or regex:, not both or neither")
+        return self
+
+
+class HealthConfig(Section):
+    """What a snapshot must pass to become `latest`."""
+
+    start_urls: bool = True
+    """Every start URL was saved."""
+    min_pages_ratio: float = Field(default=0.5, ge=0, le=1)
+    """HTML pages saved, at least this share of the previous snapshot's."""
+    max_failed_ratio: float = Field(default=0.2, ge=0, le=1)
+    """Failed fetches (after retries, broken links aside) below this share of all fetches."""
+
+
+class SnapshotsConfig(Section):
+    keep: int = Field(default=0, ge=0)
+    """Dated snapshots kept in output/snapshots/, each a complete mirror (unchanged files are
+    hard links to the previous one). 0: one plain mirror, updated in place."""
+    ignore: tuple[IgnoreRule, ...] = ()
+    """Noise removed before pages are compared, so that "modified" means a meaningful change."""
+    health: HealthConfig = HealthConfig()
 
 
 class Config(Section):
@@ -185,6 +231,26 @@ class Config(Section):
     http: HttpConfig = HttpConfig()
     politeness: PolitenessConfig = PolitenessConfig()
     mirror: MirrorConfig = MirrorConfig()
+    snapshots: SnapshotsConfig = SnapshotsConfig()
+    output_formats: tuple[Literal["files", "warc"], ...] = ("files",)
+    """What a crawl writes: the mirror's files, and a WARC 1.1 archive of every request and
+    response ("warc")."""
+    schedule: str | None = None
+    """A cron expression ("0 2 * * *": nightly at 02:00) for `crawl run-scheduled`."""
+
+    @field_validator("output_formats")
+    @classmethod
+    def _files_always(cls, formats: tuple[str, ...]) -> tuple[str, ...]:
+        if "files" not in formats:
+            raise ValueError("must include files (the mirror is what the other formats describe)")
+        return tuple(dict.fromkeys(formats))
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, expression: str | None) -> str | None:
+        if expression is not None and not croniter.is_valid(expression):
+            raise ValueError(f"{expression!r} is not a cron expression (minute hour day month weekday)")
+        return expression
 
     @field_validator("start_urls", mode="before")
     @classmethod

@@ -417,20 +417,28 @@ class Finisher:
         document = parse_document(body, entry.url, entry.content_type, entry.charset)
         if document is None:
             return
-        folder = posixpath.dirname(entry.path)
+        read_converted_links(document, entry.path, url_of_file)
         files: list[str | None] = []
-        for index, (spot, read) in enumerate(zip(document.spots, document.targets, strict=True)):
-            if read is None:
+        for target in document.targets:
+            if target is None:
                 continue
-            url = _converted_target(spot_value(document.view, spot, document.encoding), folder, url_of_file)
-            target = (url, read[1]) if url is not None else read  # a mirror file: that file's URL
-            document.targets[index] = target
             path = self._links.final_path(target[0])
             files.append(path)
             self._count(target[0], path, 1, result)
         data = convert_document(document, entry.path, files, self._relative)
         if data is not None and self._fixer.replace(entry.path, data):
             result.files_converted += 1
+
+def read_converted_links(document: ParsedDocument, page_path: str, url_of_file: dict[str, str]) -> None:
+    """Point the targets of a page saved by conversion back at URLs: a relative link names a
+    mirror file, whose URL `url_of_file` gives; any other link resolves as usual."""
+    folder = posixpath.dirname(page_path)
+    for index, (spot, read) in enumerate(zip(document.spots, document.targets, strict=True)):
+        if read is not None:
+            url = _converted_target(spot_value(document.view, spot, document.encoding), folder, url_of_file)
+            if url is not None:
+                document.targets[index] = (url, read[1])
+
 
 def _corrected(value: str, corrections: dict[str, str]) -> str | None:
     link, hash_sign, fragment = value.partition("#")

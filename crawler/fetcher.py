@@ -14,16 +14,16 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 import requests
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
-from crawler.models import CrawlItem, Response
+from crawler.models import CrawlItem, Response, SavedFile
 from crawler.urls import InvalidURLError, origin_of, resolve
 from crawler.watchdog import Watchdog, WatchedAdapter
 
@@ -81,7 +81,10 @@ class Fetcher:
     """
 
     def __init__(self, config: HttpConfig, in_domains: Callable[[str], bool],
-                 may_follow: Callable[[CrawlItem, str], Follow], pool_size: int = 4) -> None:
+                 may_follow: Callable[[CrawlItem, str], Follow], pool_size: int = 4,
+                 heuristic_freshness: float = 0.0) -> None:
+        """`heuristic_freshness`: the longest a response without explicit freshness (max-age,
+        Expires) counts as fresh, in seconds (mirror.heuristic_freshness)."""
         self._config = config
         self._in_domains = in_domains
         self._may_follow = may_follow
@@ -90,12 +93,18 @@ class Fetcher:
         self._auth = config.auth.credentials() if config.auth else None
         self._watchdog = Watchdog()
         self.retry_policy = RetryPolicy(config.retries, config.retry_backoff)
+        self.heuristic_freshness = heuristic_freshness
 
-    def fetch(self, item: CrawlItem) -> Response | Redirected:
-        """The final response for `item`, following redirects. Raises FetchError."""
+    def fetch(self, item: CrawlItem, stored: SavedFile | None = None) -> Response | Redirected:
+        """The final response for `item`, following redirects. Raises FetchError.
+
+        With a `stored` copy, the request is conditional (If-None-Match, If-Modified-Since):
+        a 304 comes back as a Response with status 304 and no body.
+        """
         url, redirects = item.url, []
         for _ in range(self._config.max_redirects + 1):
-            response, target, status = self._one_request(url, tuple(redirects))
+            validators = _validators(stored) if stored is not None and url == item.url else None
+            response, target, status = self._one_request(url, tuple(redirects), validators)
             if response is not None:
                 return response
             assert target is not None
@@ -125,12 +134,13 @@ class Fetcher:
 
     # -- one request ----------------------------------------------------------------------
 
-    def _one_request(self, url: str, redirects: tuple[str, ...]) -> tuple[Response | None, str | None, int]:
+    def _one_request(self, url: str, redirects: tuple[str, ...], validators: dict[str, str] | None
+                     ) -> tuple[Response | None, str | None, int]:
         """(the response, None, status) or (None, where it redirects, status)."""
         outcome: dict[str, str] = {}
         try:
             with self._watchdog.guard(self._config.max_time) as outcome:
-                raw = self._request(url)
+                raw = self._request(url, validators)
                 with raw:
                     if raw.status_code not in REDIRECT_STATUSES:
                         return self._complete(url, raw, redirects), None, raw.status_code
@@ -166,11 +176,12 @@ class Fetcher:
             self._local.session = session
         return session
 
-    def _request(self, url: str) -> requests.Response:
+    def _request(self, url: str, validators: dict[str, str] | None = None) -> requests.Response:
         # Custom headers and credentials go only to the hosts being mirrored.
         trusted = self._in_domains(url)
+        headers = {**self._config.headers, **(validators or {})} if trusted else validators
         try:
-            return self._session().get(url, headers=self._config.headers if trusted else None,
+            return self._session().get(url, headers=headers,
                                        auth=self._auth if trusted else None, proxies=_proxies(url), stream=True,
                                        allow_redirects=False,
                                        timeout=(self._config.timeout, self._config.timeout))
@@ -190,6 +201,13 @@ class Fetcher:
 
     def _complete(self, url: str, raw: requests.Response, redirects: tuple[str, ...]) -> Response:
         status = raw.status_code
+        now = datetime.now(timezone.utc)
+        if status == 304:  # not modified since the copy the conditional request named
+            _drain(raw)
+            return Response(url=url, status=304, content_type="", charset=None, body=b"",
+                            etag=raw.headers.get("ETag"), last_modified=raw.headers.get("Last-Modified"),
+                            fetched_at=now.isoformat(timespec="seconds"), redirects=redirects,
+                            fresh_until=self._fresh_until(raw, now), **_exchange(raw))
         if status >= 400 or status < 200:
             _drain(raw)
             retryable = status == 429 or status >= 500
@@ -201,8 +219,12 @@ class Fetcher:
         return Response(url=url, status=status, content_type=media_type, charset=charset,
                         body=body, etag=raw.headers.get("ETag"),
                         last_modified=raw.headers.get("Last-Modified"),
-                        fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        redirects=redirects)
+                        fetched_at=now.isoformat(timespec="seconds"), redirects=redirects,
+                        fresh_until=self._fresh_until(raw, now), **_exchange(raw))
+
+    def _fresh_until(self, raw: requests.Response, now: datetime) -> str | None:
+        until = fresh_until(raw.headers, now, self.heuristic_freshness)
+        return until.isoformat(timespec="seconds") if until is not None else None
 
     def _read_body(self, url: str, raw: requests.Response) -> bytes:
         limit = self._config.max_bytes
@@ -229,6 +251,56 @@ def _proxies_for_origin(origin: str) -> dict[str, str]:
 
 def _proxies(url: str) -> dict[str, str]:
     return _proxies_for_origin(origin_of(url))
+
+
+def _validators(stored: SavedFile) -> dict[str, str] | None:
+    headers = {}
+    if stored.etag:
+        headers["If-None-Match"] = stored.etag
+    if stored.last_modified:
+        headers["If-Modified-Since"] = stored.last_modified
+    return headers or None
+
+
+def _exchange(raw: requests.Response) -> dict[str, object]:
+    """The request and response headers, for the WARC record of this exchange."""
+    version = {10: "HTTP/1.0", 11: "HTTP/1.1"}.get(getattr(raw.raw, "version", 11), "HTTP/1.1")
+    return {"headers": dict(raw.headers), "request_headers": dict(raw.request.headers),
+            "http_version": version, "reason": raw.reason or ""}
+
+
+def fresh_until(headers: Mapping[str, str], now: datetime, heuristic: float) -> datetime | None:
+    """Until when a response may be reused without asking the server again (RFC 9111):
+    Cache-Control max-age, else Expires, else -- for a response with Last-Modified -- a tenth
+    of its age, at most `heuristic` seconds. None: it must be revalidated every time."""
+    directives = {}
+    for part in headers.get("Cache-Control", "").lower().split(","):
+        name, _, value = part.strip().partition("=")
+        directives[name] = value.strip('"')
+    if "no-store" in directives or "no-cache" in directives:
+        return None
+    if directives.get("max-age", "").isdigit():
+        age = int(directives["max-age"])
+        return now + timedelta(seconds=age) if age > 0 else None
+    expires = _http_date(headers.get("Expires"))
+    if expires is not None:
+        served = _http_date(headers.get("Date")) or now
+        return now + (expires - served) if expires > served else None
+    modified = _http_date(headers.get("Last-Modified"))
+    if modified is None or heuristic <= 0:
+        return None
+    lifetime = min(heuristic, max(0.0, (now - modified).total_seconds()) / 10)
+    return now + timedelta(seconds=lifetime) if lifetime > 0 else None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _drain(raw: requests.Response, limit: int = 65536) -> None:

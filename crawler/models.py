@@ -61,6 +61,12 @@ class Response:
     last_modified: str | None
     fetched_at: str  # ISO 8601, UTC
     redirects: tuple[str, ...] = ()  # the URLs that redirected here, in order
+    fresh_until: str | None = None  # ISO 8601: until when it may be reused without asking again
+    stored: SavedFile | None = None  # not modified since this earlier copy, whose bytes `body` holds
+    headers: dict[str, str] | None = None  # as received (for the WARC record)
+    request_headers: dict[str, str] | None = None  # as sent (for the WARC record)
+    http_version: str = "HTTP/1.1"
+    reason: str = "OK"
 
 
 @dataclass(slots=True)
@@ -109,4 +115,6 @@ class SavedFile:
     last_modified: str | None
     fetched_at: str
     charset: str | None = None  # from the Content-Type header
+    checked_at: str | None = None  # ISO 8601: when the server last confirmed this content
+    fresh_until: str | None = None  # ISO 8601: reusable without asking the server until then
     file_size: int = -1  # on disk, after link conversion (-1: as `size`); not in the manifest

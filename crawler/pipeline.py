@@ -21,14 +21,18 @@ is what makes "nothing pending and nothing in flight" mean the crawl is complete
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from hashlib import sha256
 
+from crawler.changes import compare
 from crawler.config import Config
 from crawler.converter import (
     Finisher,
@@ -39,18 +43,21 @@ from crawler.converter import (
     RelativeLinks,
     convert_document,
     count_unconverted,
+    read_converted_links,
 )
 from crawler.errors import CrawlError, FetchError, OutputError
 from crawler.fetcher import Fetcher, Follow, Redirected
 from crawler.frontier import Frontier
-from crawler.models import CrawlItem, Failure, Link, LinkKind, Page, SavedFile, is_html
+from crawler.models import CrawlItem, Failure, Link, LinkKind, Page, Response, SavedFile, is_html
 from crawler.parser import parse_document, sitemap_links
+from crawler.recrawl import StoredCopies
 from crawler.report import CrawlReport, Tally
 from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.scope import Scope
+from crawler.snapshot import Layout, health_problems, latest_snapshot, layout, prune, publish, snapshot_name
 from crawler.state import CrawlLock, CrawlState, Resumed, remove_temporary_files
 from crawler.urls import InvalidURLError, canonicalize, origin_of
-from crawler.writer import TEMP_SUFFIX, Writer
+from crawler.writer import TEMP_SUFFIX, Writer, checked_join
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +95,9 @@ class Pipeline:
         self._relative_links = RelativeLinks()
         self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
-                               may_follow=self._may_follow_redirect)
+                               may_follow=self._may_follow_redirect,
+                               heuristic_freshness=config.mirror.heuristic_freshness)
+        self.layout: Layout | None = None  # where this run writes, and the crawl before it
         self.pages: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
         self.writes: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
         self._tallies: list[Tally] = []  # one per worker, filled in before the threads start
@@ -107,7 +116,11 @@ class Pipeline:
         self.writer.prepare()
         self.lock.acquire()
         try:
-            self._seed_or_resume(self.state.open(self.config.model_dump_json(), started.isoformat()))
+            output, keep = self.config.output_dir, self.config.snapshots.keep
+            new_snapshot = snapshot_name(output, started) if keep else None
+            resumed = self.state.open(self.config.model_dump_json(), started.isoformat(), new_snapshot)
+            self._lay_out(resumed.snapshot if resumed else new_snapshot)
+            self._seed_or_resume(resumed)
             threads = self.config.threads
             fetchers = self._start(threads.fetchers, "fetch", self._fetch_loop)
             parsers = self._start(threads.parsers, "parse", self._parse_loop)
@@ -118,14 +131,24 @@ class Pipeline:
             self._join_then_stop(writers, None, 0)
             return self._finish(started)
         finally:
+            self.state.close()  # if the run broke off before _finish: what it journaled is kept
             self.lock.release()
+
+    def _lay_out(self, snapshot: str | None) -> None:
+        """This run's mirror folder (a snapshot's, in snapshot mode) and the crawl before it."""
+        self.layout = layout(self.config.output_dir, self.config.snapshots.keep, snapshot)
+        if self.layout.root != self.config.output_dir:
+            self.writer = Writer(self.layout.root, adjust_extension=self.config.mirror.adjust_extension)
+            self.writer.prepare()
+            self._fixer = LinkFixer(self.layout.root, self.writer.rewrite)
+        self.stored = StoredCopies(self.layout.previous, revalidate=self.config.mirror.revalidate)
 
     def _seed_or_resume(self, resumed: Resumed | None) -> None:
         if resumed is None:
             self.frontier.add_all(self._seeds())
             return
         self._resumed_from = resumed.started_at
-        removed = remove_temporary_files(self.config.output_dir, TEMP_SUFFIX)
+        removed = remove_temporary_files(self.writer.root, TEMP_SUFFIX)
         log.warning("resuming the crawl started %s: %d files saved, %d URLs to go%s", resumed.started_at,
                     len(resumed.saved), len(resumed.pending),
                     f" ({removed} half-written files removed)" if removed else "")
@@ -184,23 +207,71 @@ class Pipeline:
                 self._abort(error)
         outcome = "aborted" if self._aborted.is_set() else "interrupted" if self._interrupted.is_set() \
             else "completed"
-        self.state.finish(completed=outcome == "completed", totals=tally.counters())
         if self._aborted.is_set():
             self.fatal_error = self._fatal_errors.get()
+        saved = self.writer.saved_files()
+        not_fetched = [item.url for item in self.frontier.pending()]
         report = CrawlReport(
             start_urls=list(self.config.start_urls), output=str(self.config.output_dir),
             started_at=started, finished_at=datetime.now(timezone.utc), outcome=outcome,
-            tally=tally, skipped=self.frontier.skipped(), not_fetched=[item.url for item in self.frontier.pending()],
+            tally=tally, skipped=self.frontier.skipped(), not_fetched=not_fetched,
             fatal_error=str(self.fatal_error) if self.fatal_error else None, offline_links=offline_links,
-            resumed_from=self._resumed_from)
+            resumed_from=self._resumed_from, snapshot=self.layout.snapshot if self.layout else None)
         try:
-            self.writer.write_json_lines("manifest.jsonl", (_manifest_record(entry)
-                                                            for entry in self.writer.saved_files()))
+            if outcome == "completed":
+                self._compare(report, saved, tally, not_fetched)
+            self.writer.write_json_lines("manifest.jsonl", (_manifest_record(entry) for entry in saved))
             self.writer.write_metadata("report.json", report.to_json())
-        except OSError as exc:
-            self.fatal_error = OutputError(f"cannot write the manifest or report: {exc}")
+            if report.changes is not None:
+                self.writer.write_metadata("changes.json", _json(report.changes.to_dict()))
+            if outcome == "completed":
+                self._publish(report, saved)
+        except (OSError, OutputError) as exc:
+            self.fatal_error = exc if isinstance(exc, OutputError) else OutputError(
+                f"cannot write the manifest or report: {exc}")
             report.fatal_error = str(self.fatal_error)
+        finally:
+            # Only now: a crawl that stops before this point resumes, and finishes, next time.
+            self.state.finish(completed=outcome == "completed" and self.fatal_error is None,
+                              totals=tally.counters())
         return report
+
+    def _compare(self, report: CrawlReport, saved: list[SavedFile], tally: Tally, not_fetched: list[str]) -> None:
+        """changes.json: what changed since the crawl before; in a plain mirror with
+        mirror.delete_removed, the files of removed pages go."""
+        previous = self.layout.previous if self.layout else None
+        report.changes = compare(
+            previous.entries.values() if previous else (), previous.root if previous else None, saved,
+            self.writer.root, ignore=self.config.snapshots.ignore, failures=tally.failures,
+            not_checked=not_fetched, earlier_name=previous.snapshot if previous else None)
+        if self.config.snapshots.keep == 0 and self.config.mirror.delete_removed:
+            kept = {entry.path for entry in saved}
+            for removed in report.changes.removed:
+                path = str(removed["path"])
+                if path not in kept:
+                    with contextlib.suppress(OSError, CrawlError):
+                        os.unlink(checked_join(self.writer.root, path))
+
+    def _publish(self, report: CrawlReport, saved: list[SavedFile]) -> None:
+        """Snapshot mode: `latest` moves to this snapshot if it is healthy; then the oldest
+        snapshots beyond snapshots.keep go (never `latest`)."""
+        if self.layout is None or self.layout.snapshot is None:
+            return
+        previous = self.layout.previous
+        previous_pages = sum(is_html(e.content_type) for e in previous.entries.values()) if previous else None
+        report.health_problems = health_problems(
+            self.config.snapshots.health, report, saved, start_urls=self.config.start_urls,
+            final_path=self.links.final_path, previous_pages=previous_pages)
+        if not report.health_problems:
+            publish(self.config.output_dir, self.layout.snapshot)
+            report.published = True
+        else:
+            log.error("snapshot %s failed its health checks: %s", self.layout.snapshot,
+                      "; ".join(report.health_problems))
+            report.published = False
+        self.writer.write_metadata("report.json", report.to_json())
+        latest = latest_snapshot(self.config.output_dir)
+        prune(self.config.output_dir, self.config.snapshots.keep, protect={self.layout.snapshot, latest or ""})
 
     def _finish_links(self, tally: Tally) -> OfflineLinks:
         """Fix up the links converted during the crawl once every outcome is known (not for an
@@ -209,10 +280,10 @@ class Pipeline:
         excluded = self.frontier.skipped()
         saved = self.writer.saved_files()
         if not self.config.mirror.convert_links:
-            return count_unconverted(self.config.output_dir, saved, final_url=self.links.final_url,
+            return count_unconverted(self.writer.root, saved, final_url=self.links.final_url,
                                      path_of=self.links.final_path, in_domains=self.scope.in_domains,
                                      broken=broken, excluded=excluded)
-        finisher = Finisher(self.config.output_dir, self.links, self._fixer, in_domains=self.scope.in_domains,
+        finisher = Finisher(self.writer.root, self.links, self._fixer, in_domains=self.scope.in_domains,
                             broken=broken, excluded=excluded)
         return finisher.finish(saved, self._converted_earlier, fix=not self._interrupted.is_set())
 
@@ -231,7 +302,7 @@ class Pipeline:
     def _fetch_one(self, item: CrawlItem, tally: Tally) -> None:
         pause = 0.0
         try:
-            result = self.fetcher.fetch(item)
+            result = self._fetch_or_reuse(item, tally)
         except FetchError as error:
             pause = min(error.retry_after or 0.0, self.config.http.max_retry_after)
             self._fetch_failed(item, error, pause, tally)
@@ -252,12 +323,32 @@ class Pipeline:
             tally.aliases.append((source, result.url))
             self.state.aliased(source, result.url)
             self.links.alias(source, result.url)
-        tally.requests_ok += 1
-        tally.bytes_downloaded += len(result.body)
+        if result.stored is None:
+            tally.requests_ok += 1
+            tally.bytes_downloaded += len(result.body)
         if item.kind is LinkKind.ROBOTS:
             text = result.body[:MAX_ROBOTS_BYTES].decode("utf-8", "replace")
             self.frontier.set_robots(item.url, RobotsRules.parse(text, self.config.http.user_agent))
         self.pages.put(Page(item, result))
+
+    def _fetch_or_reuse(self, item: CrawlItem, tally: Tally) -> Response | Redirected:
+        """A download; or, on a re-crawl, the stored copy: without a request while it is still
+        fresh, after a 304 answer to a conditional request otherwise."""
+        stored = self.stored.get(item.url)
+        if stored is not None and self.stored.fresh(stored):
+            reused = self.stored.reuse(stored)
+            if reused is not None:
+                tally.reused_fresh += 1
+                return reused
+            stored = None  # its file is gone: download it
+        result = self.fetcher.fetch(item, stored)
+        if isinstance(result, Response) and result.status == 304:
+            reused = self.stored.reuse(stored, result) if stored is not None else None
+            if reused is None:
+                return self.fetcher.fetch(item)
+            tally.not_modified += 1
+            return reused
+        return result
 
     def _fetch_failed(self, item: CrawlItem, error: FetchError, pause: float, tally: Tally) -> None:
         if error.reason == "interrupted":  # cut by a stop: not fetched, not failed
@@ -316,6 +407,8 @@ class Pipeline:
             else:
                 page.document = parse_document(response.body, response.url, response.content_type,
                                                response.charset)
+                if page.document is not None and response.stored is not None:  # a saved, converted copy
+                    read_converted_links(page.document, response.stored.path, self.stored.url_of_file)
                 page.links = page.document.links() if page.document is not None else []
         except Exception as exc:  # a page that breaks the parser is still saved
             log.warning("cannot parse %s: %s", response.url, exc)
@@ -366,17 +459,16 @@ class Pipeline:
             self.frontier.put_back(page.item)
             return
         response = page.response
-        entry = SavedFile(url=response.url, path="", status=response.status,
-                          content_type=response.content_type, size=len(response.body),
-                          sha256=sha256(response.body).hexdigest(), etag=response.etag,
-                          last_modified=response.last_modified, fetched_at=response.fetched_at,
-                          charset=response.charset)
+        entry, unchanged = self._entry(response)
         try:
             saved = self.writer.shared(response.url, entry)
             page_number = None
             if saved is None:
                 data, page_number = self._converted(page)
-                saved = self.writer.save(response.url, data, entry)
+                # An unchanged file is a hard link to the previous snapshot's (or, in a plain
+                # mirror, left alone) when its bytes are the same after conversion too.
+                reuse = str(self.stored.path(unchanged)) if unchanged is not None else None
+                saved = self.writer.save(response.url, data, entry, reuse=reuse)
         except OutputError as error:
             self._abort(error)
             self.frontier.put_back(page.item)  # still to be fetched when the crawl resumes
@@ -390,6 +482,23 @@ class Pipeline:
         tally.files_saved += 1
         tally.html_pages_saved += html_page
         self.frontier.task_done(page.item, saved_html_page=html_page)
+
+    def _entry(self, response: Response) -> tuple[SavedFile, SavedFile | None]:
+        """The manifest entry of a response, and the previous crawl's entry if the content is
+        the same as then (a 304, a fresh copy, or a 200 with the same SHA-256)."""
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if response.stored is not None:  # the body is the stored file: keep what described it
+            stored = response.stored
+            entry = replace(stored, path="", etag=response.etag, last_modified=response.last_modified,
+                            fresh_until=response.fresh_until, file_size=-1)
+            return entry, stored
+        entry = SavedFile(url=response.url, path="", status=response.status,
+                          content_type=response.content_type, size=len(response.body),
+                          sha256=sha256(response.body).hexdigest(), etag=response.etag,
+                          last_modified=response.last_modified, fetched_at=response.fetched_at,
+                          charset=response.charset, checked_at=now, fresh_until=response.fresh_until)
+        previous = self.stored.get(response.url)
+        return entry, previous if previous is not None and previous.sha256 == entry.sha256 else None
 
     def _converted(self, page: Page) -> tuple[bytes, int | None]:
         """The page's bytes with links converted for offline reading (mirror.convert_links),
@@ -434,10 +543,14 @@ class Pipeline:
         self._fail(item, Failure(item.url, "internal_error", f"{type(exc).__name__}: {exc}"), tally, fix_now=True)
 
 
+def _json(data: object) -> bytes:
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+
+
 def _manifest_record(entry: SavedFile) -> dict[str, object]:
     return {
         "url": entry.url, "path": entry.path, "status": entry.status,
         "content_type": entry.content_type, "size": entry.size, "sha256": entry.sha256,
         "etag": entry.etag, "last_modified": entry.last_modified, "fetched_at": entry.fetched_at,
-        "charset": entry.charset,
+        "charset": entry.charset, "checked_at": entry.checked_at, "fresh_until": entry.fresh_until,
     }

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+from crawler.changes import Changes
 from crawler.converter import OfflineLinks
 from crawler.models import Failure
 
@@ -25,6 +26,8 @@ class Tally:
     html_pages_saved: int = 0
     redirects: int = 0  # redirects to a URL fetched elsewhere, or not followed
     retries: int = 0
+    not_modified: int = 0  # 304 answers: the stored copy was kept
+    reused_fresh: int = 0  # stored copies still fresh: not even asked for
     failures: list[Failure] = field(default_factory=list)
     parse_errors: list[Failure] = field(default_factory=list)
     aliases: list[tuple[str, str]] = field(default_factory=list)  # (redirecting URL, its target)
@@ -32,7 +35,8 @@ class Tally:
     def counters(self) -> dict[str, int]:
         """The counters that add up over the runs of one crawl (kept in its state)."""
         return {"requests_ok": self.requests_ok, "bytes_downloaded": self.bytes_downloaded,
-                "redirects": self.redirects, "retries": self.retries}
+                "redirects": self.redirects, "retries": self.retries, "not_modified": self.not_modified,
+                "reused_fresh": self.reused_fresh}
 
     def merge(self, other: Tally) -> None:
         self.requests_ok += other.requests_ok
@@ -41,6 +45,8 @@ class Tally:
         self.html_pages_saved += other.html_pages_saved
         self.redirects += other.redirects
         self.retries += other.retries
+        self.not_modified += other.not_modified
+        self.reused_fresh += other.reused_fresh
         self.failures.extend(other.failures)
         self.parse_errors.extend(other.parse_errors)
         self.aliases.extend(other.aliases)
@@ -59,6 +65,10 @@ class CrawlReport:
     fatal_error: str | None = None
     offline_links: OfflineLinks | None = None
     resumed_from: str | None = None  # when this run went on with an interrupted crawl: its start
+    snapshot: str | None = None  # snapshot mode: this run's snapshot
+    changes: Changes | None = None  # against the crawl before (completed crawls)
+    health_problems: list[str] | None = None  # snapshot mode: why it did not become latest
+    published: bool | None = None  # snapshot mode: it is `latest` now
 
     @property
     def serious_failures(self) -> list[Failure]:
@@ -85,6 +95,10 @@ class CrawlReport:
             "output": self.output,
             "started_at": _iso(self.started_at),
             "resumed_crawl_started_at": self.resumed_from,
+            "snapshot": self.snapshot,
+            "published_as_latest": self.published,
+            "health_problems": self.health_problems,
+            "changes": self.changes.to_dict()["summary"] if self.changes is not None else None,
             "finished_at": _iso(self.finished_at),
             "duration_s": round(self.duration_s, 3),
             "counts": {
@@ -98,6 +112,8 @@ class CrawlReport:
                 "skipped_by_robots": sum(rule.startswith("robots") for rule in self.skipped.values()),
                 "redirects": tally.redirects,
                 "retries": tally.retries,
+                "not_modified": tally.not_modified,
+                "reused_without_request": tally.reused_fresh,
                 "not_fetched": len(self.not_fetched),
                 "parse_errors": len(tally.parse_errors),
             },
@@ -142,6 +158,11 @@ class CrawlReport:
             lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in reasons))
         if self.fatal_error:
             lines.append(f"stopped by: {self.fatal_error}")
+        if self.changes is not None:
+            lines.append(self.changes.summary())
+        if self.snapshot is not None and self.published is not None:
+            lines.append(f"snapshot {self.snapshot}: " + ("published as latest" if self.published else
+                         "NOT published, failed health checks: " + "; ".join(self.health_problems or [])))
         return "\n".join(lines)
 
 

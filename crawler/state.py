@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 STATE_DIR = ".crawl"
 GROUP_COMMIT_SECONDS = 0.05  # the most a journaled event waits for its transaction
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS urls (
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS urls (
 CREATE TABLE IF NOT EXISTS saved (
     url TEXT PRIMARY KEY, path TEXT NOT NULL, status INTEGER NOT NULL, content_type TEXT NOT NULL,
     size INTEGER NOT NULL, sha256 TEXT NOT NULL, etag TEXT, last_modified TEXT, fetched_at TEXT NOT NULL,
-    charset TEXT, file_size INTEGER NOT NULL);
+    charset TEXT, checked_at TEXT, fresh_until TEXT, file_size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS failures (
     url TEXT PRIMARY KEY, reason TEXT NOT NULL, message TEXT NOT NULL, status INTEGER, referrer TEXT,
     off_site INTEGER NOT NULL);
@@ -65,6 +65,7 @@ class Resumed:
     skipped: dict[str, str]
     aliases: list[tuple[str, str]]
     totals: dict[str, int] = field(default_factory=dict)  # counters of the earlier runs
+    snapshot: str | None = None  # the snapshot it writes into (snapshot mode)
 
 
 class CrawlLock:
@@ -119,9 +120,10 @@ class CrawlState:
 
     # -- opening ---------------------------------------------------------------------------
 
-    def open(self, config_json: str, started_at: str) -> Resumed | None:
+    def open(self, config_json: str, started_at: str, snapshot: str | None = None) -> Resumed | None:
         """Open the state; returns what an unfinished crawl left, or None for a fresh start
-        (no state yet, or the last crawl completed: a new crawl begins)."""
+        (no state yet, or the last crawl completed: a new crawl begins, into `snapshot`). An
+        unfinished crawl of the other mode (plain mirror / snapshots) is not resumed."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
@@ -133,16 +135,19 @@ class CrawlState:
                         db.execute(f"DROP TABLE {table}")
                     db.executescript(_SCHEMA)
                     meta = {}
-                resumed = self._load(db) if meta.get("status") == "running" else None
+                same_mode = bool(meta.get("snapshot")) == bool(snapshot)
+                resumed = self._load(db, meta.get("snapshot") or None) \
+                    if meta.get("status") == "running" and same_mode else None
                 if resumed is None:
                     for table in _TABLES:
                         db.execute(f"DELETE FROM {table}")
                     db.execute("DELETE FROM meta")
                     self._set_meta(db, status="running", started_at=started_at, config=config_json,
-                                   schema=str(SCHEMA_VERSION), totals="{}")
+                                   schema=str(SCHEMA_VERSION), totals="{}", snapshot=snapshot or "")
                 else:
                     resumed.started_at = meta.get("started_at", started_at)
                     resumed.totals = json.loads(meta.get("totals", "{}"))
+                    resumed.snapshot = meta.get("snapshot") or None
                     if meta.get("config") != config_json:
                         log.warning("the config changed since the interrupted crawl; resuming with the new one")
                     self._set_meta(db, config=config_json)
@@ -152,11 +157,12 @@ class CrawlState:
         self._thread.start()
         return resumed
 
-    def _load(self, db: sqlite3.Connection) -> Resumed:
+    def _load(self, db: sqlite3.Connection, snapshot: str | None) -> Resumed:
         saved, redo = [], []
-        root = self.path.parent.parent
+        output = self.path.parent.parent
+        root = output / "snapshots" / snapshot if snapshot else output
         for row in db.execute("SELECT url, path, status, content_type, size, sha256, etag, last_modified, "
-                              "fetched_at, charset, file_size FROM saved"):
+                              "fetched_at, charset, checked_at, fresh_until, file_size FROM saved"):
             entry = SavedFile(*row)
             if _file_size(root / entry.path) == (entry.file_size if entry.file_size >= 0 else entry.size):
                 saved.append(entry)
@@ -212,9 +218,13 @@ class CrawlState:
         """Record how the run ended, then stop the journal thread. A completed crawl is not
         resumed: the next run begins a new one."""
         self._events.put(("finish", completed, totals))
-        self._events.put((_CLOSE,))
-        self._hurry.set()
-        if self._thread is not None:
+        self.close()
+
+    def close(self) -> None:
+        """Write what is journaled and stop the journal thread (the state stays resumable)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._events.put((_CLOSE,))
+            self._hurry.set()
             self._thread.join()
 
     # -- the journal thread ---------------------------------------------------------------

@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
 import threading
@@ -179,14 +180,27 @@ class Writer:
             saved = self._saved[url] = replace(entry, path=relative, file_size=self._saved[owner].file_size)
             return saved
 
-    def save(self, url: str, body: bytes, entry: SavedFile) -> SavedFile:
-        """Write `body` as the file for `url`; returns the manifest entry with its final path."""
+    def save(self, url: str, body: bytes, entry: SavedFile, reuse: str | None = None) -> SavedFile:
+        """Write `body` as the file for `url`; returns the manifest entry with its final path.
+
+        `reuse`: an earlier file that may hold these very bytes. If it does, it is hard-linked
+        (copied where links are impossible) instead of written, or, if it is the target
+        itself, left alone.
+        """
         relative = self.path_for(url, entry.content_type)
-        checked_join(self._base, relative)
+        target = checked_join(self._base, relative)
         folder = relative.rpartition("/")[0]
+        same = reuse is not None and _holds(reuse, body)
+        if same and reuse == target and self._owners.get(relative, url) == url:
+            with self._lock:
+                saved = self._saved[url] = replace(entry, path=relative, file_size=len(body))
+                self._owners.setdefault(relative, url)
+            return saved
         with self._lock:
             self._make_folders(folder)
-        temp = self._write_temp(folder, body)
+        temp = self._link_temp(folder, reuse) if same and reuse is not None else None
+        if temp is None:
+            temp = self._write_temp(folder, body)
         try:
             with self._lock:  # the file and its manifest entry appear together
                 self._make_folders(folder)  # a file may have displaced one meanwhile
@@ -282,6 +296,20 @@ class Writer:
             if entry.path == old:
                 self._saved[url] = replace(entry, path=new)
 
+    def _link_temp(self, folder: str, source: str) -> str | None:
+        """A hard link to `source` under a temporary name in `folder`, or a copy where a link
+        is impossible (another filesystem); None if neither works."""
+        name = f"{self._full(folder)}/.{os.getpid()}-{next(self._temp_names)}{TEMP_SUFFIX}"
+        try:
+            os.link(source, name)
+        except OSError:
+            try:
+                shutil.copyfile(source, name)
+            except OSError:
+                _unlink_quietly(name)
+                return None
+        return name
+
     def _write_temp(self, folder: str, data: bytes) -> str:
         """A new file holding `data`, in `folder`, under a name no URL maps to. Three system
         calls: each one gives the GIL away, and writer threads wait to get it back."""
@@ -303,6 +331,17 @@ class Writer:
             raise _as_output_error(exc, directory) from None
         os.close(handle)
         return name
+
+
+def _holds(path: str, data: bytes) -> bool:
+    """Does the file at `path` hold exactly `data`?"""
+    try:
+        if os.path.getsize(path) != len(data):
+            return False
+        with open(path, "rb") as stream:
+            return stream.read() == data
+    except OSError:
+        return False
 
 
 def _lstat_mode(path: str) -> int | None:

@@ -247,8 +247,8 @@ def test_pages_converted_by_an_interrupted_run_are_converted_again_from_their_li
     links = LinkMap(writer.path_for)
     links.restore(entries, [])
     links.plan("text/html", None, [(SITE + "style", LinkKind.REQUISITE, True)])  # "style" was once expected
-    finisher = Finisher(tmp_path, links, LinkFixer(tmp_path, writer.rewrite), in_domains=lambda url: url.startswith(SITE),
-                        broken=(), excluded=())
+    finisher = Finisher(tmp_path, links, LinkFixer(tmp_path, writer.rewrite),
+                        in_domains=lambda url: url.startswith(SITE), broken=(), excluded=())
     counts = finisher.finish(entries, [entries[0]])
     assert (tmp_path / "h/index.html").read_bytes() == (
         b'<a href="docs/x.html">x</a><a href="style.css">s</a><a href="late.html">l</a><a href="#t">t</a>')

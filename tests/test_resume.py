@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import crawler.writer as writer_module
 from crawler.cli import main
 from crawler.demo.server import SiteServer
 from crawler.pipeline import Pipeline
@@ -68,7 +69,8 @@ def recorded_saved(out: Path) -> set[str]:
 
 
 def without_times(manifest: list[dict[str, object]]) -> list[dict[str, object]]:
-    return [{key: value for key, value in entry.items() if key != "fetched_at"} for entry in manifest]
+    return [{key: value for key, value in entry.items() if key not in ("fetched_at", "checked_at", "fresh_until")}
+            for entry in manifest]
 
 
 def assert_same_mirror(expected: Path, actual: Path) -> None:
@@ -143,10 +145,10 @@ def test_disk_full_stops_with_exit_1_and_the_crawl_resumes(server: SiteServer, t
     real_write = Writer._write_temp
     writes = [0]
 
-    def filling_disk(self: Writer, folder: Path, data: bytes) -> Path:
+    def filling_disk(self: Writer, folder: str, data: bytes) -> str:
         writes[0] += 1
-        if writes[0] > 15:
-            raise OSError(errno.ENOSPC, "No space left on device")
+        if writes[0] > 15:  # what the writer makes of the system's answer when the disk is full
+            raise writer_module._as_output_error(OSError(errno.ENOSPC, "No space left on device"), folder)
         return real_write(self, folder, data)
 
     monkeypatch.setattr(Writer, "_write_temp", filling_disk)

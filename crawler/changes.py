@@ -1,0 +1,138 @@
+"""What changed between two crawls: changes.json, the end-of-run summary, and `crawl diff`.
+
+A URL is *added* when the earlier crawl did not save it, *removed* when the site no longer
+has it (404/410, or nothing links to it any more) -- a tombstone naming when it was last
+seen, while the earlier copy stays where it was -- and *modified* when its content changed
+meaningfully: for an HTML page, when its visible text differs once the snapshots.ignore rules
+removed the noise (a timestamp, a rotating ad, a token); a page whose bytes changed but not
+its text is listed apart, as `noise_only`. Everything else is unchanged, by SHA-256.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+
+from crawler.config import IgnoreRule
+from crawler.models import Failure, SavedFile, is_html
+
+INVISIBLE = ("script", "style", "noscript", "template", "head")
+
+
+@dataclass
+class Changes:
+    added: list[dict[str, object]] = field(default_factory=list)
+    modified: list[dict[str, object]] = field(default_factory=list)
+    removed: list[dict[str, object]] = field(default_factory=list)
+    noise_only: list[dict[str, object]] = field(default_factory=list)
+    unavailable: list[dict[str, object]] = field(default_factory=list)  # failed now: not known to be gone
+    not_checked: list[str] = field(default_factory=list)  # not reached this time (max_pages, a stop)
+    unchanged: int = 0
+    compared_with: str | None = None  # the earlier snapshot (or crawl) these changes are against
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "compared_with": self.compared_with,
+            "summary": {"added": len(self.added), "modified": len(self.modified), "removed": len(self.removed),
+                        "noise_only": len(self.noise_only), "unavailable": len(self.unavailable),
+                        "not_checked": len(self.not_checked), "unchanged": self.unchanged},
+            "added": self.added, "modified": self.modified, "removed": self.removed,
+            "noise_only": self.noise_only, "unavailable": self.unavailable, "not_checked": self.not_checked,
+        }
+
+    def summary(self) -> str:
+        """A few lines for a person at a terminal."""
+        against = f" since {self.compared_with}" if self.compared_with else " (first crawl)"
+        lines = [f"changes{against}: {len(self.added)} added, {len(self.modified)} modified, "
+                 f"{len(self.removed)} removed, {self.unchanged} unchanged"
+                 + (f", {len(self.noise_only)} changed only in ignored noise" if self.noise_only else "")]
+        for title, entries in (("added", self.added), ("modified", self.modified), ("removed", self.removed)):
+            for entry in entries[:5]:
+                lines.append(f"  {title:8} {entry['url']}")
+            if len(entries) > 5:
+                lines.append(f"  {title:8} ... and {len(entries) - 5} more")
+        return "\n".join(lines)
+
+
+def compare(earlier: Iterable[SavedFile], earlier_root: Path | None, later: Iterable[SavedFile],
+            later_root: Path, *, ignore: tuple[IgnoreRule, ...] = (), failures: Iterable[Failure] = (),
+            not_checked: Iterable[str] = (), earlier_name: str | None = None) -> Changes:
+    """Changes from the crawl that saved `earlier` (files under `earlier_root`) to the one
+    that saved `later`. `failures` and `not_checked` of the later crawl tell removed pages
+    from pages that could not be fetched or were not reached."""
+    before = {entry.url: entry for entry in earlier}
+    after = {entry.url: entry for entry in later}
+    failed = {failure.url: failure for failure in failures}
+    unreached = set(not_checked)
+    changes = Changes(compared_with=earlier_name)
+    for url in sorted(after):
+        entry = after[url]
+        old = before.get(url)
+        if old is None:
+            changes.added.append({"url": url, "sha256": entry.sha256, "size": entry.size, "path": entry.path})
+        elif old.sha256 == entry.sha256:
+            changes.unchanged += 1
+        else:
+            record = {"url": url, "old_sha256": old.sha256, "new_sha256": entry.sha256,
+                      "old_size": old.size, "new_size": entry.size, "path": entry.path}
+            meaningful = earlier_root is None or not is_html(entry.content_type) or not is_html(old.content_type) \
+                or page_text(earlier_root / old.path, old.charset, ignore) != page_text(
+                    later_root / entry.path, entry.charset, ignore)
+            (changes.modified if meaningful else changes.noise_only).append(record)
+    for url in sorted(set(before) - set(after)):
+        old = before[url]
+        failure = failed.get(url)
+        if url in unreached:
+            changes.not_checked.append(url)
+        elif failure is not None and failure.status not in (404, 410):
+            changes.unavailable.append({"url": url, "reason": failure.reason, "last_seen": _seen(old, earlier_name)})
+        else:
+            changes.removed.append({"url": url, "reason": failure.reason if failure else "no_longer_linked",
+                                    "last_seen": _seen(old, earlier_name), "path": old.path, "sha256": old.sha256})
+    return changes
+
+
+def _seen(entry: SavedFile, snapshot: str | None) -> str | None:
+    return snapshot or entry.checked_at or entry.fetched_at
+
+
+def page_text(path: Path, charset: str | None, ignore: tuple[IgnoreRule, ...] = ()) -> str:
+    """The visible text of a saved HTML page, one block per line, after removing what the
+    ignore rules name. Link conversion does not touch the text, so saved copies compare."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return visible_text(data, charset, ignore)
+
+
+def visible_text(data: bytes, charset: str | None, ignore: tuple[IgnoreRule, ...] = ()) -> str:
+    patterns = [re.compile(rule.regex) for rule in ignore if rule.regex]
+    if patterns:
+        text = data.decode(charset or "utf-8", "replace")
+        for pattern in patterns:
+            text = pattern.sub("", text)
+        soup = BeautifulSoup(text, "lxml")
+    else:
+        soup = BeautifulSoup(data, "lxml", from_encoding=charset)
+    for element in soup(INVISIBLE):
+        element.decompose()
+    for rule in ignore:
+        if rule.css:
+            for element in soup.select(rule.css):
+                element.decompose()
+    lines = (" ".join(line.split()) for line in soup.get_text("\n").splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def text_diff(earlier: Path, later: Path, url: str, *, charset_before: str | None, charset_after: str | None,
+              ignore: tuple[IgnoreRule, ...] = ()) -> str:
+    """A unified diff of the visible text of two saved copies of a page."""
+    before = page_text(earlier, charset_before, ignore).splitlines()
+    after = page_text(later, charset_after, ignore).splitlines()
+    return "\n".join(difflib.unified_diff(before, after, f"{url} (before)", f"{url} (after)", lineterm=""))

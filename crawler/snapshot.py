@@ -1,0 +1,171 @@
+"""Where a run writes, what it compares with, and dated snapshots: naming, `latest`, retention.
+
+Plain mode (snapshots.keep: 0) mirrors into the output folder itself and compares with the
+manifest the last completed run left there. Snapshot mode gives every run its own folder,
+output/snapshots/<UTC time>/, compares with the snapshot `output/latest` points at, and moves
+`latest` (a relative symlink, replaced atomically) only once a run completed and passed its
+health checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crawler.config import HealthConfig
+from crawler.models import SavedFile, is_html
+
+if TYPE_CHECKING:
+    from crawler.report import CrawlReport
+
+log = logging.getLogger(__name__)
+
+SNAPSHOTS = "snapshots"
+LATEST = "latest"
+MANIFEST = "manifest.jsonl"
+_NAME = re.compile(r"^\d{4}-\d\d-\d\dT\d{6}Z(-\d+)?$")
+_SAVED_FIELDS = {f.name for f in fields(SavedFile)}
+
+
+@dataclass
+class Previous:
+    """The last completed crawl: its mirror folder, its files by URL, its snapshot name."""
+
+    root: Path
+    entries: dict[str, SavedFile] = field(default_factory=dict)
+    snapshot: str | None = None
+
+
+@dataclass
+class Layout:
+    output: Path  # the configured output folder: state, lock, snapshots, latest
+    root: Path  # this run's mirror: `output` itself, or output/snapshots/<name>
+    snapshot: str | None  # the snapshot's name, in snapshot mode
+    previous: Previous | None
+
+
+def snapshot_name(output: Path, now: datetime | None = None) -> str:
+    """A new snapshot's name: its UTC start time to the second, made unique with -2, -3..."""
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    base = moment.strftime("%Y-%m-%dT%H%M%SZ")
+    name, number = base, 1
+    while (output / SNAPSHOTS / name).exists():
+        number += 1
+        name = f"{base}-{number}"
+    return name
+
+
+def layout(output: Path, keep: int, snapshot: str | None) -> Layout:
+    """The layout of a run: `snapshot` is the name of the snapshot to write into (None in plain
+    mode, or a resumed snapshot's name)."""
+    if keep == 0:
+        previous = read_previous(output)
+        return Layout(output, output, None, previous)
+    latest = latest_snapshot(output)
+    previous = read_previous(output / SNAPSHOTS / latest, latest) if latest and latest != snapshot else None
+    assert snapshot is not None
+    return Layout(output, output / SNAPSHOTS / snapshot, snapshot, previous)
+
+
+def read_previous(root: Path, snapshot: str | None = None) -> Previous | None:
+    """The crawl whose manifest is in `root`, or None if there is none (a first crawl)."""
+    entries = load_manifest(root / MANIFEST)
+    if entries is None:
+        return None
+    return Previous(root, {entry.url: entry for entry in entries}, snapshot)
+
+
+def load_manifest(path: Path) -> list[SavedFile] | None:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        log.warning("cannot read the previous manifest %s: %s", path, error)
+        return None
+    entries = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+            entries.append(SavedFile(**{key: value for key, value in record.items() if key in _SAVED_FIELDS}))
+        except (ValueError, TypeError):
+            log.warning("skipping a damaged line of %s", path)
+    return entries
+
+
+def snapshots(output: Path) -> list[str]:
+    """Snapshot names, oldest first."""
+    try:
+        names = [entry.name for entry in (output / SNAPSHOTS).iterdir() if entry.is_dir()]
+    except FileNotFoundError:
+        return []
+    return sorted((name for name in names if _NAME.match(name)), key=_order)
+
+
+def latest_snapshot(output: Path) -> str | None:
+    target = _readlink(output / LATEST)
+    name = Path(target).name if target else None
+    return name if name and (output / SNAPSHOTS / name).is_dir() else None
+
+
+def publish(output: Path, name: str) -> None:
+    """Point `latest` at snapshot `name`, atomically: readers see the old or the new one."""
+    temporary = output / f".{LATEST}.%~tmp"
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    temporary.symlink_to(Path(SNAPSHOTS) / name)
+    os.replace(temporary, output / LATEST)
+
+
+def prune(output: Path, keep: int, protect: set[str]) -> list[str]:
+    """Delete the oldest snapshots beyond the newest `keep`, never one in `protect`."""
+    names = snapshots(output)
+    removed = []
+    for name in names[: max(0, len(names) - keep)]:
+        if name in protect:
+            continue
+        shutil.rmtree(output / SNAPSHOTS / name, ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
+def _order(name: str) -> tuple[str, int]:
+    base, _, number = name.partition("Z-")
+    return (base.rstrip("Z"), int(number) if number else 1)
+
+
+def _readlink(path: Path) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def health_problems(health: HealthConfig, report: CrawlReport, saved: list[SavedFile], *,
+                    start_urls: Iterable[str], final_path: Callable[[str], str | None],
+                    previous_pages: int | None) -> list[str]:
+    """Why a completed snapshot must not become `latest` (empty: it may)."""
+    problems = []
+    if health.start_urls:
+        missing = [url for url in start_urls if final_path(url) is None]
+        if missing:
+            problems.append(f"start URL not saved: {', '.join(missing)}")
+    pages = sum(is_html(entry.content_type) for entry in saved)
+    if previous_pages and pages < health.min_pages_ratio * previous_pages:
+        problems.append(f"{pages} HTML pages saved, fewer than {health.min_pages_ratio:.0%} "
+                        f"of the {previous_pages} of the previous snapshot")
+    tally = report.tally
+    attempted = tally.requests_ok + tally.not_modified + tally.reused_fresh + len(tally.failures)
+    failed = len(report.serious_failures)
+    if attempted and failed >= health.max_failed_ratio * attempted and failed:
+        problems.append(f"{failed} of {attempted} fetches failed, not under {health.max_failed_ratio:.0%}")
+    return problems
