@@ -11,15 +11,18 @@ its text is listed apart, as `noise_only`. Everything else is unchanged, by SHA-
 from __future__ import annotations
 
 import difflib
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bs4 import BeautifulSoup
 
 from crawler.config import IgnoreRule
+from crawler.errors import UsageError
 from crawler.models import Failure, SavedFile, is_html
+from crawler.snapshot import MANIFEST, SNAPSHOTS, load_manifest, snapshots
 
 INVISIBLE = ("script", "style", "noscript", "template", "head")
 
@@ -34,10 +37,12 @@ class Changes:
     not_checked: list[str] = field(default_factory=list)  # not reached this time (max_pages, a stop)
     unchanged: int = 0
     compared_with: str | None = None  # the earlier snapshot (or crawl) these changes are against
+    ignore: tuple[IgnoreRule, ...] = ()  # the noise rules applied
 
     def to_dict(self) -> dict[str, object]:
         return {
             "compared_with": self.compared_with,
+            "ignore": [rule.model_dump(exclude_none=True) for rule in self.ignore],
             "summary": {"added": len(self.added), "modified": len(self.modified), "removed": len(self.removed),
                         "noise_only": len(self.noise_only), "unavailable": len(self.unavailable),
                         "not_checked": len(self.not_checked), "unchanged": self.unchanged},
@@ -69,7 +74,7 @@ def compare(earlier: Iterable[SavedFile], earlier_root: Path | None, later: Iter
     after = {entry.url: entry for entry in later}
     failed = {failure.url: failure for failure in failures}
     unreached = set(not_checked)
-    changes = Changes(compared_with=earlier_name)
+    changes = Changes(compared_with=earlier_name, ignore=ignore)
     for url in sorted(after):
         entry = after[url]
         old = before.get(url)
@@ -136,3 +141,51 @@ def text_diff(earlier: Path, later: Path, url: str, *, charset_before: str | Non
     before = page_text(earlier, charset_before, ignore).splitlines()
     after = page_text(later, charset_after, ignore).splitlines()
     return "\n".join(difflib.unified_diff(before, after, f"{url} (before)", f"{url} (after)", lineterm=""))
+
+
+def diff_snapshots(output: Path, old: str | None = None, new: str | None = None,
+                   ignore: tuple[IgnoreRule, ...] | None = None) -> tuple[Changes, str, str]:
+    """The changes between two snapshots of `output` (default: the last two), and their names.
+    Without `ignore`, the rules recorded in the newer snapshot's changes.json apply."""
+    names = snapshots(output)
+    if new is None:
+        if len(names) < 2 and old is None:
+            raise UsageError(f"{output} holds {len(names)} snapshot(s); diff needs two")
+        new = names[-1]
+    if old is None:
+        earlier = [name for name in names if name < new]
+        if not earlier:
+            raise UsageError(f"no snapshot before {new} in {output}")
+        old = earlier[-1]
+    for name in (old, new):
+        if name not in names:
+            raise UsageError(f"no snapshot {name!r} in {output} (snapshots: {', '.join(names) or 'none'})")
+    old_root, new_root = output / SNAPSHOTS / old, output / SNAPSHOTS / new
+    if ignore is None:
+        ignore = _recorded_ignore(new_root / "changes.json")
+    earlier_entries = load_manifest(old_root / MANIFEST) or []
+    later_entries = load_manifest(new_root / MANIFEST) or []
+    return compare(earlier_entries, old_root, later_entries, new_root, ignore=ignore, earlier_name=old), old, new
+
+
+def text_diffs(output: Path, old: str, new: str, changes: Changes) -> Iterator[str]:
+    """A unified diff of the visible text of each modified HTML page."""
+    earlier = {entry.url: entry for entry in load_manifest(output / SNAPSHOTS / old / MANIFEST) or []}
+    later = {entry.url: entry for entry in load_manifest(output / SNAPSHOTS / new / MANIFEST) or []}
+    for record in changes.modified:
+        url = str(record["url"])
+        before, after = earlier.get(url), later.get(url)
+        if before is None or after is None or not (is_html(before.content_type) and is_html(after.content_type)):
+            continue
+        diff = text_diff(output / SNAPSHOTS / old / before.path, output / SNAPSHOTS / new / after.path, url,
+                         charset_before=before.charset, charset_after=after.charset, ignore=changes.ignore)
+        if diff:
+            yield diff
+
+
+def _recorded_ignore(path: Path) -> tuple[IgnoreRule, ...]:
+    try:
+        rules = json.loads(path.read_text(encoding="utf-8")).get("ignore", [])
+        return tuple(IgnoreRule.model_validate(rule) for rule in rules)
+    except (OSError, ValueError):
+        return ()

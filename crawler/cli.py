@@ -1,39 +1,59 @@
-"""Command line: `crawl CONFIG`, `crawl demo`; signals -> stop; exceptions -> exit codes.
+"""Command line; signals -> stop; exceptions -> exit codes.
+
+    crawl CONFIG                       crawl (or resume) the site of a config
+    crawl demo                         serve the bundled sample site and mirror it
+    crawl diff OUTPUT [OLD] [NEW]      what changed between two snapshots
+    crawl schedule CONFIG --at HH:MM   a nightly crontab line or systemd timer
+    crawl run-scheduled FOLDER         run every config of a folder on its schedule
 
 `main` is the one place where errors become exit statuses:
-0 crawl completed; 1 URLs failed after retries, a start URL failed, or the output folder is
-unusable; 2 bad config or usage; 130 interrupted.
+0 crawl completed; 1 URLs failed after retries, a start URL failed, the snapshot failed its
+health checks, or the output folder is unusable; 2 bad config or usage; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 from crawler import __version__
+from crawler.changes import diff_snapshots, text_diffs
 from crawler.config import Config, load_config, parse_config
 from crawler.demo.server import SiteServer
 from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CrawlError, UsageError
 from crawler.pipeline import Pipeline
 from crawler.report import CrawlReport
+from crawler.schedule import (
+    Scheduler,
+    cron_line,
+    default_log_file,
+    install_cron,
+    install_systemd,
+    systemd_units,
+    unit_name,
+)
 from crawler.writer import url_to_path
 
 log = logging.getLogger("crawler")
 
 DEMO_PORT = 8731
 
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args and args[0] == "demo":
-            return _demo(_demo_parser().parse_args(args[1:]))
+        command = COMMANDS.get(args[0]) if args else None
+        if command is not None:
+            make_parser, run = command
+            return run(make_parser().parse_args(args[1:]))
         return _crawl(_crawl_parser().parse_args(args))
     except CrawlError as error:
         print(f"crawl: error: {error}", file=sys.stderr)
@@ -48,13 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- commands -------------------------------------------------------------------------------
 
 def _crawl(args: argparse.Namespace) -> int:
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, args.log_file)
     config = load_config(args.config)
     return _run(config, show_summary=args.verbose > 0 or sys.stdout.isatty())
 
 
 def _demo(args: argparse.Namespace) -> int:
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, None)
     config_path = Path(__file__).parent / "demo" / "demo.yaml"
     with _demo_server(args.port) as server:
         if args.serve:
@@ -73,6 +93,57 @@ def _demo(args: argparse.Namespace) -> int:
         return status
 
 
+def _diff(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    changes, old, new = diff_snapshots(output, args.old, args.new)
+    if args.json:
+        print(json.dumps({"old": old, "new": new, **changes.to_dict()}, indent=2, ensure_ascii=False))
+    else:
+        print(f"{old} -> {new}")
+        print(changes.summary())
+        for title in ("added", "modified", "removed", "noise_only"):
+            entries = getattr(changes, title)
+            if entries:
+                print(f"{title}:")
+                for entry in entries:
+                    print(f"  {entry['url']}")
+    if args.text:
+        for diff in text_diffs(output, old, new, changes):
+            print(diff)
+    return EXIT_OK
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    config = Path(args.config)
+    load_config(config)  # a broken config is an error now, not at 02:00
+    log_file = Path(args.log_file) if args.log_file else default_log_file(config)
+    if args.systemd:
+        units = systemd_units(config, args.at, log_file)
+        if args.install:
+            folder = install_systemd(units)
+            print(f"installed {', '.join(units)} in {folder}; see: systemctl --user list-timers {unit_name(config)}*")
+        else:
+            for name, text in units.items():
+                print(f"# ~/.config/systemd/user/{name}\n{text}")
+        return EXIT_OK
+    line = cron_line(config, args.at, log_file)
+    if args.install:
+        install_cron(line, config)
+        print(f"installed in your crontab:\n{line}")
+    else:
+        print(line)
+    return EXIT_OK
+
+
+def _run_scheduled(args: argparse.Namespace) -> int:
+    _setup_logging(max(args.verbose, 1), args.log_file)
+    scheduler = Scheduler(Path(args.folder), max_runs=args.max_runs)
+    for job in scheduler.jobs:
+        log.info("%s: %r, next run %s", job.config.name, job.cron, job.next_run.isoformat(timespec="seconds"))
+    with _stop_on_signals(scheduler.stop):
+        return scheduler.run()
+
+
 def _demo_server(port: int | None) -> SiteServer:
     """The fixed demo port keeps the mirror in one folder across runs; any free port otherwise."""
     if port is not None:
@@ -87,11 +158,16 @@ def _run(config: Config, show_summary: bool) -> int:
     pipeline = Pipeline(config)
     with _stop_on_signals(pipeline.stop):
         report = pipeline.run()
+    log.info("%s", report.summary())
     if show_summary:
         print(report.summary(), flush=True)
     if pipeline.fatal_error is not None:
         raise pipeline.fatal_error
-    return exit_status(report)
+    status = exit_status(report)
+    if status == EXIT_FAILURES:  # one line, even without a terminal: cron mails it
+        print(f"crawl: {failure_line(report)} (see {Path(report.output) / 'report.json'})",
+              file=sys.stderr, flush=True)
+    return status
 
 
 def exit_status(report: CrawlReport) -> int:
@@ -102,10 +178,18 @@ def exit_status(report: CrawlReport) -> int:
     return EXIT_OK
 
 
+def failure_line(report: CrawlReport) -> str:
+    if report.published is False:
+        return f"snapshot {report.snapshot} failed its health checks: {'; '.join(report.health_problems or [])}"
+    if report.failed_start_urls():
+        return f"start URL failed: {', '.join(report.failed_start_urls())}"
+    return f"{len(report.serious_failures)} URLs failed after retries"
+
+
 # -- plumbing ---------------------------------------------------------------------------
 
 @contextmanager
-def _stop_on_signals(stop: object) -> Iterator[None]:
+def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
     """First Ctrl-C or SIGTERM: stop gracefully. Second: leave at once."""
     received: list[int] = []
 
@@ -116,7 +200,7 @@ def _stop_on_signals(stop: object) -> Iterator[None]:
             os._exit(EXIT_INTERRUPTED)
         print("crawl: stopping (finishing what is in flight; Ctrl-C again to quit now)",
               file=sys.stderr, flush=True)
-        stop()  # type: ignore[operator]
+        stop()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -126,13 +210,30 @@ def _stop_on_signals(stop: object) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+def _setup_logging(verbosity: int, log_file: str | None) -> None:
+    """On a terminal: warnings and errors; without one (cron): errors only, so that a quiet
+    run sends no mail. -v: progress; -vv: debug. --log-file gets INFO (or more) as well."""
+    level = logging.DEBUG if verbosity > 1 else logging.INFO if verbosity == 1 else \
+        logging.WARNING if sys.stderr.isatty() else logging.ERROR
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(formatter)
+    console.setLevel(level)
+    handlers: list[logging.Handler] = [console]
+    if log_file:
+        try:
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"--log-file {log_file}: {error.strerror or error}") from None
+        file_handler.setFormatter(formatter)
+        file_handler.setLevel(min(level, logging.INFO))
+        handlers.append(file_handler)
     root = logging.getLogger("crawler")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    for old in root.handlers:
+        old.close()
+    root.handlers[:] = handlers
+    root.setLevel(min(handler.level for handler in handlers))
     root.propagate = False
 
 
@@ -143,8 +244,10 @@ def _index_of(config: Config) -> str:
 def _crawl_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="crawl", description="Mirror a website to disk through a threaded pipeline.",
-        epilog="commands: 'crawl demo' mirrors the bundled sample site (no network needed).")
+        epilog="other commands: crawl demo | diff OUTPUT [OLD] [NEW] | schedule CONFIG --at HH:MM | "
+               "run-scheduled FOLDER  (crawl COMMAND --help)")
     parser.add_argument("config", help="YAML config file, e.g. configs/site.yaml")
+    parser.add_argument("--log-file", help="also log progress and the summary to this file")
     _common_options(parser)
     return parser
 
@@ -157,6 +260,38 @@ def _demo_parser() -> argparse.ArgumentParser:
                         help=f"port to serve on (default: {DEMO_PORT} if free, else any free port)")
     parser.add_argument("--serve", action="store_true",
                         help="only serve the site until Ctrl-C, to point your own config at it")
+    _common_options(parser)
+    return parser
+
+
+def _diff_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="crawl diff", description="What changed between two snapshots.")
+    parser.add_argument("output", help="the output folder of a config with snapshots.keep > 0")
+    parser.add_argument("old", nargs="?", help="earlier snapshot name (default: the one before NEW)")
+    parser.add_argument("new", nargs="?", help="later snapshot name (default: the newest)")
+    parser.add_argument("--json", action="store_true", help="print JSON, as in changes.json")
+    parser.add_argument("--text", action="store_true",
+                        help="also print a unified diff of the visible text of each modified page")
+    return parser
+
+
+def _schedule_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="crawl schedule",
+                             description="Print (or install) what runs a config every night.")
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("--at", required=True, help="time of day, HH:MM (local time)")
+    parser.add_argument("--systemd", action="store_true", help="a systemd user timer instead of a crontab line")
+    parser.add_argument("--install", action="store_true", help="install it, not only print it")
+    parser.add_argument("--log-file", help="where runs log (default: <output>/crawl.log)")
+    return parser
+
+
+def _run_scheduled_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="crawl run-scheduled",
+                             description="Run every config of a folder on its schedule: line, until Ctrl-C.")
+    parser.add_argument("folder", help="folder of YAML configs")
+    parser.add_argument("--max-runs", type=int, default=None, help="stop after this many runs of each config")
+    parser.add_argument("--log-file", help="also log to this file")
     _common_options(parser)
     return parser
 
@@ -177,3 +312,11 @@ class _ArgumentParser(argparse.ArgumentParser):
         if message:
             print(message, file=sys.stderr)
         raise SystemExit(status if status == 0 else EXIT_USAGE)
+
+
+COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
+    "demo": (_demo_parser, _demo),
+    "diff": (_diff_parser, _diff),
+    "schedule": (_schedule_parser, _schedule),
+    "run-scheduled": (_run_scheduled_parser, _run_scheduled),
+}

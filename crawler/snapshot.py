@@ -57,11 +57,11 @@ def snapshot_name(output: Path, now: datetime | None = None) -> str:
     """A new snapshot's name: its UTC start time to the second, made unique with -2, -3..."""
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     base = moment.strftime("%Y-%m-%dT%H%M%SZ")
-    name, number = base, 1
-    while (output / SNAPSHOTS / name).exists():
-        number += 1
-        name = f"{base}-{number}"
-    return name
+    # After every snapshot of the same second, even pruned ones' successors: names must sort
+    # in the order the snapshots were made.
+    taken = [_order(name)[1] for name in snapshots(output) if _order(name)[0] == base.rstrip("Z")]
+    number = max(taken) + 1 if taken else 1
+    return base if number == 1 else f"{base}-{number}"
 
 
 def layout(output: Path, keep: int, snapshot: str | None) -> Layout:

@@ -38,7 +38,8 @@ TEMP_SUFFIX = ".%~tmp"
 HASH_MARKER = "%~"  # long names end "<prefix>%~<hash><ext>"
 MAX_NAME_BYTES = 200  # below NAME_MAX (255) with room for a temp prefix and suffix
 MAX_PATH_BYTES = 2048  # well below PATH_MAX (4096), leaving room for the output folder
-RESERVED_TOP_LEVEL = frozenset({"manifest.jsonl", "report.json", ".crawl", "snapshots", "latest"})
+RESERVED_TOP_LEVEL = frozenset({"manifest.jsonl", "report.json", "changes.json", "crawl.log", ".crawl",
+                                "snapshots", "latest"})
 
 _ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _KEEP_ESCAPED = frozenset("/\\%?") | {chr(c) for c in range(0x20)} | {"\x7f"}

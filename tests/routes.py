@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
 import gzip
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -207,3 +209,71 @@ def recorded(seen: list[dict[str, str]], then: Route) -> Route:
         seen.append({"path": handler.path, **{k.lower(): v for k, v in handler.headers.items()}})
         then(handler)
     return route
+
+
+class MutableSite:
+    """A site whose files the test edits between crawls. Each answers conditional requests
+    like a real server, with the validators it is given: both, "etag" only, "last_modified"
+    only, or "none"."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytes, str, str, float]] = {}  # path -> body, type, validators, mtime
+        self.answers: list[tuple[str, int, str]] = []  # (path, status, validator used)
+        self._clock = 1_700_000_000.0
+        self._lock = threading.Lock()
+
+    def put(self, path: str, body: bytes | str, content_type: str = "text/html", validators: str = "both") -> None:
+        self._clock += 60
+        data = body.encode() if isinstance(body, str) else body
+        self.files[path] = (data, content_type, validators, self._clock)
+
+    def remove(self, path: str) -> None:
+        self.files.pop(path, None)
+
+    def routes(self) -> dict[str, Route]:
+        return {path: self._route(path) for path in self.files}
+
+    def statuses(self, path: str) -> list[int]:
+        with self._lock:
+            return [status for answered, status, _ in self.answers if answered == path]
+
+    def _route(self, path: str) -> Route:
+        def route(handler: BaseHTTPRequestHandler) -> None:
+            if path not in self.files:
+                self._note(path, 404, "")
+                send(handler, 404, b"gone", "text/plain")
+                return
+            body, content_type, validators, mtime = self.files[path]
+            headers = {}
+            etag = '"' + hashlib.sha1(body).hexdigest()[:12] + '"'
+            modified = email.utils.formatdate(mtime, usegmt=True)
+            if validators in ("both", "etag"):
+                headers["ETag"] = etag
+            if validators in ("both", "last_modified"):
+                headers["Last-Modified"] = modified
+            match = handler.headers.get("If-None-Match")
+            since = handler.headers.get("If-Modified-Since")
+            if match is not None and "ETag" in headers:
+                if match == etag:
+                    self._note(path, 304, "etag")
+                    send_not_modified(handler, headers)
+                    return
+            elif since and "Last-Modified" in headers and \
+                    email.utils.parsedate_to_datetime(since).timestamp() >= mtime:
+                self._note(path, 304, "last_modified")
+                send_not_modified(handler, headers)
+                return
+            self._note(path, 200, "")
+            send(handler, 200, body, content_type, headers)
+        return route
+
+    def _note(self, path: str, status: int, validator: str) -> None:
+        with self._lock:
+            self.answers.append((path, status, validator))
+
+
+def send_not_modified(handler: BaseHTTPRequestHandler, headers: dict[str, str]) -> None:
+    handler.send_response(304)
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.end_headers()

@@ -1,0 +1,279 @@
+"""Nightly snapshots: re-crawls with conditional requests, hard-linked history, changes.json,
+retention, `latest`, health checks -- against a local site whose content changes between runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crawler.cli import main
+from crawler.config import load_config
+from crawler.demo.server import SiteServer
+from crawler.pipeline import Pipeline
+from tests import routes
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 50
+
+
+def page(title: str, *links: str, extra: str = "") -> str:
+    anchors = "".join(f'<a href="{link}">{link}</a>' for link in links)
+    return f"<html><head><title>{title}</title></head><body><h1>{title}</h1>{extra}{anchors}</body></html>"
+
+
+@pytest.fixture
+def site() -> Iterator[tuple[routes.MutableSite, SiteServer]]:
+    mutable = routes.MutableSite()
+    mutable.put("/", page("Home", "/a.html", "/b.html", "/c.html", "/etag-only.html", "/lastmod-only.html",
+                          extra='<img src="/logo.png">'))
+    mutable.put("/a.html", page("Page A", "/"))
+    mutable.put("/b.html", page("Page B", "/"))
+    mutable.put("/c.html", page("Page C", "/"))
+    mutable.put("/etag-only.html", page("ETag only"), validators="etag")
+    mutable.put("/lastmod-only.html", page("Last-Modified only"), validators="last_modified")
+    mutable.put("/logo.png", PNG, "image/png")
+    with SiteServer(root=None, routes=mutable.routes()) as server:
+        yield mutable, server
+
+
+def write_config(folder: Path, server: SiteServer, **sections: object) -> Path:
+    data = {"start_urls": [server.url], "output": str(folder / "out"), "http": {"timeout": 5, "retries": 0},
+            "mirror": {"heuristic_freshness": 0, "sitemaps": False}, "politeness": {"robots": False},
+            **sections}
+    path = folder / "site.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def snapshot_dirs(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "snapshots").iterdir())
+
+
+def latest(out: Path) -> str:
+    return Path(os.readlink(out / "latest")).name
+
+
+def changes(out: Path, snapshot: str) -> dict[str, object]:
+    return json.loads((out / "snapshots" / snapshot / "changes.json").read_text())
+
+
+def urls(entries: object, server: SiteServer) -> list[str]:
+    return sorted(str(entry["url"]).removeprefix(server.url) for entry in entries)  # type: ignore[attr-defined]
+
+
+def test_nightly_snapshots_record_what_changed_and_share_unchanged_files(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
+    mutable, server = site
+    config = write_config(tmp_path, server, snapshots={"keep": 3})
+    out = tmp_path / "out"
+
+    assert main([str(config)]) == 0
+    first = latest(out)
+    first_changes = changes(out, first)
+    assert first_changes["compared_with"] is None  # the first snapshot: everything is added
+    assert urls(first_changes["added"], server) == sorted(
+        ["", "a.html", "b.html", "c.html", "etag-only.html", "lastmod-only.html", "logo.png"])
+
+    # The site changes overnight.
+    mutable.put("/", page("Home", "/a.html", "/b.html", "/d.html", "/etag-only.html", "/lastmod-only.html",
+                          extra='<img src="/logo.png">'))
+    mutable.put("/a.html", page("Page A, edited", "/"))
+    mutable.put("/d.html", page("Page D", "/"))
+    mutable.remove("/c.html")
+    mutable.put("/logo.png", PNG + b"new pixels", "image/png")
+    server.routes.update(mutable.routes())
+    mutable.answers.clear()
+
+    assert main([str(config)]) == 0
+    second = latest(out)
+    assert second != first and snapshot_dirs(out) == sorted([first, second])
+    second_changes = changes(out, second)
+    assert second_changes["compared_with"] == first
+    assert urls(second_changes["added"], server) == ["d.html"]
+    assert urls(second_changes["modified"], server) == ["", "a.html", "logo.png"]
+    assert second_changes["removed"] == [{
+        "url": server.url + "c.html", "reason": "no_longer_linked", "last_seen": first,
+        "path": f"{server.url.split('/')[2]}/c.html", "sha256": _sha256(page("Page C", "/"))}]
+    modified = {entry["url"]: entry for entry in second_changes["modified"]}
+    logo = modified[server.url + "logo.png"]
+    assert (logo["old_sha256"], logo["new_sha256"]) == (_sha256(PNG), _sha256(PNG + b"new pixels"))
+    assert (logo["old_size"], logo["new_size"]) == (len(PNG), len(PNG) + 10)
+
+    # Unchanged resources were asked for conditionally and answered 304, with either validator.
+    for path, validator in (("/b.html", "etag"), ("/etag-only.html", "etag"), ("/lastmod-only.html", "last_modified")):
+        assert mutable.statuses(path) == [304], path
+        assert (path, 304, validator) in mutable.answers
+    # ... and they are the same file as in the first snapshot: a hard link, not a copy.
+    host = server.url.split("/")[2]
+    for name in ("b.html", "etag-only.html", "lastmod-only.html"):
+        one, two = (out / "snapshots" / s / host / name for s in (first, second))
+        assert one.stat().st_ino == two.stat().st_ino, name
+    assert (out / "snapshots" / first / host / "a.html").stat().st_ino != \
+        (out / "snapshots" / second / host / "a.html").stat().st_ino
+    # The first snapshot keeps its copy of the removed page (a tombstone, not a deletion).
+    assert (out / "snapshots" / first / host / "c.html").is_file()
+    assert not (out / "snapshots" / second / host / "c.html").exists()
+    manifest = [json.loads(line) for line in (out / "snapshots" / second / "manifest.jsonl").read_text().splitlines()]
+    assert all(not entry["path"].startswith(("/", "snapshots")) for entry in manifest)  # relative to the snapshot
+    report = json.loads((out / "latest" / "report.json").read_text())
+    assert report["snapshot"] == second and report["published_as_latest"] is True
+    assert report["counts"]["not_modified"] == 3  # b, etag-only, lastmod-only
+
+
+def _sha256(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
+def test_retention_keeps_the_newest_and_never_latest(site: tuple[routes.MutableSite, SiteServer],
+                                                    tmp_path: Path) -> None:
+    _, server = site
+    config = write_config(tmp_path, server, snapshots={"keep": 2})
+    out = tmp_path / "out"
+    made = []
+    for _ in range(4):
+        assert main([str(config)]) == 0
+        made.append(latest(out))
+    assert len(set(made)) == 4  # unique names, even within one second
+    assert snapshot_dirs(out) == sorted(made[-2:])
+    assert latest(out) == made[-1]
+
+
+def test_an_interrupted_snapshot_never_becomes_latest_and_is_resumed(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
+    mutable, server = site
+    config = write_config(tmp_path, server, snapshots={"keep": 3})
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    good = latest(out)
+
+    release = threading.Event()
+
+    def waiting(handler: object) -> None:  # /b.html answers only once the test says so
+        release.wait(10)
+        routes.html(page("B").encode())(handler)  # type: ignore[arg-type]
+
+    server.routes["/b.html"] = waiting
+
+    pipeline = Pipeline(load_config(config))
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    while "/b.html" not in server.requests():  # the crawl is now waiting on /b.html
+        runner.join(0.02)
+    pipeline.stop()
+    release.set()
+    runner.join(10)
+    interrupted = pipeline.layout.snapshot if pipeline.layout else None
+    assert interrupted is not None and interrupted != good
+    assert latest(out) == good and interrupted in snapshot_dirs(out)
+
+    server.routes.update(mutable.routes())
+    assert main([str(config)]) == 0
+    assert latest(out) == interrupted  # the same snapshot, resumed and completed
+    assert snapshot_dirs(out) == sorted([good, interrupted])
+
+
+def test_a_snapshot_that_fails_its_health_checks_is_not_published(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, server = site
+    config = write_config(tmp_path, server, snapshots={"keep": 3})
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    good = latest(out)
+    server.routes["/"] = routes.status(500)  # the start page is down tonight
+    assert main([str(config)]) == 1
+    assert latest(out) == good
+    failed = next(name for name in snapshot_dirs(out) if name != good)
+    report = json.loads((out / "snapshots" / failed / "report.json").read_text())
+    assert report["published_as_latest"] is False
+    assert any("start URL not saved" in problem for problem in report["health_problems"])
+
+
+def test_noise_is_not_a_modification(site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
+    mutable, server = site
+    config = write_config(tmp_path, server, snapshots={"keep": 3, "ignore": [
+        {"css": ".generated"}, {"regex": r'name="csrf" value="\w+"'}]})
+    out = tmp_path / "out"
+    noisy = '<p class="generated">Built at {}</p><input name="csrf" value="{}">'
+    mutable.put("/b.html", page("Page B", extra=noisy.format("01:00", "aaa")))
+    server.routes.update(mutable.routes())
+    assert main([str(config)]) == 0
+    mutable.put("/b.html", page("Page B", extra=noisy.format("02:00", "bbb")))
+    mutable.put("/c.html", page("Page C, with news"))
+    assert main([str(config)]) == 0
+    latest_changes = changes(out, latest(out))
+    assert urls(latest_changes["noise_only"], server) == ["b.html"]
+    assert urls(latest_changes["modified"], server) == ["c.html"]
+
+
+def test_plain_mirror_updates_in_place_and_deletes_removed_pages_when_asked(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
+    mutable, server = site
+    out = tmp_path / "out"
+    host = server.url.split("/")[2]
+    config = write_config(tmp_path, server)
+    assert main([str(config)]) == 0
+    untouched = (out / host / "b.html").stat()
+    mutable.put("/", page("Home", "/a.html", "/b.html"))  # c.html is no longer linked
+    mutable.put("/a.html", page("Page A, edited", "/"))
+    assert main([str(config)]) == 0
+    plain_changes = json.loads((out / "changes.json").read_text())
+    assert urls(plain_changes["removed"], server) == ["c.html", "etag-only.html", "lastmod-only.html", "logo.png"]
+    assert (out / host / "c.html").exists()  # kept by default
+    assert (out / host / "b.html").stat().st_mtime_ns == untouched.st_mtime_ns  # 304: left alone
+    assert "Page A, edited" in (out / host / "a.html").read_text()
+    config = write_config(tmp_path, server, mirror={"heuristic_freshness": 0, "sitemaps": False,
+                                                     "delete_removed": True})
+    mutable.put("/", page("Home", "/a.html"))
+    assert main([str(config)]) == 0
+    assert not (out / host / "b.html").exists()
+    assert (out / host / "a.html").exists()
+
+
+def test_a_recrawl_right_after_a_crawl_asks_nothing_that_is_still_fresh(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
+    """Responses with Last-Modified stay fresh for a tenth of their age (at most
+    mirror.heuristic_freshness): reused without a request."""
+    mutable, server = site
+    config = write_config(tmp_path, server, mirror={"heuristic_freshness": 3600, "sitemaps": False})
+    assert main([str(config)]) == 0
+    mutable.answers.clear()
+    assert main([str(config)]) == 0
+    asked = {path for path, _, _ in mutable.answers}
+    assert asked == {"/etag-only.html"}  # the only one without Last-Modified: revalidated (304)
+    assert mutable.statuses("/etag-only.html") == [304]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["counts"]["reused_without_request"] == 6
+
+
+def test_diff_shows_what_changed_between_two_snapshots(site: tuple[routes.MutableSite, SiteServer], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    mutable, server = site
+    config = write_config(tmp_path, server, snapshots={"keep": 5})
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    first = latest(out)
+    mutable.put("/a.html", page("Page A", "/", extra="<p>A new paragraph.</p>"))
+    assert main([str(config)]) == 0
+    second = latest(out)
+    capsys.readouterr()
+
+    assert main(["diff", str(out), "--text"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{first} -> {second}" in printed
+    assert "1 modified" in printed and server.url + "a.html" in printed
+    assert "+A new paragraph." in printed  # the visible text, not the markup
+
+    assert main(["diff", str(out), first, second, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["old"], data["new"]) == (first, second)
+    assert urls(data["modified"], server) == ["a.html"]
+
+    assert main(["diff", str(out), "no-such-snapshot"]) == 2
+    assert "no snapshot 'no-such-snapshot'" in capsys.readouterr().err
+    assert main(["diff", str(tmp_path / "nowhere")]) == 2
