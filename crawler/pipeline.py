@@ -57,6 +57,7 @@ from crawler.scope import Scope
 from crawler.snapshot import Layout, health_problems, latest_snapshot, layout, prune, publish, snapshot_name
 from crawler.state import CrawlLock, CrawlState, Resumed, remove_temporary_files
 from crawler.urls import InvalidURLError, canonicalize, origin_of
+from crawler.warc import WARC_NAME, WarcArchive
 from crawler.writer import TEMP_SUFFIX, Writer, checked_join
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class Pipeline:
                                may_follow=self._may_follow_redirect,
                                heuristic_freshness=config.mirror.heuristic_freshness)
         self.layout: Layout | None = None  # where this run writes, and the crawl before it
+        self.archive: WarcArchive | None = None  # output_formats: warc
         self.pages: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
         self.writes: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
         self._tallies: list[Tally] = []  # one per worker, filled in before the threads start
@@ -142,6 +144,22 @@ class Pipeline:
             self.writer.prepare()
             self._fixer = LinkFixer(self.layout.root, self.writer.rewrite)
         self.stored = StoredCopies(self.layout.previous, revalidate=self.config.mirror.revalidate)
+        if "warc" in self.config.output_formats:
+            self.archive = self._open_archive()
+
+    def _open_archive(self) -> WarcArchive:
+        """A snapshot's WARC sits in the snapshot; a plain mirror keeps one per run in warc/."""
+        assert self.layout is not None
+        if self.layout.snapshot is not None:
+            path = self.layout.root / WARC_NAME
+        else:
+            (self.layout.output / "warc").mkdir(exist_ok=True)
+            path = self.layout.output / "warc" / f"{snapshot_name(self.layout.output)}.warc.gz"
+        info = {"start-urls": " ".join(self.config.start_urls), "snapshot": self.layout.snapshot or ""}
+        try:
+            return WarcArchive(path, secret_headers=self.config.http.headers, info=info)
+        except OSError as error:
+            raise OutputError(f"cannot write {path}: {error.strerror or error}", str(path)) from None
 
     def _seed_or_resume(self, resumed: Resumed | None) -> None:
         if resumed is None:
@@ -231,6 +249,8 @@ class Pipeline:
                 f"cannot write the manifest or report: {exc}")
             report.fatal_error = str(self.fatal_error)
         finally:
+            if self.archive is not None:
+                self.archive.close()
             # Only now: a crawl that stops before this point resumes, and finishes, next time.
             self.state.finish(completed=outcome == "completed" and self.fatal_error is None,
                               totals=tally.counters())
@@ -477,6 +497,11 @@ class Pipeline:
             self._fail(page.item, Failure(response.url, "unsafe_path", str(error)), tally, fix_now=True)
             return
         self.state.saved(saved)
+        if self.archive is not None:
+            try:
+                self.archive.record(response, saved, revisit_of=unchanged)
+            except OSError as error:
+                self._abort(OutputError(f"cannot write {self.archive.path}: {error.strerror or error}"))
         self._fixer.fix(self.links.saved(response.url, saved.path, page_number))
         html_page = page.is_html and page.item.kind is LinkKind.PAGE
         tally.files_saved += 1

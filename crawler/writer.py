@@ -39,7 +39,7 @@ HASH_MARKER = "%~"  # long names end "<prefix>%~<hash><ext>"
 MAX_NAME_BYTES = 200  # below NAME_MAX (255) with room for a temp prefix and suffix
 MAX_PATH_BYTES = 2048  # well below PATH_MAX (4096), leaving room for the output folder
 RESERVED_TOP_LEVEL = frozenset({"manifest.jsonl", "report.json", "changes.json", "crawl.log", ".crawl",
-                                "snapshots", "latest"})
+                                "snapshots", "latest", "warc", "crawl.warc.gz"})
 
 _ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _KEEP_ESCAPED = frozenset("/\\%?") | {chr(c) for c in range(0x20)} | {"\x7f"}

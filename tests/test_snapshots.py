@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from warcio.archiveiterator import ArchiveIterator
 
 from crawler.cli import main
 from crawler.config import load_config
@@ -277,3 +278,40 @@ def test_diff_shows_what_changed_between_two_snapshots(site: tuple[routes.Mutabl
     assert main(["diff", str(out), "no-such-snapshot"]) == 2
     assert "no snapshot 'no-such-snapshot'" in capsys.readouterr().err
     assert main(["diff", str(tmp_path / "nowhere")]) == 2
+
+
+def test_warc_holds_every_exchange_and_revisits_for_unchanged_content(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
+    mutable, server = site
+    config = write_config(tmp_path, server, snapshots={"keep": 3}, output_formats=["files", "warc"],
+                          http={"timeout": 5, "retries": 0, "headers": {"X-Api-Key": "secret-key"}})
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    mutable.put("/a.html", page("Page A, edited", "/"))
+    assert main([str(config)]) == 0
+    first, second = snapshot_dirs(out)
+
+    def records(snapshot: str) -> list[tuple[str, str, bytes, dict[str, str]]]:
+        found = []
+        with (out / "snapshots" / snapshot / "crawl.warc.gz").open("rb") as stream:
+            for record in ArchiveIterator(stream):
+                http = dict(record.http_headers.headers) if record.http_headers else {}
+                found.append((record.rec_type, record.rec_headers.get_header("WARC-Target-URI") or "",
+                              record.content_stream().read(), http))
+        return found
+
+    one = records(first)
+    assert one[0][0] == "warcinfo"
+    responses = {uri: body for kind, uri, body, _ in one if kind == "response"}
+    assert responses[server.url + "logo.png"] == PNG
+    assert b"Page A" in responses[server.url + "a.html"]
+    assert {uri for kind, uri, _, _ in one if kind == "request"} == set(responses)
+
+    two = records(second)
+    kinds = {uri: kind for kind, uri, _, _ in two if kind in ("response", "revisit")}
+    assert kinds[server.url + "a.html"] == "response"
+    assert kinds[server.url + "b.html"] == "revisit" and kinds[server.url + "logo.png"] == "revisit"
+    revisit = next(r for r in two if r[0] == "revisit" and r[1].endswith("logo.png"))
+    assert revisit[2] == b""  # no payload: it is the earlier capture's
+    for _, _, _, http in one + two:  # the credential header never reaches the archive
+        assert "X-Api-Key" not in http and "secret-key" not in str(http)
