@@ -25,6 +25,7 @@ from crawler.models import Failure, SavedFile, is_html
 from crawler.snapshot import MANIFEST, SNAPSHOTS, load_manifest, snapshots
 
 INVISIBLE = ("script", "style", "noscript", "template", "head")
+PREVIOUS_CRAWL = "previous crawl"  # what a plain mirror's changes are against
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Changes:
     def summary(self) -> str:
         """A few lines for a person at a terminal."""
         against = f" since {self.compared_with}" if self.compared_with else " (first crawl)"
+        if self.compared_with == PREVIOUS_CRAWL:
+            against = " since the previous crawl"
         lines = [f"changes{against}: {len(self.added)} added, {len(self.modified)} modified, "
                  f"{len(self.removed)} removed, {self.unchanged} unchanged"
                  + (f", {len(self.noise_only)} changed only in ignored noise" if self.noise_only else "")]
@@ -103,7 +106,10 @@ def compare(earlier: Iterable[SavedFile], earlier_root: Path | None, later: Iter
 
 
 def _seen(entry: SavedFile, snapshot: str | None) -> str | None:
-    return snapshot or entry.checked_at or entry.fetched_at
+    """The snapshot a page was last seen in; for a plain mirror, when it was last checked."""
+    if snapshot and snapshot != PREVIOUS_CRAWL:
+        return snapshot
+    return entry.checked_at or entry.fetched_at
 
 
 def page_text(path: Path, charset: str | None, ignore: tuple[IgnoreRule, ...] = ()) -> str:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from hashlib import sha256
 
-from crawler.changes import compare
+from crawler.changes import PREVIOUS_CRAWL, compare
 from crawler.config import Config
 from crawler.converter import (
     Finisher,
@@ -263,7 +263,8 @@ class Pipeline:
         report.changes = compare(
             previous.entries.values() if previous else (), previous.root if previous else None, saved,
             self.writer.root, ignore=self.config.snapshots.ignore, failures=tally.failures,
-            not_checked=not_fetched, earlier_name=previous.snapshot if previous else None)
+            not_checked=not_fetched,
+            earlier_name=(previous.snapshot or PREVIOUS_CRAWL) if previous else None)
         if self.config.snapshots.keep == 0 and self.config.mirror.delete_removed:
             kept = {entry.path for entry in saved}
             for removed in report.changes.removed:
