@@ -2,6 +2,7 @@
 
     crawl CONFIG                       crawl (or resume) the site of a config
     crawl demo                         serve the bundled sample site and mirror it
+    crawl check CONFIG [URL ...]       is the config valid; would these URLs be crawled, and why
     crawl diff OUTPUT [OLD] [NEW]      what changed between two snapshots
     crawl schedule CONFIG --at HH:MM   a nightly crontab line or systemd timer
     crawl run-scheduled FOLDER         run every config of a folder on its schedule
@@ -20,16 +21,19 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
 from crawler import __version__
 from crawler.changes import diff_snapshots, text_diffs
+from crawler.check import Checker, describe
 from crawler.config import Config, load_config, parse_config
 from crawler.demo.server import SiteServer
 from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CrawlError, UsageError
 from crawler.pipeline import Pipeline
+from crawler.progress import ProgressReporter
 from crawler.report import CrawlReport
 from crawler.schedule import (
     Scheduler,
@@ -68,13 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- commands -------------------------------------------------------------------------------
 
 def _crawl(args: argparse.Namespace) -> int:
-    _setup_logging(args.verbose, args.log_file)
+    _setup_logging(args.verbose, args.log_file, args.log_format)
     config = load_config(args.config)
-    return _run(config, show_summary=args.verbose > 0 or sys.stdout.isatty())
+    return _run(config, show_summary=args.verbose > 0 or sys.stdout.isatty(),
+                progress_lines=bool(args.log_file) or args.verbose > 0)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    _setup_logging(args.verbose, None)
+    _setup_logging(args.verbose, None, args.log_format)
     config_path = Path(__file__).parent / "demo" / "demo.yaml"
     with _demo_server(args.port) as server:
         if args.serve:
@@ -113,6 +118,19 @@ def _diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{args.config}: valid -- {describe(config)}")
+    checker = Checker(config, fetch_robots=not args.no_robots)
+    verdicts = [checker.verdict(url, as_requisite=args.requisite) for url in args.urls]
+    if args.json:
+        print(json.dumps([vars(verdict) for verdict in verdicts], indent=2))
+    else:
+        for verdict in verdicts:
+            print(verdict)
+    return EXIT_OK
+
+
 def _schedule(args: argparse.Namespace) -> int:
     config = Path(args.config)
     load_config(config)  # a broken config is an error now, not at 02:00
@@ -136,7 +154,7 @@ def _schedule(args: argparse.Namespace) -> int:
 
 
 def _run_scheduled(args: argparse.Namespace) -> int:
-    _setup_logging(max(args.verbose, 1), args.log_file)
+    _setup_logging(max(args.verbose, 1), args.log_file, args.log_format)
     scheduler = Scheduler(Path(args.folder), max_runs=args.max_runs)
     for job in scheduler.jobs:
         log.info("%s: %r, next run %s", job.config.name, job.cron, job.next_run.isoformat(timespec="seconds"))
@@ -154,9 +172,13 @@ def _demo_server(port: int | None) -> SiteServer:
         return SiteServer(port=0)
 
 
-def _run(config: Config, show_summary: bool) -> int:
+def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> int:
+    """Crawl, with a live display on a terminal (or a progress line in the log every few
+    seconds), and turn the report into an exit status."""
     pipeline = Pipeline(config)
-    with _stop_on_signals(pipeline.stop):
+    live = sys.stderr.isatty()
+    watching = ProgressReporter(pipeline.stats, live=live) if live or progress_lines else nullcontext()
+    with _stop_on_signals(pipeline.stop), watching:
         report = pipeline.run()
     log.info("%s", report.summary())
     if show_summary:
@@ -210,12 +232,24 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _setup_logging(verbosity: int, log_file: str | None) -> None:
+class JsonFormatter(logging.Formatter):
+    """--log-format json: one JSON object per line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _setup_logging(verbosity: int, log_file: str | None, log_format: str = "text") -> None:
     """On a terminal: warnings and errors; without one (cron): errors only, so that a quiet
     run sends no mail. -v: progress; -vv: debug. --log-file gets INFO (or more) as well."""
     level = logging.DEBUG if verbosity > 1 else logging.INFO if verbosity == 1 else \
         logging.WARNING if sys.stderr.isatty() else logging.ERROR
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    formatter = JsonFormatter() if log_format == "json" else \
+        logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(formatter)
     console.setLevel(level)
@@ -244,8 +278,8 @@ def _index_of(config: Config) -> str:
 def _crawl_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="crawl", description="Mirror a website to disk through a threaded pipeline.",
-        epilog="other commands: crawl demo | diff OUTPUT [OLD] [NEW] | schedule CONFIG --at HH:MM | "
-               "run-scheduled FOLDER  (crawl COMMAND --help)")
+        epilog="other commands: crawl demo | check CONFIG [URL ...] | diff OUTPUT [OLD] [NEW] | "
+               "schedule CONFIG --at HH:MM | run-scheduled FOLDER  (crawl COMMAND --help)")
     parser.add_argument("config", help="YAML config file, e.g. configs/site.yaml")
     parser.add_argument("--log-file", help="also log progress and the summary to this file")
     _common_options(parser)
@@ -275,6 +309,19 @@ def _diff_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="crawl check",
+                             description="Validate a config and say, for each URL, whether it would be crawled "
+                                         "and which rule decides (fetches the hosts' robots.txt).")
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to judge")
+    parser.add_argument("--requisite", action="store_true",
+                        help="judge the URLs as a page's images, stylesheets or scripts, not as pages")
+    parser.add_argument("--no-robots", action="store_true", help="do not fetch robots.txt")
+    parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    return parser
+
+
 def _schedule_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="crawl schedule",
                              description="Print (or install) what runs a config every night.")
@@ -299,6 +346,8 @@ def _run_scheduled_parser() -> argparse.ArgumentParser:
 def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="print the summary even without a terminal; -vv for debug logs")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="json: one JSON object per log line")
     parser.add_argument("--version", action="version", version=f"crawl {__version__}")
 
 
@@ -316,6 +365,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
     "demo": (_demo_parser, _demo),
+    "check": (_check_parser, _check),
     "diff": (_diff_parser, _diff),
     "schedule": (_schedule_parser, _schedule),
     "run-scheduled": (_run_scheduled_parser, _run_scheduled),

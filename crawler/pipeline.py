@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -51,7 +52,7 @@ from crawler.frontier import Frontier
 from crawler.models import CrawlItem, Failure, Link, LinkKind, Page, Response, SavedFile, is_html
 from crawler.parser import parse_document, sitemap_links
 from crawler.recrawl import StoredCopies
-from crawler.report import CrawlReport, Tally
+from crawler.report import STAGES, CrawlReport, Stats, Tally
 from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.scope import Scope
 from crawler.snapshot import Layout, health_problems, latest_snapshot, layout, prune, publish, snapshot_name
@@ -108,6 +109,8 @@ class Pipeline:
         self._fatal_errors: queue.SimpleQueue[CrawlError] = queue.SimpleQueue()
         self._aborted = threading.Event()  # set with the first fatal error (disk full, ...)
         self._interrupted = threading.Event()
+        self._cpu_at_start = 0.0
+        self._started_at = time.monotonic()
         self.fatal_error: CrawlError | None = None  # read after run()
 
     # -- running ---------------------------------------------------------------------------
@@ -115,6 +118,8 @@ class Pipeline:
     def run(self) -> CrawlReport:
         """Crawl until done (or stopped), join every thread, and write manifest and report."""
         started = datetime.now(timezone.utc)
+        self._cpu_at_start = time.process_time()
+        self._started_at = time.monotonic()
         self.writer.prepare()
         self.lock.acquire()
         try:
@@ -194,10 +199,24 @@ class Pipeline:
         self.frontier.stop()
         self.fetcher.stop()
 
+    def stats(self) -> Stats:
+        """Where the crawl is now, for a progress display: read while it runs, without locks
+        but the frontier's (a count read mid-update is off by one at worst)."""
+        stages = {name: [tally for tally in self._tallies if tally.stage == name] for name in STAGES}
+        tallies = [self._earlier, *self._tallies]
+        return Stats(
+            elapsed=time.monotonic() - self._started_at, saved=sum(t.files_saved for t in tallies),
+            discovered=self.frontier.seen_count(), bytes=sum(t.bytes_downloaded for t in tallies),
+            errors=sum(len(t.failures) for t in tallies),
+            busy={name: sum(t.busy for t in members) for name, members in stages.items()},
+            threads={name: len(members) for name, members in stages.items()},
+            queued={"page queue": self.pages.qsize(), "write queue": self.writes.qsize()},
+            queue_size=self.config.queue_size)
+
     def _start(self, count: int, name: str, loop: Callable[[Tally], None]) -> list[threading.Thread]:
         threads = []
         for number in range(count):
-            tally = Tally()
+            tally = Tally(stage=name)
             self._tallies.append(tally)
             thread = threading.Thread(target=loop, args=(tally,), name=f"{name}-{number}", daemon=True)
             thread.start()
@@ -234,7 +253,9 @@ class Pipeline:
             started_at=started, finished_at=datetime.now(timezone.utc), outcome=outcome,
             tally=tally, skipped=self.frontier.skipped(), not_fetched=not_fetched,
             fatal_error=str(self.fatal_error) if self.fatal_error else None, offline_links=offline_links,
-            resumed_from=self._resumed_from, snapshot=self.layout.snapshot if self.layout else None)
+            resumed_from=self._resumed_from, snapshot=self.layout.snapshot if self.layout else None,
+            cpu_seconds=time.process_time() - self._cpu_at_start,
+            files_this_run=sum(part.files_saved for part in self._tallies))
         try:
             if outcome == "completed":
                 self._compare(report, saved, tally, not_fetched)
@@ -313,10 +334,12 @@ class Pipeline:
     def _fetch_loop(self, tally: Tally) -> None:
         try:
             while (item := self.frontier.get()) is not None:
+                tally.busy = True
                 try:
                     self._fetch_one(item, tally)
                 except Exception as exc:  # a bug must not strand the item in flight
                     self._internal_error(item, exc, tally)
+                tally.busy = False
         finally:
             self.fetcher.close()
 
@@ -412,10 +435,12 @@ class Pipeline:
 
     def _parse_loop(self, tally: Tally) -> None:
         while not isinstance(page := self.pages.get(), _Sentinel):
+            tally.busy = True
             try:
                 self._parse_one(page, tally)
             except Exception as exc:
                 self._internal_error(page.item, exc, tally)
+            tally.busy = False
 
     def _parse_one(self, page: Page, tally: Tally) -> None:
         response, item = page.response, page.item
@@ -467,13 +492,15 @@ class Pipeline:
 
     def _write_loop(self, tally: Tally) -> None:
         while not isinstance(page := self.writes.get(), _Sentinel):
+            tally.busy = True
             if isinstance(page, _FixLinks):
                 self._fixer.fix(page.misplaced)
-                continue
-            try:
-                self._write_one(page, tally)
-            except Exception as exc:
-                self._internal_error(page.item, exc, tally)
+            else:
+                try:
+                    self._write_one(page, tally)
+                except Exception as exc:
+                    self._internal_error(page.item, exc, tally)
+            tally.busy = False
 
     def _write_one(self, page: Page, tally: Tally) -> None:
         if self._aborted.is_set():  # the disk is gone: drain the queue, keep the URL pending

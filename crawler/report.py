@@ -18,6 +18,24 @@ from crawler.models import Failure
 REPORT_VERSION = 1
 
 
+STAGES = ("fetch", "parse", "write")
+
+
+@dataclass
+class Stats:
+    """A crawl in progress, as a progress display shows it."""
+
+    elapsed: float
+    saved: int
+    discovered: int
+    bytes: int
+    errors: int
+    busy: dict[str, int]  # stage -> threads working on an item now
+    threads: dict[str, int]  # stage -> threads
+    queued: dict[str, int]  # queue -> items waiting in it
+    queue_size: int
+
+
 @dataclass
 class Tally:
     requests_ok: int = 0  # responses received and kept (after redirects)
@@ -31,6 +49,8 @@ class Tally:
     failures: list[Failure] = field(default_factory=list)
     parse_errors: list[Failure] = field(default_factory=list)
     aliases: list[tuple[str, str]] = field(default_factory=list)  # (redirecting URL, its target)
+    stage: str = ""  # of the thread that owns it
+    busy: bool = False  # that thread is working on an item
 
     def counters(self) -> dict[str, int]:
         """The counters that add up over the runs of one crawl (kept in its state)."""
@@ -69,6 +89,8 @@ class CrawlReport:
     changes: Changes | None = None  # against the crawl before (completed crawls)
     health_problems: list[str] | None = None  # snapshot mode: why it did not become latest
     published: bool | None = None  # snapshot mode: it is `latest` now
+    cpu_seconds: float = 0.0  # this run's, user + system, all threads
+    files_this_run: int = 0  # saved by this run (a resumed crawl's earlier runs aside)
 
     @property
     def serious_failures(self) -> list[Failure]:
@@ -121,7 +143,10 @@ class CrawlReport:
             "offline_links_ok": links.ok,
             "offline_links_total": links.total,
             "offline_links": links.to_dict(),
-            "pages_per_second": round(tally.files_saved / self.duration_s, 1) if self.duration_s else None,
+            "pages_per_second": round(self.files_this_run / self.duration_s, 1) if self.duration_s else None,
+            "cpu_seconds": round(self.cpu_seconds, 2),
+            "cpu_seconds_per_1000_pages": round(1000 * self.cpu_seconds / self.files_this_run, 2)
+            if self.files_this_run else None,
             "skipped_by_rule": dict(Counter(self.skipped.values()).most_common()),
             "failures_by_reason": dict(Counter(f.reason for f in failures).most_common()),
             "failures": [_failure_dict(f) for f in failures],
@@ -140,7 +165,7 @@ class CrawlReport:
     def summary(self) -> str:
         """Two or three lines for the terminal at the end of a run."""
         tally = self.tally
-        rate = tally.files_saved / self.duration_s if self.duration_s else 0.0
+        rate = self.files_this_run / self.duration_s if self.duration_s else 0.0
         lines = [
             f"{self.outcome}: {tally.files_saved} files saved ({tally.html_pages_saved} HTML pages), "
             f"{_megabytes(tally.bytes_downloaded)}, {self.duration_s:.1f} s, {rate:.1f} files/s",

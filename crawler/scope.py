@@ -43,23 +43,30 @@ class Scope:
         `url` is canonical; `depth` is the number of page hops it would be from a start URL,
         `chain` the number of requisite hops since the last page.
         """
+        return self.explain(url, kind, depth, chain)[0]
+
+    def explain(self, url: str, kind: LinkKind, depth: int, chain: int = 0) -> tuple[str | None, str]:
+        """(the rule that keeps `url` out, or None; why, in words)."""
         if len(url) > self._max_url_length:
-            return "max_url_length"
+            return "max_url_length", f"longer than scope.max_url_length ({self._max_url_length})"
         if self._max_repeats and repeats_segments(url, self._max_repeats):
-            return "repeated_segments"
-        if any(p.search(url) for p in self._exclude):
-            return "exclude"
+            return "repeated_segments", f"its path repeats segments {self._max_repeats} times (a trap)"
+        for pattern in self._exclude:
+            if pattern.search(url):
+                return "exclude", f"matches scope.exclude {pattern.pattern!r}"
         if kind is LinkKind.REQUISITE and self._requisites_anywhere:
-            return "requisite_chain" if chain > MAX_REQUISITE_CHAIN else None
+            if chain > MAX_REQUISITE_CHAIN:
+                return "requisite_chain", f"more than {MAX_REQUISITE_CHAIN} requisites of requisites"
+            return None, "a requisite of a saved page: fetched whatever its host and depth"
         if not self.in_domains(url):
-            return "domain"
+            return "domain", f"host {host_of(url)} is not in scope.domains"
         if kind is LinkKind.SITEMAP:
-            return None
-        if self._include and not any(p.search(url) for p in self._include):
-            return "include"
+            return None, "a sitemap of a crawled host"
+        if self._include and not any(pattern.search(url) for pattern in self._include):
+            return "include", "matches none of scope.include"
         if self._max_depth is not None and depth > self._max_depth:
-            return "max_depth"
-        return None
+            return "max_depth", f"{depth} link hops from a start URL, more than scope.max_depth ({self._max_depth})"
+        return None, f"host {host_of(url)} is in scope.domains"
 
 
 def repeats_segments(url: str, times: int) -> bool:

@@ -1,0 +1,103 @@
+"""Watching a crawl: a live display on a terminal, a progress line in the log otherwise.
+
+The display shows what is done (pages saved and discovered, bytes, rate, errors) and where
+the crawl is bound: for each stage, how many of its threads are busy, and how full the queue
+after it is. Fetchers all busy and queues empty: the network is the limit; the page queue
+full: the parsers are; the write queue full: the disk is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from crawler.report import STAGES, Stats
+
+log = logging.getLogger("crawler.progress")
+
+QUEUE_AFTER = {"fetch": "page queue", "parse": "write queue"}
+
+
+def render(stats: Stats, rate: float) -> Group:
+    """One frame of the live display."""
+    head = Text.assemble(
+        ("crawl ", "bold"), (f"{stats.saved:,} saved", "green"), f" / {stats.discovered:,} found   ",
+        f"{stats.bytes / 1e6:,.1f} MB   ", (f"{rate:,.1f} pages/s", "cyan"), "   ",
+        (f"{stats.errors:,} errors", "red" if stats.errors else "dim"), f"   {_clock(stats.elapsed)}")
+    table = Table.grid(padding=(0, 2))
+    for _ in range(4):
+        table.add_column()
+    for stage in STAGES:
+        busy, threads = stats.busy.get(stage, 0), stats.threads.get(stage, 0)
+        queue = QUEUE_AFTER.get(stage)
+        waiting = stats.queued.get(queue, 0) if queue else 0
+        table.add_row(
+            Text(stage, style="bold"), ProgressBar(total=max(threads, 1), completed=busy, width=20),
+            f"{busy}/{threads} busy",
+            f"-> {queue} {waiting}/{stats.queue_size}" if queue else "")
+    return Group(head, table)
+
+
+def line(stats: Stats, rate: float) -> str:
+    """The same, as one log line."""
+    stages = ", ".join(f"{stage} {stats.busy.get(stage, 0)}/{stats.threads.get(stage, 0)} busy" for stage in STAGES)
+    queues = ", ".join(f"{queue} {count}/{stats.queue_size}" for queue, count in stats.queued.items())
+    return (f"progress: {stats.saved} saved / {stats.discovered} found, {stats.bytes / 1e6:.1f} MB, "
+            f"{rate:.1f} pages/s, {stats.errors} errors, {_clock(stats.elapsed)}; {stages}; {queues}")
+
+
+class ProgressReporter:
+    """While a crawl runs: refresh a live display (`live`), or log a line every `every`
+    seconds. A context manager; the crawl runs inside it."""
+
+    def __init__(self, stats: Callable[[], Stats], *, live: bool, every: float = 5.0,
+                 console: Console | None = None) -> None:
+        self._stats = stats
+        self._live = live
+        self._every = 0.5 if live else every
+        self._console = console or Console(stderr=True)
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last: tuple[float, int] = (0.0, 0)
+
+    def __enter__(self) -> ProgressReporter:
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _rate(self, stats: Stats) -> float:
+        """Pages per second since the previous frame."""
+        elapsed, saved = self._last
+        self._last = (stats.elapsed, stats.saved)
+        return (stats.saved - saved) / (stats.elapsed - elapsed) if stats.elapsed > elapsed else 0.0
+
+    def _run(self) -> None:
+        if self._live:
+            with Live(console=self._console, auto_refresh=False, transient=True) as live:
+                while not self._done.wait(self._every):
+                    stats = self._stats()
+                    live.update(render(stats, self._rate(stats)), refresh=True)
+        else:
+            while not self._done.wait(self._every):
+                stats = self._stats()
+                log.info("%s", line(stats, self._rate(stats)))
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"

@@ -1,0 +1,110 @@
+"""`crawl check`, the progress display and JSON logs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+
+from crawler.cli import main
+from crawler.demo.server import SiteServer
+from crawler.pipeline import Pipeline
+from crawler.progress import ProgressReporter, line, render
+from crawler.report import Stats
+from tests import routes
+from tests.conftest import make_config
+
+
+@pytest.fixture
+def checked_site(tmp_path: Path) -> tuple[SiteServer, Path]:
+    server = SiteServer(root=None, routes={
+        "/robots.txt": routes.text("User-agent: *\nDisallow: /private/\n"),
+        "/": routes.html(routes.page())}).start()
+    config = tmp_path / "site.yaml"
+    config.write_text(yaml.safe_dump({
+        "start_urls": [server.url], "output": str(tmp_path / "out"),
+        "scope": {"exclude": [r"\.zip$"], "include": [r"/docs/", r":\d+/$", r"/private/"], "max_depth": 3}}))
+    yield server, config  # type: ignore[misc]
+    server.stop()
+
+
+def test_check_says_which_rule_decides(checked_site: tuple[SiteServer, Path],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    server, config = checked_site
+    urls = [server.url, server.url + "docs/a.html", server.url + "docs/big.zip", server.url + "private/x",
+            server.url + "blog/post.html", "https://elsewhere.example/docs/", "mailto:me@example.com",
+            server.url + "/".join(["docs", "a", "b"] * 3)]
+    assert main(["check", str(config), *urls]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{config}: valid -- start {server.url}")
+    verdicts = out[1:]
+    assert verdicts[0] == f"{server.url}: crawled -- start_url: a start URL; host 127.0.0.1 is in scope.domains; " \
+                          f"{server.url}robots.txt allows it"
+    assert verdicts[1].startswith(f"{server.url}docs/a.html: crawled -- scope:")
+    assert verdicts[1].endswith("if linked within 3 hops of a start URL")
+    assert verdicts[2] == f"{server.url}docs/big.zip: not crawled -- exclude: matches scope.exclude '\\\\.zip$'"
+    assert verdicts[3] == f"{server.url}private/x: not crawled -- robots: {server.url}robots.txt disallows it"
+    assert verdicts[4] == f"{server.url}blog/post.html: not crawled -- include: matches none of scope.include"
+    assert verdicts[5] == "https://elsewhere.example/docs/: not crawled -- domain: host elsewhere.example " \
+                          "is not in scope.domains"
+    assert verdicts[6].startswith("mailto:me@example.com: not crawled -- url:")
+    assert "repeated_segments" in verdicts[7]
+    assert server.requests()["/robots.txt"] == 1  # fetched once for all URLs of the host
+
+
+def test_check_json_and_requisites(checked_site: tuple[SiteServer, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    server, config = checked_site
+    assert main(["check", str(config), "https://cdn.example/lib.js", "--requisite", "--no-robots", "--json"]) == 0
+    out = capsys.readouterr().out
+    verdicts = json.loads(out[out.index("["):])
+    assert verdicts == [{"url": "https://cdn.example/lib.js", "crawled": True, "rule": "scope",
+                         "reason": "a requisite of a saved page: fetched whatever its host and depth"}]
+
+
+def test_check_of_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("start_urls: [http://a/]\nscope: {max_dept: 2}\n")
+    assert main(["check", str(config)]) == 2
+    assert "did you mean 'max_depth'" in capsys.readouterr().err
+
+
+def test_progress_frame_shows_each_stage_and_queue() -> None:
+    stats = Stats(elapsed=65, saved=1234, discovered=2310, bytes=12_300_000, errors=3,
+                  busy={"fetch": 16, "parse": 1, "write": 0}, threads={"fetch": 16, "parse": 2, "write": 2},
+                  queued={"page queue": 12, "write queue": 3}, queue_size=100)
+    console = Console(file=StringIO(), width=100, record=True)
+    console.print(render(stats, 245.1))
+    frame = console.export_text()
+    assert "1,234 saved / 2,310 found" in frame and "12.3 MB" in frame and "245.1 pages/s" in frame
+    assert "3 errors" in frame and "0:01:05" in frame
+    assert "16/16 busy" in frame and "-> page queue 12/100" in frame and "-> write queue 3/100" in frame
+    assert line(stats, 2.5).startswith("progress: 1234 saved / 2310 found, 12.3 MB, 2.5 pages/s, 3 errors")
+
+
+def test_progress_is_logged_while_a_crawl_runs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with SiteServer(root=None, routes=routes.tree_site(60, delay=0.02)) as server:
+        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 2}))
+        with caplog.at_level("INFO", logger="crawler.progress"), \
+                ProgressReporter(pipeline.stats, live=False, every=0.1):
+            pipeline.run()
+    lines = [record.getMessage() for record in caplog.records if record.name == "crawler.progress"]
+    assert len(lines) >= 3 and all(message.startswith("progress: ") for message in lines)
+    assert any("fetch " in message and "busy" in message for message in lines)
+
+
+def test_json_logs(tmp_path: Path) -> None:
+    with SiteServer(root=None, routes={"/": routes.html(routes.page())}) as server:
+        config = tmp_path / "site.yaml"
+        config.write_text(yaml.safe_dump({"start_urls": [server.url], "output": str(tmp_path / "out")}))
+        result = subprocess.run([sys.executable, "-m", "crawler", str(config), "-v", "--log-format", "json"],
+                                capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0
+    entries = [json.loads(text) for text in result.stderr.splitlines()]
+    assert entries and all({"time", "level", "logger", "message"} <= set(entry) for entry in entries)
+    assert any(entry["message"].startswith("completed:") for entry in entries)
