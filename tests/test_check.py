@@ -59,7 +59,7 @@ def test_check_says_which_rule_decides(checked_site: tuple[SiteServer, Path],
 
 
 def test_check_json_and_requisites(checked_site: tuple[SiteServer, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    server, config = checked_site
+    _, config = checked_site
     assert main(["check", str(config), "https://cdn.example/lib.js", "--requisite", "--no-robots", "--json"]) == 0
     out = capsys.readouterr().out
     verdicts = json.loads(out[out.index("["):])
