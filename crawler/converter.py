@@ -27,6 +27,7 @@ import posixpath
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -247,17 +248,9 @@ def convert_document(document: ParsedDocument, page_path: str, files: list[str |
     return document.back(_splice(document.view, replacements))
 
 
-class RelativeLinks:
-    """relative_link with a cache: the same links recur on every page of a folder."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], str] = {}  # written by one thread at a time: races only recompute
-
-    def __call__(self, folder: str, path: str) -> str:
-        link = self._cache.get((folder, path))
-        if link is None:
-            link = self._cache[(folder, path)] = relative_link(folder, path, from_folder=True)
-        return link
+@lru_cache(maxsize=16384)  # the same links recur on every page of a folder; bounded, for big sites
+def relative_from_folder(folder: str, path: str) -> str:
+    return relative_link(folder, path, from_folder=True)
 
 
 def relative_link(source: str, to_path: str, from_folder: bool = False) -> str:
@@ -291,7 +284,7 @@ class LinkFixer:
     def __init__(self, root: Path, rewrite_file: Callable[[str, bytes], None]) -> None:
         self._root = root
         self._rewrite_file = rewrite_file
-        self._relative = RelativeLinks()
+        self._relative = relative_from_folder
         # Held while a page is read, fixed and written back, so that two fixes of one page
         # (for two of its links) cannot undo each other.
         self._lock = threading.Lock()
@@ -363,7 +356,7 @@ class Finisher:
         self._broken = set(broken)
         self._excluded = set(excluded)
         self._existing: dict[str, bool] = {}
-        self._relative = RelativeLinks()
+        self._relative = relative_from_folder
 
     def finish(self, saved: list[SavedFile], converted_earlier: Iterable[SavedFile], fix: bool = True) -> OfflineLinks:
         """Without `fix` (an interrupted crawl, to be resumed), only count: links to pages not

@@ -41,10 +41,10 @@ from crawler.converter import (
     LinkMap,
     Misplaced,
     OfflineLinks,
-    RelativeLinks,
     convert_document,
     count_unconverted,
     read_converted_links,
+    relative_from_folder,
 )
 from crawler.errors import CrawlError, FetchError, OutputError
 from crawler.fetcher import Fetcher, Follow, Redirected
@@ -94,7 +94,6 @@ class Pipeline:
         self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension)
         self.links = LinkMap(self.writer.path_for)
         self._fixer = LinkFixer(config.output_dir, self.writer.rewrite)
-        self._relative_links = RelativeLinks()
         self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
                                may_follow=self._may_follow_redirect,
@@ -563,7 +562,7 @@ class Pipeline:
                    for spot, target in zip(document.spots, document.targets, strict=True) if target is not None]
         number, files = self.links.plan(page.response.content_type, page.response.charset, targets)
         page_path = self.writer.path_for(page.response.url, page.response.content_type)
-        data = convert_document(document, page_path, files, self._relative_links)
+        data = convert_document(document, page_path, files, relative_from_folder)
         return (data if data is not None else page.response.body), number
 
     # -- failures --------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from crawler.converter import (
     LinkFixer,
     LinkMap,
     OfflineLinks,
-    RelativeLinks,
     convert_document,
     count_unconverted,
+    relative_from_folder,
     relative_link,
 )
 from crawler.markup import html_spots
@@ -54,7 +54,7 @@ def convert(tmp_path: Path, files: dict[str, tuple[str, bytes, str]], aliases: d
             targets = [(t[0], spot.kind, t[0] not in excluded)
                        for spot, t in zip(document.spots, document.targets, strict=True) if t is not None]
             number, planned = links.plan(entry.content_type, entry.charset, targets)
-            data = convert_document(document, entry.path, planned, RelativeLinks()) or body
+            data = convert_document(document, entry.path, planned, relative_from_folder) or body
         (tmp_path / entry.path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / entry.path).write_bytes(data)
         fixed_during_crawl += fixer.fix(links.saved(entry.url, entry.path, number))
