@@ -17,8 +17,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bs4 import BeautifulSoup
-
 from crawler.config import IgnoreRule
 from crawler.errors import UsageError
 from crawler.models import Failure, SavedFile, is_html
@@ -123,6 +121,8 @@ def page_text(path: Path, charset: str | None, ignore: tuple[IgnoreRule, ...] = 
 
 
 def visible_text(data: bytes, charset: str | None, ignore: tuple[IgnoreRule, ...] = ()) -> str:
+    from bs4 import BeautifulSoup  # only comparisons need it: not imported by every crawl
+
     patterns = [re.compile(rule.regex) for rule in ignore if rule.regex]
     if patterns:
         text = data.decode(charset or "utf-8", "replace")

@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
@@ -33,7 +33,6 @@ from crawler.config import Config, load_config, parse_config
 from crawler.demo.server import SiteServer
 from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CrawlError, UsageError
 from crawler.pipeline import Pipeline
-from crawler.progress import ProgressReporter
 from crawler.report import CrawlReport
 from crawler.schedule import (
     Scheduler,
@@ -177,7 +176,11 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> in
     seconds), and turn the report into an exit status."""
     pipeline = Pipeline(config)
     live = sys.stderr.isatty()
-    watching = ProgressReporter(pipeline.stats, live=live) if live or progress_lines else nullcontext()
+    watching: AbstractContextManager[object] = nullcontext()
+    if live or progress_lines:
+        from crawler.progress import ProgressReporter  # rich: only when someone watches
+
+        watching = ProgressReporter(pipeline.stats, live=live)
     with _stop_on_signals(pipeline.stop), watching:
         report = pipeline.run()
     log.info("%s", report.summary())

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from croniter import croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -248,6 +247,8 @@ class Config(Section):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, expression: str | None) -> str | None:
+        from croniter import croniter  # only configs with a schedule need it
+
         if expression is not None and not croniter.is_valid(expression):
             raise ValueError(f"{expression!r} is not a cron expression (minute hour day month weekday)")
         return expression

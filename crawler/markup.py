@@ -25,8 +25,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bs4.dammit import EncodingDetector
-
 from crawler.models import LinkKind
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
@@ -110,6 +108,10 @@ _CSS_LINKS = re.compile(
 )
 _REFRESH_URL = re.compile(rb"""\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?(["']?)([^"']*)""", re.IGNORECASE)
 _ENTITY_QUOTED = re.compile(rb"(&quot;|&#34;|&#x22;|&apos;|&#39;|&#x27;)(.*)\1", re.IGNORECASE | re.DOTALL)
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+# <meta charset="x">, and the charset= inside <meta http-equiv="Content-Type" content="...">
+_META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_:.+-]+)""", re.IGNORECASE)
 _CSS_CHARSET = re.compile(rb'^@charset\s+"([^"]+)"\s*;')
 
 
@@ -283,8 +285,7 @@ def encode_value(url: str, spot: Spot, encoding: str) -> bytes:
 
 def html_encoding(body: bytes, declared: str | None) -> str:
     """The encoding of an HTML document: HTTP header, else byte order mark, else <meta>, else UTF-8."""
-    for candidate in (declared, _bom_encoding(body),
-                      EncodingDetector.find_declared_encoding(body[:4096], is_html=True)):
+    for candidate in (declared, _bom_encoding(body), _meta_charset(body)):
         if candidate and known_codec(candidate):
             return codecs.lookup(candidate).name
     return "utf-8"
@@ -327,4 +328,14 @@ def known_codec(name: str) -> bool:
 
 
 def _bom_encoding(body: bytes) -> str | None:
-    return EncodingDetector.strip_byte_order_mark(body[:4])[1]
+    for mark, encoding in _BOMS:
+        if body.startswith(mark):
+            return encoding
+    return None
+
+
+def _meta_charset(body: bytes) -> str | None:
+    """The encoding a <meta charset> or <meta http-equiv=Content-Type> near the top declares
+    (the HTML standard's prescan looks at the first 1,024 bytes; this allows a long <head>)."""
+    match = _META_CHARSET.search(body, 0, 4096)
+    return match.group(1).decode("ascii") if match else None

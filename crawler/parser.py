@@ -14,8 +14,6 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import lxml.etree
-
 from crawler.markup import (
     Document,
     Spot,
@@ -114,6 +112,8 @@ def document_base(body: bytes, document: Document, url: str, encoding: str) -> s
 def sitemap_links(body: bytes, url: str) -> list[Link]:
     """The <loc> URLs of a sitemap or sitemap index (gzipped or not), parsed without entity
     expansion, DTDs or network access. An index lists more sitemaps, a sitemap lists pages."""
+    import lxml.etree  # sitemaps only: not imported by every crawl
+
     data = _gunzip_limited(body) if body[:2] == b"\x1f\x8b" else body
     parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                                   huge_tree=False, recover=True)

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from hashlib import sha256
+from typing import TYPE_CHECKING
 
 from crawler.changes import PREVIOUS_CRAWL, compare
 from crawler.config import Config
@@ -58,8 +59,10 @@ from crawler.scope import Scope
 from crawler.snapshot import Layout, health_problems, latest_snapshot, layout, prune, publish, snapshot_name
 from crawler.state import CrawlLock, CrawlState, Resumed, remove_temporary_files
 from crawler.urls import InvalidURLError, canonicalize, origin_of
-from crawler.warc import WARC_NAME, WarcArchive
 from crawler.writer import TEMP_SUFFIX, Writer, checked_join
+
+if TYPE_CHECKING:
+    from crawler.warc import WarcArchive
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,8 @@ class Pipeline:
 
     def _open_archive(self) -> WarcArchive:
         """A snapshot's WARC sits in the snapshot; a plain mirror keeps one per run in warc/."""
+        from crawler.warc import WARC_NAME, WarcArchive  # warcio: only for output_formats: warc
+
         assert self.layout is not None
         if self.layout.snapshot is not None:
             path = self.layout.root / WARC_NAME

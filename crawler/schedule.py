@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from croniter import croniter
-
 from crawler.config import load_config
 from crawler.errors import ConfigError, CrawlError, UsageError
 
@@ -156,7 +154,7 @@ class Scheduler:
 
     def _start(self, job: Job, now: datetime) -> None:
         """Caller holds the condition."""
-        job.next_run = croniter(job.cron, now).get_next(datetime)
+        job.next_run = _next(job.cron, now)
         if job.process is not None:
             job.skipped += 1
             log.warning("%s: the previous run is still going; skipping this one", job.config.name)
@@ -189,10 +187,16 @@ class Scheduler:
                 continue
             if config.schedule:
                 jobs.append(Job(path, config.schedule, config.output_dir / "crawl.log",
-                                croniter(config.schedule, now).get_next(datetime)))
+                                _next(config.schedule, now)))
         if not jobs:
             raise UsageError(f"no config in {folder} has a schedule: line")
         return jobs
+
+
+def _next(cron: str, after: datetime) -> datetime:
+    from croniter import croniter  # only run-scheduled needs it: not imported by every crawl
+
+    return croniter(cron, after).get_next(datetime)  # type: ignore[no-any-return]
 
 
 def run_summary(config: Path, code: int) -> str:
