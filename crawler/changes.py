@@ -72,12 +72,13 @@ def compare(earlier: Iterable[SavedFile], earlier_root: Path | None, later: Iter
     that saved `later`. `failures` and `not_checked` of the later crawl tell removed pages
     from pages that could not be fetched or were not reached."""
     before = {entry.url: entry for entry in earlier}
-    after = {entry.url: entry for entry in later}
+    gone = set(before)
     failed = {failure.url: failure for failure in failures}
     unreached = set(not_checked)
     changes = Changes(compared_with=earlier_name, ignore=ignore)
-    for url in sorted(after):
-        entry = after[url]
+    for entry in later:  # one at a time: a big crawl's entries come streamed from its state
+        url = entry.url
+        gone.discard(url)
         old = before.get(url)
         if old is None:
             changes.added.append({"url": url, "sha256": entry.sha256, "size": entry.size, "path": entry.path})
@@ -90,7 +91,9 @@ def compare(earlier: Iterable[SavedFile], earlier_root: Path | None, later: Iter
                 or page_text(earlier_root / old.path, old.charset, ignore) != page_text(
                     later_root / entry.path, entry.charset, ignore)
             (changes.modified if meaningful else changes.noise_only).append(record)
-    for url in sorted(set(before) - set(after)):
+    for records in (changes.added, changes.modified, changes.noise_only):
+        records.sort(key=lambda record: str(record["url"]))
+    for url in sorted(gone):
         old = before[url]
         failure = failed.get(url)
         if url in unreached:

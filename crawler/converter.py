@@ -91,8 +91,11 @@ class LinkMap:
         self._pages: list[str] = []  # page number -> its file (a converted page), "" until saved
         self._page_types: list[tuple[str, str | None]] = []  # page number -> content type, charset
         # target URL -> what links to it were written with (a file, or "" for the URL itself)
-        # -> the numbers of the pages written so
-        self._links: dict[str, dict[str, array.array[int]]] = {}
+        # -> the numbers of the pages written so. Nearly always one way: then a (way, pages)
+        # tuple, which takes a third of the memory of a dict (a big site has many targets).
+        self._links: dict[str, _Written] = {}
+        self._types: dict[tuple[str, str | None], tuple[str, str | None]] = {}  # one tuple per type
+        self._moves: dict[str, str] = {}  # old file -> new name, when a folder displaced a file
 
     # -- what the stages report -----------------------------------------------------------------
 
@@ -100,6 +103,8 @@ class LinkMap:
         """`url` is saved at `path`; `page`: its number, if it is a page plan() converted.
         Returns the links already written for `url` as something else, to fix now."""
         with self._lock:
+            while path in self._moves:  # moved aside before its writer thread got here
+                path = self._moves[path]
             self._saved[url] = path
             if page is not None:
                 self._pages[page] = path
@@ -109,6 +114,16 @@ class LinkMap:
         with self._lock:
             self._saved.update((entry.url, entry.path) for entry in entries)
             self._aliases.update(aliases)
+
+    def moved(self, old: str, new: str) -> None:
+        """A saved file was renamed (a folder needed its name). Rare: a scan is fine. Links
+        already written to the old name are fixed with the rest after the crawl."""
+        with self._lock:
+            self._moves[old] = new
+            for url, path in self._saved.items():
+                if path == old:
+                    self._saved[url] = new
+            self._pages = [new if path == old else path for path in self._pages]
 
     def alias(self, source: str, target: str) -> None:
         with self._lock:
@@ -124,10 +139,13 @@ class LinkMap:
     def _misplaced(self, url: str) -> list[Misplaced]:
         """The saved pages with links to `url` written for another outcome than the one now
         known; they are counted as fixed. Caller holds the lock."""
-        written = self._links.get(url)
-        if not written:
+        packed = self._links.get(url)
+        if packed is None:
             return []
+        written = _buckets(packed)
         right = self._saved.get(self._final_url(url), "")
+        if list(written) == [right]:
+            return []
         fixes = []
         for value in [value for value in written if value != right]:
             pages = written[value]
@@ -141,6 +159,7 @@ class LinkMap:
                 written[value] = waiting
             else:
                 del written[value]
+        self._links[url] = _pack(written)
         return fixes
 
     # -- conversion while crawling ---------------------------------------------------------
@@ -153,12 +172,21 @@ class LinkMap:
         with self._lock:
             number = len(self._pages)
             self._pages.append("")  # its file, once saved
-            self._page_types.append((content_type, charset))
+            self._page_types.append(self._types.setdefault((content_type, charset), (content_type, charset)))
             plan = []
             for url, kind, crawled in targets:
                 path = self._expected_path(url, kind, crawled)
                 plan.append(path)
-                self._links.setdefault(url, {}).setdefault(path or "", array.array("I")).append(number)
+                value = path or ""
+                packed = self._links.get(url)
+                if packed is None:
+                    self._links[url] = (value, array.array("I", (number,)))
+                elif isinstance(packed, tuple) and packed[0] == value:
+                    packed[1].append(number)
+                else:
+                    written = _buckets(packed)
+                    written.setdefault(value, array.array("I")).append(number)
+                    self._links[url] = written
             return number, plan
 
     def _expected_path(self, url: str, kind: LinkKind, crawled: bool) -> str | None:
@@ -191,7 +219,7 @@ class LinkMap:
     def counts(self) -> dict[str, int]:
         """Target URL -> how many links to it were written."""
         with self._lock:
-            return {url: sum(len(pages) for pages in written.values()) for url, written in self._links.items()}
+            return {url: sum(len(pages) for pages in _buckets(packed).values()) for url, packed in self._links.items()}
 
     def all_misplaced(self) -> list[Misplaced]:
         """After the crawl: every link still written for an outcome that did not happen."""
@@ -202,11 +230,25 @@ class LinkMap:
         """Every file a written link may name -> its URL (saved files, and expected ones)."""
         with self._lock:
             files = {path: url for url, path in self._saved.items()}
-            for url, written in self._links.items():
-                for path in written:
+            for url, packed in self._links.items():
+                for path in _buckets(packed):
                     if path:
                         files.setdefault(path, url)
             return files
+
+
+_Written = tuple[str, "array.array[int]"] | dict[str, "array.array[int]"]
+
+
+def _buckets(packed: _Written) -> dict[str, array.array[int]]:
+    return {packed[0]: packed[1]} if isinstance(packed, tuple) else packed
+
+
+def _pack(written: dict[str, array.array[int]]) -> _Written:
+    if len(written) == 1:
+        ((value, pages),) = written.items()
+        return value, pages
+    return written
 
 
 def _expected_type(url: str, kind: LinkKind) -> str | None:
@@ -358,7 +400,8 @@ class Finisher:
         self._existing: dict[str, bool] = {}
         self._relative = relative_from_folder
 
-    def finish(self, saved: list[SavedFile], converted_earlier: Iterable[SavedFile], fix: bool = True) -> OfflineLinks:
+    def finish(self, saved: Iterable[SavedFile], converted_earlier: Iterable[SavedFile],
+               fix: bool = True) -> OfflineLinks:
         """Without `fix` (an interrupted crawl, to be resumed), only count: links to pages not
         fetched yet count as not working."""
         result = OfflineLinks()
@@ -367,11 +410,11 @@ class Finisher:
         for url, count in self._links.counts().items():
             self._count(url, self._links.final_path(url), count, result)
         if fix:
-            by_path = {entry.path: entry for entry in saved}
-            earlier = sorted({entry.path for entry in converted_earlier})  # not in the map: read back
-            url_of_file = self._links.url_of_file() if earlier else {}
-            for path in earlier:
-                if path in by_path:
+            earlier = {entry.path for entry in converted_earlier}  # not in the map: read back
+            if earlier:
+                by_path = {entry.path: entry for entry in saved if entry.path in earlier}
+                url_of_file = self._links.url_of_file()
+                for path in sorted(by_path):
                     self._reconvert(by_path[path], url_of_file, result)
         return result
 

@@ -50,7 +50,7 @@ from crawler.converter import (
 from crawler.errors import CrawlError, FetchError, OutputError
 from crawler.fetcher import Fetcher, Follow, Redirected
 from crawler.frontier import Frontier
-from crawler.models import CrawlItem, Failure, Link, LinkKind, Page, Response, SavedFile, is_html
+from crawler.models import HTML_TYPES, CrawlItem, Failure, Link, LinkKind, Page, Response, SavedFile, is_html
 from crawler.parser import parse_document, sitemap_links
 from crawler.recrawl import StoredCopies
 from crawler.report import STAGES, CrawlReport, Stats, Tally
@@ -94,7 +94,8 @@ class Pipeline:
         politeness = config.politeness
         self.frontier = Frontier(max_pages=config.scope.max_pages, per_host=politeness.per_host,
                                  delay=politeness.delay, robots=politeness.robots, journal=self.state)
-        self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension)
+        self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension,
+                             on_move=self._file_moved)
         self.links = LinkMap(self.writer.path_for)
         self._fixer = LinkFixer(config.output_dir, self.writer.rewrite)
         self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
@@ -250,7 +251,6 @@ class Pipeline:
             else "completed"
         if self._aborted.is_set():
             self.fatal_error = self._fatal_errors.get()
-        saved = self.writer.saved_files()
         not_fetched = [item.url for item in self.frontier.pending()]
         report = CrawlReport(
             start_urls=list(self.config.start_urls), output=str(self.config.output_dir),
@@ -261,14 +261,15 @@ class Pipeline:
             cpu_seconds=time.process_time() - self._cpu_at_start,
             files_this_run=sum(part.files_saved for part in self._tallies))
         try:
+            self.state.flush()  # the saved files' entries come from the state, streamed
             if outcome == "completed":
-                self._compare(report, saved, tally, not_fetched)
-            self.writer.write_json_lines("manifest.jsonl", (_manifest_record(entry) for entry in saved))
+                self._compare(report, tally, not_fetched)
+            self.writer.write_json_lines("manifest.jsonl", map(_manifest_record, self.state.entries()))
             self.writer.write_metadata("report.json", report.to_json())
             if report.changes is not None:
                 self.writer.write_metadata("changes.json", _json(report.changes.to_dict()))
             if outcome == "completed":
-                self._publish(report, saved)
+                self._publish(report)
         except (OSError, OutputError) as exc:
             self.fatal_error = exc if isinstance(exc, OutputError) else OutputError(
                 f"cannot write the manifest or report: {exc}")
@@ -281,24 +282,24 @@ class Pipeline:
                               totals=tally.counters())
         return report
 
-    def _compare(self, report: CrawlReport, saved: list[SavedFile], tally: Tally, not_fetched: list[str]) -> None:
+    def _compare(self, report: CrawlReport, tally: Tally, not_fetched: list[str]) -> None:
         """changes.json: what changed since the crawl before; in a plain mirror with
         mirror.delete_removed, the files of removed pages go."""
         previous = self.layout.previous if self.layout else None
         report.changes = compare(
-            previous.entries.values() if previous else (), previous.root if previous else None, saved,
+            previous.entries.values() if previous else (), previous.root if previous else None,
+            self.state.entries(),
             self.writer.root, ignore=self.config.snapshots.ignore, failures=tally.failures,
             not_checked=not_fetched,
             earlier_name=(previous.snapshot or PREVIOUS_CRAWL) if previous else None)
         if self.config.snapshots.keep == 0 and self.config.mirror.delete_removed:
-            kept = {entry.path for entry in saved}
             for removed in report.changes.removed:
                 path = str(removed["path"])
-                if path not in kept:
+                if not self.state.count("WHERE path = ?", (path,)):  # no URL of this crawl shares it
                     with contextlib.suppress(OSError, CrawlError):
                         os.unlink(checked_join(self.writer.root, path))
 
-    def _publish(self, report: CrawlReport, saved: list[SavedFile]) -> None:
+    def _publish(self, report: CrawlReport) -> None:
         """Snapshot mode: `latest` moves to this snapshot if it is healthy; then the oldest
         snapshots beyond snapshots.keep go (never `latest`)."""
         if self.layout is None or self.layout.snapshot is None:
@@ -306,7 +307,9 @@ class Pipeline:
         previous = self.layout.previous
         previous_pages = sum(is_html(e.content_type) for e in previous.entries.values()) if previous else None
         report.health_problems = health_problems(
-            self.config.snapshots.health, report, saved, start_urls=self.config.start_urls,
+            self.config.snapshots.health, report, start_urls=self.config.start_urls,
+            pages=self.state.count(f"WHERE content_type IN ({', '.join('?' * len(HTML_TYPES))})",
+                                   tuple(HTML_TYPES)),
             final_path=self.links.final_path, previous_pages=previous_pages)
         if not report.health_problems:
             publish(self.config.output_dir, self.layout.snapshot)
@@ -324,14 +327,19 @@ class Pipeline:
         interrupted crawl: resuming it does that), and count the links that work offline."""
         broken = [failure.url for failure in tally.failures if failure.is_client_error]
         excluded = self.frontier.skipped()
-        saved = self.writer.saved_files()
+        self.state.flush()
         if not self.config.mirror.convert_links:
-            return count_unconverted(self.writer.root, saved, final_url=self.links.final_url,
+            return count_unconverted(self.writer.root, self.state.entries(), final_url=self.links.final_url,
                                      path_of=self.links.final_path, in_domains=self.scope.in_domains,
                                      broken=broken, excluded=excluded)
         finisher = Finisher(self.writer.root, self.links, self._fixer, in_domains=self.scope.in_domains,
                             broken=broken, excluded=excluded)
-        return finisher.finish(saved, self._converted_earlier, fix=not self._interrupted.is_set())
+        return finisher.finish(self.state.entries(), self._converted_earlier, fix=not self._interrupted.is_set())
+
+    def _file_moved(self, old: str, new: str) -> None:
+        """The writer moved a saved file aside for a folder of the same name (under its lock)."""
+        self.state.moved(old, new)
+        self.links.moved(old, new)
 
     # -- stage 1: fetch --------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from protego import Protego
 
+MAX_VERDICTS = 65536
+
 
 @dataclass(frozen=True)
 class RobotsRules:
@@ -39,6 +41,8 @@ class RobotsRules:
             return not self.disallow_all
         verdict = self._verdicts.get(url)
         if verdict is None:
+            if len(self._verdicts) >= MAX_VERDICTS:  # a big site: start over rather than grow
+                self._verdicts.clear()
             verdict = self._verdicts[url] = bool(self._parser.can_fetch(url, self._agent))
         return verdict
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crawler.config import HealthConfig
-from crawler.models import SavedFile, is_html
+from crawler.models import SavedFile
 
 if TYPE_CHECKING:
     from crawler.report import CrawlReport
@@ -150,16 +150,16 @@ def _readlink(path: Path) -> str | None:
         return None
 
 
-def health_problems(health: HealthConfig, report: CrawlReport, saved: list[SavedFile], *,
+def health_problems(health: HealthConfig, report: CrawlReport, *, pages: int,
                     start_urls: Iterable[str], final_path: Callable[[str], str | None],
                     previous_pages: int | None) -> list[str]:
-    """Why a completed snapshot must not become `latest` (empty: it may)."""
+    """Why a completed snapshot must not become `latest` (empty: it may). `pages`: the HTML
+    pages it saved."""
     problems = []
     if health.start_urls:
         missing = [url for url in start_urls if final_path(url) is None]
         if missing:
             problems.append(f"start URL not saved: {', '.join(missing)}")
-    pages = sum(is_html(entry.content_type) for entry in saved)
     if previous_pages and pages < health.min_pages_ratio * previous_pages:
         problems.append(f"{pages} HTML pages saved, fewer than {health.min_pages_ratio:.0%} "
                         f"of the {previous_pages} of the previous snapshot")

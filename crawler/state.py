@@ -21,7 +21,7 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,12 @@ CREATE TABLE IF NOT EXISTS failures (
     url TEXT PRIMARY KEY, reason TEXT NOT NULL, message TEXT NOT NULL, status INTEGER, referrer TEXT,
     off_site INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS skipped (url TEXT PRIMARY KEY, rule TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS saved_by_path ON saved (path);
 CREATE TABLE IF NOT EXISTS aliases (source TEXT PRIMARY KEY, target TEXT NOT NULL);
 """
 _TABLES = ("urls", "saved", "failures", "skipped", "aliases")
+_SAVED_COLUMNS = ("url, path, status, content_type, size, sha256, etag, last_modified, fetched_at, charset, "
+                  "checked_at, fresh_until, file_size")  # the order of SavedFile's fields
 
 
 @dataclass
@@ -117,6 +120,7 @@ class CrawlState:
         self._hurry = threading.Event()  # set when a caller waits for the journal to be written
         self._thread: threading.Thread | None = None
         self._failed = False
+        self._moves: dict[str, str] = {}  # old file -> new name; only the journal thread uses it
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -161,8 +165,7 @@ class CrawlState:
         saved, redo = [], []
         output = self.path.parent.parent
         root = output / "snapshots" / snapshot if snapshot else output
-        for row in db.execute("SELECT url, path, status, content_type, size, sha256, etag, last_modified, "
-                              "fetched_at, charset, checked_at, fresh_until, file_size FROM saved"):
+        for row in db.execute(f"SELECT {_SAVED_COLUMNS} FROM saved"):
             entry = SavedFile(*row)
             if _file_size(root / entry.path) == (entry.file_size if entry.file_size >= 0 else entry.size):
                 saved.append(entry)
@@ -207,8 +210,40 @@ class CrawlState:
     def aliased(self, source: str, target: str) -> None:
         self._events.put(("aliased", source, target))
 
+    def moved(self, old_path: str, new_path: str) -> None:
+        """A saved file was renamed (a folder needed its name): every URL saved as it follows."""
+        self._events.put(("moved", old_path, new_path))
+
+    # -- reading back (after flush) --------------------------------------------------------
+
+    def entries(self, where: str = "", parameters: tuple[object, ...] = ()) -> Iterator[SavedFile]:
+        """The saved files, sorted by URL, one row at a time: a big crawl's entries are never
+        all in memory. `where`: an SQL condition on the saved table's columns."""
+        try:
+            db = self._connect()
+            try:
+                rows = db.execute(f"SELECT {_SAVED_COLUMNS} FROM saved {where} ORDER BY url", parameters)
+                for row in rows:
+                    yield SavedFile(*row)
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot read the crawl state {self.path}: {exc}") from None
+
+    def count(self, where: str = "", parameters: tuple[object, ...] = ()) -> int:
+        try:
+            db = self._connect()
+            try:
+                return int(db.execute(f"SELECT COUNT(*) FROM saved {where}", parameters).fetchone()[0])
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot read the crawl state {self.path}: {exc}") from None
+
     def flush(self) -> None:
         """Return once every event journaled so far is committed."""
+        if self._thread is None or not self._thread.is_alive():
+            return
         done = threading.Event()
         self._events.put((_FLUSH, done))
         self._hurry.set()
@@ -269,6 +304,8 @@ class CrawlState:
             db.execute("UPDATE urls SET done = 1 WHERE url = ?", (event[1],))
         elif kind == "saved":
             entry = asdict(event[1])
+            while entry["path"] in self._moves:  # its writer thread journaled it after the move
+                entry["path"] = self._moves[entry["path"]]
             db.execute(f"INSERT OR REPLACE INTO saved ({', '.join(entry)}) "
                        f"VALUES ({', '.join('?' * len(entry))})", tuple(entry.values()))
         elif kind == "failed":
@@ -280,6 +317,9 @@ class CrawlState:
             db.execute("INSERT OR IGNORE INTO skipped VALUES (?, ?)", event[1:])
         elif kind == "aliased":
             db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?)", event[1:])
+        elif kind == "moved":
+            self._moves[event[1]] = event[2]
+            db.execute("UPDATE saved SET path = ? WHERE path = ?", (event[2], event[1]))
         elif kind == "finish":
             self._set_meta(db, status="completed" if event[1] else "running", totals=json.dumps(event[2]))
 

@@ -24,8 +24,8 @@ import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from crawler.errors import OutputError, UnsafePathError
@@ -137,6 +137,16 @@ def checked_join(root: Path | str, relative: str) -> str:
     return target
 
 
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The URL a file was first saved for, and its content: a URL with the same content may
+    share the file; one with other content gets a name of its own."""
+
+    url: str
+    sha256: str
+    file_size: int
+
+
 class Writer:
     """Saves bodies under `root`, atomically, one file per URL; shared by all writer threads.
 
@@ -144,15 +154,19 @@ class Writer:
     Paths are handled as "/"-separated strings relative to `root`: this runs once per file.
     """
 
-    def __init__(self, root: Path, adjust_extension: bool = False) -> None:
+    def __init__(self, root: Path, adjust_extension: bool = False,
+                 on_move: Callable[[str, str], None] | None = None) -> None:
+        """`on_move(old, new)`: told when a saved file is renamed (a folder needs its name).
+        The manifest entries themselves are the crawl state's: the writer keeps only what
+        deciding file names needs, so a big crawl's memory stays small."""
         self.root = root
         self._base = str(root)
         self.adjust_extension = adjust_extension
+        self._on_move = on_move or (lambda old, new: None)
         # Guards the folder structure (creating folders, moving a file aside for a folder),
-        # `_saved`, `_owners` and `_folders`; file contents are written outside it.
+        # `_owners` and `_folders`; file contents are written outside it.
         self._lock = threading.Lock()
-        self._saved: dict[str, SavedFile] = {}  # URL -> its entry
-        self._owners: dict[str, str] = {}  # relative path -> the URL saved there
+        self._owners: dict[str, Owner] = {}  # relative path -> the first URL saved there
         self._folders: set[str] = set()  # relative folders this run created or checked
         self._temp_names = itertools.count()  # next() is atomic under the GIL
 
@@ -176,10 +190,9 @@ class Writer:
         relative = self.path_for(url, entry.content_type)
         with self._lock:
             owner = self._owners.get(relative)
-            if owner is None or owner == url or self._saved[owner].sha256 != entry.sha256:
+            if owner is None or owner.url == url or owner.sha256 != entry.sha256:
                 return None
-            saved = self._saved[url] = replace(entry, path=relative, file_size=self._saved[owner].file_size)
-            return saved
+            return replace(entry, path=relative, file_size=owner.file_size)
 
     def save(self, url: str, body: bytes, entry: SavedFile, reuse: str | None = None) -> SavedFile:
         """Write `body` as the file for `url`; returns the manifest entry with its final path.
@@ -192,11 +205,11 @@ class Writer:
         target = checked_join(self._base, relative)
         folder = relative.rpartition("/")[0]
         same = reuse is not None and _holds(reuse, body)
-        if same and reuse == target and self._owners.get(relative, url) == url:
+        if same and reuse == target:
             with self._lock:
-                saved = self._saved[url] = replace(entry, path=relative, file_size=len(body))
-                self._owners.setdefault(relative, url)
-            return saved
+                owner = self._owners.setdefault(relative, Owner(url, entry.sha256, len(body)))
+                if owner.url == url:
+                    return replace(entry, path=relative, file_size=len(body))
         with self._lock:
             self._make_folders(folder)
         temp = self._link_temp(folder, reuse) if same and reuse is not None else None
@@ -207,28 +220,34 @@ class Writer:
                 self._make_folders(folder)  # a file may have displaced one meanwhile
                 relative = self._unowned(self._beside_folder(relative), url, entry.sha256)
                 os.replace(temp, self._full(relative))
-                saved = self._saved[url] = replace(entry, path=relative, file_size=len(body))
-                self._owners.setdefault(relative, url)
+                self._owners.setdefault(relative, Owner(url, entry.sha256, len(body)))
         except BaseException:
             _unlink_quietly(temp)
             raise
-        return saved
+        return replace(entry, path=relative, file_size=len(body))
 
     def restore(self, entries: Iterable[SavedFile]) -> None:
         """The files an interrupted run of this crawl saved."""
         with self._lock:
             for entry in entries:
-                self._saved[entry.url] = entry
-                self._owners.setdefault(entry.path, entry.url)
-
-    def saved_files(self) -> list[SavedFile]:
-        with self._lock:
-            return sorted(self._saved.values(), key=lambda entry: entry.url)
+                self._owners.setdefault(entry.path, Owner(entry.url, entry.sha256, entry.file_size))
 
     def write_json_lines(self, name: str, records: Iterable[dict[str, object]]) -> None:
-        text = "".join(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n"
-                       for record in records)
-        self.write_metadata(name, text.encode())
+        """Atomically write `records` as JSON lines, a batch at a time: a big crawl's
+        manifest is never all in memory."""
+        temp = self._write_temp("", b"")
+        try:
+            with open(temp, "a", encoding="utf-8") as file:
+                lines = (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+                while batch := "".join(itertools.islice(lines, 1000)):
+                    file.write(batch)
+            os.replace(temp, self._full(name))
+        except OSError as exc:
+            _unlink_quietly(temp)
+            raise _as_output_error(exc, self._base) from None
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
 
     def rewrite(self, relative: str, data: bytes) -> None:
         """Atomically replace the content of a file saved earlier (link conversion)."""
@@ -282,7 +301,7 @@ class Writer:
         HTML and /a.html both want a.html). URLs with the same content share the file, which is
         what /d/ and /d/index.html usually are. Caller holds the lock."""
         owner = self._owners.get(relative)
-        if owner is None or owner == url or self._saved[owner].sha256 == sha256:
+        if owner is None or owner.url == url or owner.sha256 == sha256:
             return relative
         stem, extension = os.path.splitext(relative)
         digest = hashlib.sha256(url.encode()).hexdigest()[:10]
@@ -290,12 +309,9 @@ class Writer:
 
     def _rename_saved(self, old: str, new: str) -> None:
         owner = self._owners.pop(old, None)
-        if owner is None:
-            return
-        self._owners[new] = owner
-        for url, entry in self._saved.items():  # rare: only when a folder displaces a file
-            if entry.path == old:
-                self._saved[url] = replace(entry, path=new)
+        if owner is not None:
+            self._owners[new] = owner
+            self._on_move(old, new)
 
     def _link_temp(self, folder: str, source: str) -> str | None:
         """A hard link to `source` under a temporary name in `folder`, or a copy where a link

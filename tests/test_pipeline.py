@@ -16,7 +16,7 @@ from crawler.demo.server import SiteServer
 from crawler.parser import extract_links
 from crawler.pipeline import Pipeline
 from crawler.scope import repeats_segments
-from crawler.writer import Writer
+from crawler.writer import COLLISION_SUFFIX, Writer
 from tests import routes
 from tests.conftest import (
     DEMO_CDN_FILES,
@@ -27,6 +27,7 @@ from tests.conftest import (
     mirrored_files,
     read_manifest,
 )
+from tests.offline_check import check_mirror
 
 
 def host_folder(server: SiteServer) -> str:
@@ -303,3 +304,19 @@ def test_report_explains_every_url_that_was_not_saved(site: SiteServer, crawl: C
                 if entry["url"].startswith(site.url) else b""
             for link in extract_links(body, entry["url"], "text/html", entry["charset"]):
                 assert link.url in saved or link.url in explained, link.url
+
+
+def test_a_file_moved_aside_for_a_folder_keeps_its_manifest_entry_and_links(tmp_path: Path) -> None:
+    site = {"/index.html": routes.html(routes.page("data", "data/x.txt")),
+            "/data": routes.text("file data"),
+            "/data/x.txt": routes.stall(0.3, then=routes.text("x"))}  # after /data is saved: it moves
+    with SiteServer(root=None, routes=site) as server:
+        report = Pipeline(make_config(server.url + "index.html", tmp_path, threads={"fetchers": 1},
+                                      mirror={"sitemaps": False}, politeness={"robots": False})).run()
+    host = host_folder(server)
+    paths = {entry["url"]: entry["path"] for entry in read_manifest(tmp_path)}
+    assert paths[server.url + "data"] == f"{host}/data{COLLISION_SUFFIX}"
+    assert paths[server.url + "data/x.txt"] == f"{host}/data/x.txt"
+    assert (tmp_path / host / f"data{COLLISION_SUFFIX}").read_bytes() == b"file data"
+    assert check_mirror(tmp_path).local_broken == []
+    assert report.offline_links is not None and report.offline_links.ok == report.offline_links.total == 2

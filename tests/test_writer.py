@@ -113,13 +113,14 @@ def test_save_writes_the_file_and_returns_its_path(tmp_path: Path) -> None:
 
 
 def test_file_then_folder_moves_the_file_aside(tmp_path: Path) -> None:
-    writer = Writer(tmp_path)
-    writer.save("http://h/a", b"file a", _entry("http://h/a"))
-    writer.save("http://h/a/b", b"file b", _entry("http://h/a/b"))
+    moves: list[tuple[str, str]] = []
+    writer = Writer(tmp_path, on_move=lambda old, new: moves.append((old, new)))
+    first = writer.save("http://h/a", b"file a", _entry("http://h/a"))
+    second = writer.save("http://h/a/b", b"file b", _entry("http://h/a/b"))
     assert (tmp_path / f"h/a{COLLISION_SUFFIX}").read_bytes() == b"file a"
     assert (tmp_path / "h/a/b").read_bytes() == b"file b"
-    paths = {entry.url: entry.path for entry in writer.saved_files()}
-    assert paths == {"http://h/a": f"h/a{COLLISION_SUFFIX}", "http://h/a/b": "h/a/b"}
+    assert (first.path, second.path) == ("h/a", "h/a/b")
+    assert moves == [("h/a", f"h/a{COLLISION_SUFFIX}")]  # the manifest entry of /a follows
 
 
 def test_folder_then_file_saves_the_file_beside_the_folder(tmp_path: Path) -> None:
