@@ -11,6 +11,9 @@ from pathlib import Path
 
 class Handler(SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two sends: with Nagle's algorithm the body would wait for
+    # the client's delayed ACK (40 ms on Linux), a latency that is not the one simulated.
+    disable_nagle_algorithm = True
     delay = 0.0
 
     def do_GET(self) -> None:

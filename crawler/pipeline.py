@@ -22,7 +22,6 @@ is what makes "nothing pending and nothing in flight" mean the crawl is complete
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import queue
@@ -267,7 +266,7 @@ class Pipeline:
             self.writer.write_json_lines("manifest.jsonl", map(_manifest_record, self.state.entries()))
             self.writer.write_metadata("report.json", report.to_json())
             if report.changes is not None:
-                self.writer.write_metadata("changes.json", _json(report.changes.to_dict()))
+                self.writer.write_json("changes.json", report.changes.to_dict())
             if outcome == "completed":
                 self._publish(report)
         except (OSError, OutputError) as exc:
@@ -606,10 +605,6 @@ class Pipeline:
     def _internal_error(self, item: CrawlItem, exc: Exception, tally: Tally) -> None:
         log.exception("internal error on %s", item.url)
         self._fail(item, Failure(item.url, "internal_error", f"{type(exc).__name__}: {exc}"), tally, fix_now=True)
-
-
-def _json(data: object) -> bytes:
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def _manifest_record(entry: SavedFile) -> dict[str, object]:

@@ -24,7 +24,7 @@ import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -235,11 +235,19 @@ class Writer:
     def write_json_lines(self, name: str, records: Iterable[dict[str, object]]) -> None:
         """Atomically write `records` as JSON lines, a batch at a time: a big crawl's
         manifest is never all in memory."""
+        self._write_text(name, (json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+
+    def write_json(self, name: str, data: object) -> None:
+        """Atomically write `data` as indented JSON, encoded piece by piece (changes.json of a
+        first crawl lists every file)."""
+        encoder = json.JSONEncoder(indent=2, ensure_ascii=False)
+        self._write_text(name, itertools.chain(encoder.iterencode(data), "\n"))
+
+    def _write_text(self, name: str, pieces: Iterator[str]) -> None:
         temp = self._write_temp("", b"")
         try:
             with open(temp, "a", encoding="utf-8") as file:
-                lines = (json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-                while batch := "".join(itertools.islice(lines, 1000)):
+                while batch := "".join(itertools.islice(pieces, 4096)):
                     file.write(batch)
             os.replace(temp, self._full(name))
         except OSError as exc:
