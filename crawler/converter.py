@@ -300,11 +300,25 @@ def relative_link(source: str, to_path: str, from_folder: bool = False) -> str:
     `source`) to the file at `to_path`, both relative to the output folder, escaped so that a
     browser opens exactly that file."""
     folder = source if from_folder else posixpath.dirname(source)
-    relative = posixpath.relpath(to_path, folder or ".")
+    relative = _relative_path(to_path, folder)
     link = "/".join(quote(segment, safe=_PATH_SAFE) for segment in relative.split("/"))
     if ":" in link.split("/", 1)[0]:
         link = "./" + link  # "host:8080/x" would read as a URL with the scheme "host"
     return link
+
+
+def _relative_path(path: str, folder: str) -> str:
+    """posixpath.relpath for two normalized paths relative to the same root, without its
+    two os.getcwd() calls (system calls that give the GIL away, once per link)."""
+    if not folder:
+        return path or "."
+    parts, base = path.split("/"), folder.split("/")
+    common = 0
+    for mine, theirs in zip(parts, base, strict=False):
+        if mine != theirs:
+            break
+        common += 1
+    return "/".join([".."] * (len(base) - common) + parts[common:]) or "."
 
 
 def _splice(body: bytes, replacements: list[tuple[Spot, bytes]]) -> bytes:

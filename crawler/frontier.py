@@ -99,11 +99,14 @@ class Frontier:
                 self._changed.notify()
             return added
 
-    def add_all(self, items: Iterable[CrawlItem]) -> list[str]:
-        """Queue each item whose URL is new, under one lock for all of a page's links. The URLs
-        the known robots.txt of their host disallows are returned (and skipped)."""
+    def add_all(self, items: Iterable[CrawlItem], skipped: Iterable[tuple[str, str]] = ()) -> list[str]:
+        """Queue each item whose URL is new, under one lock for all of a page's links, and
+        record the page's links `skipped` by a scope rule, as (URL, rule). The URLs the known
+        robots.txt of their host disallows are returned (and skipped)."""
         added, disallowed = [], []
         with self._lock:
+            for url, rule in skipped:
+                self._skip(url, rule)
             for item in items:
                 if self._admit(item):
                     added.append(item)
@@ -161,9 +164,13 @@ class Frontier:
     def skip(self, url: str, rule: str) -> None:
         """Record that the scope rule `rule` kept `url` out (first rule wins, for the report)."""
         with self._lock:
-            if url not in self._seen and url not in self._skipped:
-                self._skipped[url] = rule
-                self._journal.skipped(url, rule)
+            self._skip(url, rule)
+
+    def _skip(self, url: str, rule: str) -> None:
+        """Caller holds the lock."""
+        if url not in self._seen and url not in self._skipped:
+            self._skipped[url] = rule
+            self._journal.skipped(url, rule)
 
     # -- consumers -------------------------------------------------------------------------
 

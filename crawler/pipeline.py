@@ -471,7 +471,7 @@ class Pipeline:
             log.warning("cannot parse %s: %s", response.url, exc)
             tally.parse_errors.append(Failure(response.url, "parse_error", str(exc)[:300]))
             page.document = None
-        admitted = []
+        admitted, rejected = [], []
         for link in page.links:
             # Pages count a hop and restart the requisite chain; requisites extend the chain.
             depth = item.depth + 1 if link.kind is LinkKind.PAGE else item.depth
@@ -480,11 +480,11 @@ class Pipeline:
             if rule is None:
                 admitted.append(CrawlItem(link.url, depth, link.kind, referrer=response.url, chain=chain))
             else:
-                self.frontier.skip(link.url, rule)
+                rejected.append((link.url, rule))
                 page.left_out.add(link.url)
         # robots.txt, where already known, is asked now, so that this page's links to what it
         # disallows are written as URLs at once.
-        page.left_out.update(self.frontier.add_all(admitted))
+        page.left_out.update(self.frontier.add_all(admitted, skipped=rejected))
         self.writes.put(page)
 
     def _robots_sitemaps(self, body: bytes) -> list[Link]:
@@ -527,7 +527,11 @@ class Pipeline:
                 # An unchanged file is a hard link to the previous snapshot's (or, in a plain
                 # mirror, left alone) when its bytes are the same after conversion too.
                 reuse = str(self.stored.path(unchanged)) if unchanged is not None else None
-                saved = self.writer.save(response.url, data, entry, reuse=reuse)
+                # A copy reused from disk was read just now: its bytes are known.
+                known = response.stored is not None and unchanged is not None \
+                    and unchanged.path == response.stored.path
+                saved = self.writer.save(response.url, data, entry, reuse=reuse,
+                                         reuse_holds=data == response.body if known else None)
         except OutputError as error:
             self._abort(error)
             self.frontier.put_back(page.item)  # still to be fetched when the crawl resumes

@@ -194,17 +194,19 @@ class Writer:
                 return None
             return replace(entry, path=relative, file_size=owner.file_size)
 
-    def save(self, url: str, body: bytes, entry: SavedFile, reuse: str | None = None) -> SavedFile:
+    def save(self, url: str, body: bytes, entry: SavedFile, reuse: str | None = None,
+             reuse_holds: bool | None = None) -> SavedFile:
         """Write `body` as the file for `url`; returns the manifest entry with its final path.
 
         `reuse`: an earlier file that may hold these very bytes. If it does, it is hard-linked
         (copied where links are impossible) instead of written, or, if it is the target
-        itself, left alone.
+        itself, left alone. `reuse_holds`: whether it does, if the caller knows (it has just
+        read the file); else the file is read to compare.
         """
         relative = self.path_for(url, entry.content_type)
         target = checked_join(self._base, relative)
         folder = relative.rpartition("/")[0]
-        same = reuse is not None and _holds(reuse, body)
+        same = reuse is not None and (_holds(reuse, body) if reuse_holds is None else reuse_holds)
         if same and reuse == target:
             with self._lock:
                 owner = self._owners.setdefault(relative, Owner(url, entry.sha256, len(body)))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from posixpath import dirname, join, normpath
 from urllib.parse import unquote, urlsplit
@@ -13,6 +14,7 @@ from crawler.converter import (
     LinkFixer,
     LinkMap,
     OfflineLinks,
+    _relative_path,
     convert_document,
     count_unconverted,
     relative_from_folder,
@@ -253,3 +255,10 @@ def test_pages_converted_by_an_interrupted_run_are_converted_again_from_their_li
     assert (tmp_path / "h/index.html").read_bytes() == (
         b'<a href="docs/x.html">x</a><a href="style.css">s</a><a href="late.html">l</a><a href="#t">t</a>')
     assert counts.ok == 4 and counts.total == 4  # three here, one for "other"
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c.html", "d d"]), min_size=1, max_size=4),
+       st.lists(st.sampled_from(["a", "b", "c"]), max_size=4))
+def test_relative_paths_match_the_standard_library(path: list[str], folder: list[str]) -> None:
+    expected = posixpath.relpath("/".join(path), "/".join(folder) or ".")
+    assert _relative_path("/".join(path), "/".join(folder)) == expected
