@@ -170,24 +170,38 @@ class LinkMap:
         targets given as (URL, kind, crawled: the scope admitted it), and the page's number
         for `saved`. Remembered, so that the page can be fixed up if a target ends elsewhere."""
         with self._lock:
-            number = len(self._pages)
-            self._pages.append("")  # its file, once saved
-            self._page_types.append(self._types.setdefault((content_type, charset), (content_type, charset)))
-            plan = []
-            for url, kind, crawled in targets:
-                path = self._expected_path(url, kind, crawled)
-                plan.append(path)
-                value = path or ""
-                packed = self._links.get(url)
-                if packed is None:
-                    self._links[url] = (value, array.array("I", (number,)))
-                elif isinstance(packed, tuple) and packed[0] == value:
-                    packed[1].append(number)
-                else:
-                    written = _buckets(packed)
-                    written.setdefault(value, array.array("I")).append(number)
-                    self._links[url] = written
-            return number, plan
+            return self._register(content_type, charset, targets, self._plan(targets))
+
+    def plan_if(self, content_type: str, charset: str | None, targets: list[tuple[str, LinkKind, bool]],
+                expected: list[str | None]) -> int | None:
+        """plan(), only if the plan is `expected` (how a stored copy's links are written: then
+        it needs no conversion); else None, and nothing is remembered."""
+        with self._lock:
+            plan = self._plan(targets)
+            return self._register(content_type, charset, targets, plan)[0] if plan == expected else None
+
+    def _plan(self, targets: list[tuple[str, LinkKind, bool]]) -> list[str | None]:
+        """Caller holds the lock."""
+        return [self._expected_path(url, kind, crawled) for url, kind, crawled in targets]
+
+    def _register(self, content_type: str, charset: str | None, targets: list[tuple[str, LinkKind, bool]],
+                  plan: list[str | None]) -> tuple[int, list[str | None]]:
+        """Caller holds the lock."""
+        number = len(self._pages)
+        self._pages.append("")  # its file, once saved
+        self._page_types.append(self._types.setdefault((content_type, charset), (content_type, charset)))
+        for (url, _, _), path in zip(targets, plan, strict=True):
+            value = path or ""
+            packed = self._links.get(url)
+            if packed is None:
+                self._links[url] = (value, array.array("I", (number,)))
+            elif isinstance(packed, tuple) and packed[0] == value:
+                packed[1].append(number)
+            else:
+                written = _buckets(packed)
+                written.setdefault(value, array.array("I")).append(number)
+                self._links[url] = written
+        return number, plan
 
     def _expected_path(self, url: str, kind: LinkKind, crawled: bool) -> str | None:
         """Caller holds the lock."""

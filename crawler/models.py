@@ -79,6 +79,7 @@ class Page:
     is_html: bool = False
     document: Any = None  # parser.ParsedDocument of an HTML or CSS page: its links, for conversion
     left_out: set[str] = field(default_factory=set)  # linked URLs the scope (or robots.txt) keeps out
+    known_links: Any = None  # recrawl.KnownLinks of a stored page not parsed again
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,8 +50,8 @@ from crawler.errors import CrawlError, FetchError, OutputError
 from crawler.fetcher import Fetcher, Follow, Redirected
 from crawler.frontier import Frontier
 from crawler.models import HTML_TYPES, CrawlItem, Failure, Link, LinkKind, Page, Response, SavedFile, is_html
-from crawler.parser import parse_document, sitemap_links
-from crawler.recrawl import StoredCopies
+from crawler.parser import ParsedDocument, parse_document, sitemap_links
+from crawler.recrawl import KnownLinks, StoredCopies
 from crawler.report import STAGES, CrawlReport, Stats, Tally
 from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.scope import Scope
@@ -96,7 +96,7 @@ class Pipeline:
         self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension,
                              on_move=self._file_moved)
         self.links = LinkMap(self.writer.path_for)
-        self._fixer = LinkFixer(config.output_dir, self.writer.rewrite)
+        self._fixer = LinkFixer(config.output_dir, self._rewrite_page)
         self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
                                may_follow=self._may_follow_redirect,
@@ -147,10 +147,12 @@ class Pipeline:
         """This run's mirror folder (a snapshot's, in snapshot mode) and the crawl before it."""
         self.layout = layout(self.config.output_dir, self.config.snapshots.keep, snapshot)
         if self.layout.root != self.config.output_dir:
-            self.writer = Writer(self.layout.root, adjust_extension=self.config.mirror.adjust_extension)
+            self.writer = Writer(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
+                                 on_move=self._file_moved)
             self.writer.prepare()
-            self._fixer = LinkFixer(self.layout.root, self.writer.rewrite)
-        self.stored = StoredCopies(self.layout.previous, revalidate=self.config.mirror.revalidate)
+            self._fixer = LinkFixer(self.layout.root, self._rewrite_page)
+        self.stored = StoredCopies(self.layout.previous, revalidate=self.config.mirror.revalidate,
+                                   outlinks=self.state.known_outlinks)
         if "warc" in self.config.output_formats:
             self.archive = self._open_archive()
 
@@ -335,6 +337,11 @@ class Pipeline:
                             broken=broken, excluded=excluded)
         return finisher.finish(self.state.entries(), self._converted_earlier, fix=not self._interrupted.is_set())
 
+    def _rewrite_page(self, path: str, data: bytes) -> None:
+        """A saved page with links fixed (LinkFixer): its recorded outlinks no longer hold."""
+        self.writer.rewrite(path, data)
+        self.state.outlinks_changed(path)
+
     def _file_moved(self, old: str, new: str) -> None:
         """The writer moved a saved file aside for a folder of the same name (under its lock)."""
         self.state.moved(old, new)
@@ -461,11 +468,11 @@ class Pipeline:
                 page.links = sitemap_links(response.body, response.url)
             elif item.kind is LinkKind.ROBOTS:
                 page.links = self._robots_sitemaps(response.body)
+            elif (known := self._known_links(response)) is not None:  # an unchanged page: not parsed
+                page.known_links = known
+                page.links = known.links()
             else:
-                page.document = parse_document(response.body, response.url, response.content_type,
-                                               response.charset)
-                if page.document is not None and response.stored is not None:  # a saved, converted copy
-                    read_converted_links(page.document, response.stored.path, self.stored.url_of_file)
+                page.document = self._parsed(response)
                 page.links = page.document.links() if page.document is not None else []
         except Exception as exc:  # a page that breaks the parser is still saved
             log.warning("cannot parse %s: %s", response.url, exc)
@@ -486,6 +493,17 @@ class Pipeline:
         # disallows are written as URLs at once.
         page.left_out.update(self.frontier.add_all(admitted, skipped=rejected))
         self.writes.put(page)
+
+    def _parsed(self, response: Response) -> ParsedDocument | None:
+        document = parse_document(response.body, response.url, response.content_type, response.charset)
+        if document is not None and response.stored is not None:  # a saved, converted copy
+            read_converted_links(document, response.stored.path, self.stored.url_of_file)
+        return document
+
+    def _known_links(self, response: Response) -> KnownLinks | None:
+        if response.stored is None or not self.config.mirror.convert_links:
+            return None
+        return self.stored.known_links(response.stored)
 
     def _robots_sitemaps(self, body: bytes) -> list[Link]:
         if not self.config.mirror.sitemaps:
@@ -521,9 +539,9 @@ class Pipeline:
         entry, unchanged = self._entry(response)
         try:
             saved = self.writer.shared(response.url, entry)
-            page_number = None
+            page_number, written_links = None, None
             if saved is None:
-                data, page_number = self._converted(page)
+                data, page_number, written_links = self._converted(page)
                 # An unchanged file is a hard link to the previous snapshot's (or, in a plain
                 # mirror, left alone) when its bytes are the same after conversion too.
                 reuse = str(self.stored.path(unchanged)) if unchanged is not None else None
@@ -540,6 +558,8 @@ class Pipeline:
             self._fail(page.item, Failure(response.url, "unsafe_path", str(error)), tally, fix_now=True)
             return
         self.state.saved(saved)
+        if written_links is not None:  # before links.saved(): no fix of this page comes earlier
+            self.state.outlinks(saved.url, saved.path, saved.sha256, written_links.encode())
         if self.archive is not None:
             try:
                 self.archive.record(response, saved, revisit_of=unchanged)
@@ -568,18 +588,34 @@ class Pipeline:
         previous = self.stored.get(response.url)
         return entry, previous if previous is not None and previous.sha256 == entry.sha256 else None
 
-    def _converted(self, page: Page) -> tuple[bytes, int | None]:
+    def _converted(self, page: Page) -> tuple[bytes, int | None, KnownLinks | None]:
         """The page's bytes with links converted for offline reading (mirror.convert_links),
-        and its number in the link map; the body as served otherwise."""
+        its number in the link map, and its links as written (for the next crawl); the body as
+        served otherwise."""
+        response = page.response
+        if not self.config.mirror.convert_links:
+            return response.body, None, None
+        known = page.known_links
+        if known is not None:
+            targets = [(url, kind, url not in page.left_out) for url, kind in known.targets]
+            number = self.links.plan_if(response.content_type, response.charset, targets, known.files)
+            if number is not None:
+                return response.body, number, None  # a stored copy whose links stay as written
+            try:  # some are to be written otherwise now
+                page.document = self._parsed(response)
+            except Exception as exc:  # it parsed when it was saved; if not now, it stays as it is
+                log.warning("cannot parse %s: %s", response.url, exc)
+                return response.body, None, None
         document = page.document
-        if document is None or not self.config.mirror.convert_links:
-            return page.response.body, None
+        if document is None:
+            return response.body, None, None
         targets = [(target[0], spot.kind, target[0] not in page.left_out)
                    for spot, target in zip(document.spots, document.targets, strict=True) if target is not None]
-        number, files = self.links.plan(page.response.content_type, page.response.charset, targets)
-        page_path = self.writer.path_for(page.response.url, page.response.content_type)
+        number, files = self.links.plan(response.content_type, response.charset, targets)
+        page_path = self.writer.path_for(response.url, response.content_type)
         data = convert_document(document, page_path, files, relative_from_folder)
-        return (data if data is not None else page.response.body), number
+        written = KnownLinks([(url, kind) for url, kind, _ in targets], files)
+        return (data if data is not None else response.body), number, written
 
     # -- failures --------------------------------------------------------------------------
 

@@ -5,16 +5,22 @@ Every URL the previous crawl saved is asked for again with a conditional request
 and read back for its links -- the crawl still reaches the whole site without downloading
 unchanged bodies. With mirror.revalidate: auto, a stored copy that is still fresh (by its
 HTTP caching headers, see fetcher.fresh_until) is reused without asking at all.
+
+Each saved page's links, and how they were written, are kept in the crawl state (outlinks):
+an unchanged page whose links would be written the same way again is neither parsed nor
+converted, which is most of what a re-crawl of an unchanged site would cost.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from crawler.models import Response, SavedFile
+from crawler.models import Link, LinkKind, Response, SavedFile
 from crawler.snapshot import Previous
 
 log = logging.getLogger(__name__)
@@ -23,8 +29,11 @@ log = logging.getLogger(__name__)
 class StoredCopies:
     """The files of the previous crawl (read-only: shared by every thread)."""
 
-    def __init__(self, previous: Previous | None, revalidate: str = "auto") -> None:
+    def __init__(self, previous: Previous | None, revalidate: str = "auto",
+                 outlinks: Callable[[str], tuple[str, str, str] | None] = lambda url: None) -> None:
+        """`outlinks(url)`: the (path, sha256, encoded links) the state recorded for a page."""
         self.previous = previous
+        self._outlinks = outlinks
         self._entries = previous.entries if previous is not None else {}
         self._revalidate = revalidate
         # previous file -> its URL: what a converted link in a stored page names
@@ -32,6 +41,14 @@ class StoredCopies:
 
     def get(self, url: str) -> SavedFile | None:
         return self._entries.get(url)
+
+    def known_links(self, entry: SavedFile) -> KnownLinks | None:
+        """The links of a stored page as recorded when it was saved, if recorded for this very
+        file and content (and not rewritten since)."""
+        recorded = self._outlinks(entry.url)
+        if recorded is None or recorded[0] != entry.path or recorded[1] != entry.sha256:
+            return None
+        return KnownLinks.decode(recorded[2])
 
     def path(self, entry: SavedFile) -> Path:
         assert self.previous is not None
@@ -65,3 +82,33 @@ class StoredCopies:
             stored=replace(entry, checked_at=now if answer else entry.checked_at),
             headers=answer.headers if answer else None,
             request_headers=answer.request_headers if answer else None)
+
+
+@dataclass(frozen=True, slots=True)
+class KnownLinks:
+    """A page's link targets, one per link in the page (in order), and the file each is
+    written as (None: its absolute URL)."""
+
+    targets: list[tuple[str, LinkKind]]
+    files: list[str | None]
+
+    def links(self) -> list[Link]:
+        """Each distinct target once; a requisite wins over a page (as ParsedDocument.links)."""
+        kinds: dict[str, LinkKind] = {}
+        for url, kind in self.targets:
+            if kinds.get(url) is not LinkKind.REQUISITE:
+                kinds[url] = kind
+        return [Link(url, kind) for url, kind in kinds.items()]
+
+    def encode(self) -> str:
+        return json.dumps([[url, kind.value, file] for (url, kind), file in zip(self.targets, self.files, strict=True)],
+                          ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str) -> KnownLinks | None:
+        try:
+            rows = json.loads(text)
+            return cls([(str(url), LinkKind(kind)) for url, kind, _ in rows],
+                       [None if file is None else str(file) for _, _, file in rows])
+        except (ValueError, TypeError):  # written by another version: parse the page instead
+            return None

@@ -49,7 +49,12 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE TABLE IF NOT EXISTS skipped (url TEXT PRIMARY KEY, rule TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS saved_by_path ON saved (path);
 CREATE TABLE IF NOT EXISTS aliases (source TEXT PRIMARY KEY, target TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outlinks (
+    url TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, links TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS outlinks_by_path ON outlinks (path);
 """
+# outlinks outlives a crawl (it is not in _TABLES): the next crawl reads each unchanged page's
+# links from it instead of parsing the page again (see Pipeline._parse_one).
 _TABLES = ("urls", "saved", "failures", "skipped", "aliases")
 _SAVED_COLUMNS = ("url, path, status, content_type, size, sha256, etag, last_modified, fetched_at, charset, "
                   "checked_at, fresh_until, file_size")  # the order of SavedFile's fields
@@ -121,6 +126,8 @@ class CrawlState:
         self._thread: threading.Thread | None = None
         self._failed = False
         self._moves: dict[str, str] = {}  # old file -> new name; only the journal thread uses it
+        self._reader: sqlite3.Connection | None = None  # for known_outlinks(), under _reading
+        self._reading = threading.Lock()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -210,6 +217,27 @@ class CrawlState:
     def aliased(self, source: str, target: str) -> None:
         self._events.put(("aliased", source, target))
 
+    def outlinks(self, url: str, path: str, sha256: str, links: str) -> None:
+        """The links of the page saved at `path` for `url` (whose body as served has this
+        SHA-256), and how they are written there, encoded by the pipeline."""
+        self._events.put(("outlinks", url, path, sha256, links))
+
+    def outlinks_changed(self, path: str) -> None:
+        """The links of the page at `path` were rewritten: what outlinks says of it is void."""
+        self._events.put(("outlinks_changed", path))
+
+    def known_outlinks(self, url: str) -> tuple[str, str, str] | None:
+        """(path, sha256, links) recorded for `url` by this crawl or the one before."""
+        with self._reading:
+            try:
+                if self._reader is None:
+                    self._reader = self._connect()
+                return self._reader.execute("SELECT path, sha256, links FROM outlinks WHERE url = ?",
+                                            (url,)).fetchone()
+            except sqlite3.Error as exc:
+                log.warning("cannot read the crawl state: %s", exc)
+                return None
+
     def moved(self, old_path: str, new_path: str) -> None:
         """A saved file was renamed (a folder needed its name): every URL saved as it follows."""
         self._events.put(("moved", old_path, new_path))
@@ -261,6 +289,10 @@ class CrawlState:
             self._events.put((_CLOSE,))
             self._hurry.set()
             self._thread.join()
+        with self._reading:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     # -- the journal thread ---------------------------------------------------------------
 
@@ -320,8 +352,15 @@ class CrawlState:
         elif kind == "moved":
             self._moves[event[1]] = event[2]
             db.execute("UPDATE saved SET path = ? WHERE path = ?", (event[2], event[1]))
+            db.execute("UPDATE outlinks SET path = ? WHERE path = ?", (event[2], event[1]))
+        elif kind == "outlinks":
+            db.execute("INSERT OR REPLACE INTO outlinks VALUES (?, ?, ?, ?)", event[1:])
+        elif kind == "outlinks_changed":
+            db.execute("DELETE FROM outlinks WHERE path = ?", event[1:])
         elif kind == "finish":
             self._set_meta(db, status="completed" if event[1] else "running", totals=json.dumps(event[2]))
+            if event[1]:  # only the pages of this crawl can be the next one's stored copies
+                db.execute("DELETE FROM outlinks WHERE url NOT IN (SELECT url FROM saved)")
 
     def _fail(self, exc: sqlite3.Error) -> None:
         if not self._failed:

@@ -14,11 +14,13 @@ import pytest
 import yaml
 from warcio.archiveiterator import ArchiveIterator
 
+import crawler.pipeline as pipeline_module
 from crawler.cli import main
 from crawler.config import load_config
 from crawler.demo.server import SiteServer
 from crawler.pipeline import Pipeline
 from tests import routes
+from tests.offline_check import check_mirror
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 50
 
@@ -315,3 +317,39 @@ def test_warc_holds_every_exchange_and_revisits_for_unchanged_content(
     assert revisit[2] == b""  # no payload: it is the earlier capture's
     for _, _, _, http in one + two:  # the credential header never reaches the archive
         assert "X-Api-Key" not in http and "secret-key" not in str(http)
+
+
+def test_unchanged_pages_are_not_parsed_again_yet_their_links_follow_the_site(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unchanged page's links come from the crawl state; when one of them must now be
+    written otherwise (a page removed, then back), the page is rewritten all the same."""
+    mutable, server = site
+    out, host = tmp_path / "out", server.url.split("/")[2]
+    parsed: list[str] = []
+    real_parse = pipeline_module.parse_document
+
+    def counting_parse(body: bytes, url: str, *args: object) -> object:
+        parsed.append(url.removeprefix(server.url))
+        return real_parse(body, url, *args)
+
+    monkeypatch.setattr(pipeline_module, "parse_document", counting_parse)
+    config = write_config(tmp_path, server, snapshots={"keep": 5})
+    assert main([str(config)]) == 0
+    assert {"a.html", "b.html", ""} <= set(parsed)
+
+    def home_links() -> str:
+        return (out / "latest" / host / "index.html").read_text()
+
+    parsed.clear()
+    mutable.remove("/c.html")
+    assert main([str(config)]) == 0
+    assert mutable.statuses("/a.html")[-1] == 304
+    assert not {"a.html", "b.html", "etag-only.html", "lastmod-only.html"} & set(parsed)
+    assert f'href="{server.url}c.html"' in home_links()  # removed: its absolute URL
+    assert os.path.samefile(*(out / "snapshots" / name / host / "a.html" for name in snapshot_dirs(out)))
+
+    mutable.put("/c.html", page("Page C", "/"))
+    assert main([str(config)]) == 0
+    assert 'href="c.html"' in home_links()  # back: the local file again
+    check = check_mirror(out / "latest")
+    assert check.local_broken == []
