@@ -173,12 +173,22 @@ class LinkMap:
             return self._register(content_type, charset, targets, self._plan(targets))
 
     def plan_if(self, content_type: str, charset: str | None, targets: list[tuple[str, LinkKind, bool]],
-                expected: list[str | None]) -> int | None:
-        """plan(), only if the plan is `expected` (how a stored copy's links are written: then
-        it needs no conversion); else None, and nothing is remembered."""
+                written: list[str | None]) -> int | None:
+        """For a stored page whose links are `written` so: remember it as plan() would, and
+        return its number, if that is how they are to be written now -- or may be: a link
+        written as its URL to a target not fetched yet is fixed, like any other, if the target
+        is saved. Else None, and nothing is remembered: the page is to be converted anew."""
         with self._lock:
-            plan = self._plan(targets)
-            return self._register(content_type, charset, targets, plan)[0] if plan == expected else None
+            for (url, kind, crawled), then in zip(targets, written, strict=True):
+                now = self._expected_path(url, kind, crawled)
+                if now != then and not (then is None and not self._settled(url)):
+                    return None
+            return self._register(content_type, charset, targets, written)[0]
+
+    def _settled(self, url: str) -> bool:
+        """Is the outcome of `url` known (saved, or not to be)? Caller holds the lock."""
+        final = self._final_url(url)
+        return final in self._saved or final in self._unsaved or url in self._unsaved
 
     def _plan(self, targets: list[tuple[str, LinkKind, bool]]) -> list[str | None]:
         """Caller holds the lock."""
@@ -351,9 +361,13 @@ class LinkFixer:
     """Rewrites the misplaced links of saved pages, one page at a time (writer threads fix
     as outcomes become known; the end of the crawl fixes the rest)."""
 
-    def __init__(self, root: Path, rewrite_file: Callable[[str, bytes], None]) -> None:
+    def __init__(self, root: Path, rewrite_file: Callable[[str, bytes], None],
+                 on_change: Callable[[str, dict[str, str | None] | None], None] | None = None) -> None:
+        """`on_change(page, fixes)`: told after a page's links changed, with {target URL: the
+        file its links now name, None for the URL}, or None if it was converted anew."""
         self._root = root
         self._rewrite_file = rewrite_file
+        self._on_change = on_change or (lambda page, fixes: None)
         self._relative = relative_from_folder
         # Held while a page is read, fixed and written back, so that two fixes of one page
         # (for two of its links) cannot undo each other.
@@ -370,8 +384,10 @@ class LinkFixer:
             corrections = {  # link as written (without its #fragment) -> as it must be
                 self._link(folder, item.wrong, item.url): self._link(folder, item.right, item.url) for item in items}
             with self._lock:
-                changed += self._rewrite(page, items[0].content_type, items[0].charset,
-                                         lambda value, fixes=corrections: _corrected(value, fixes))
+                if self._rewrite(page, items[0].content_type, items[0].charset,
+                                 lambda value, fixes=corrections: _corrected(value, fixes)):
+                    changed += 1
+                    self._on_change(page, {item.url: item.right or None for item in items})
         return changed
 
     def _link(self, folder: str, file: str, url: str) -> str:
@@ -380,7 +396,9 @@ class LinkFixer:
     def replace(self, page: str, data: bytes) -> bool:
         """Write a page converted anew; False (logged) if it cannot be."""
         try:
-            self._rewrite_file(page, data)
+            with self._lock:
+                self._rewrite_file(page, data)
+                self._on_change(page, None)
         except (OSError, UnsafePathError) as error:  # this file only: disk full is an OutputError
             log.warning("cannot fix the links of %s: %s", page, error)
             return False

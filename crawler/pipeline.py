@@ -96,7 +96,7 @@ class Pipeline:
         self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension,
                              on_move=self._file_moved)
         self.links = LinkMap(self.writer.path_for)
-        self._fixer = LinkFixer(config.output_dir, self._rewrite_page)
+        self._fixer = LinkFixer(config.output_dir, self.writer.rewrite, on_change=self._page_links_changed)
         self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
                                may_follow=self._may_follow_redirect,
@@ -150,7 +150,7 @@ class Pipeline:
             self.writer = Writer(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
                                  on_move=self._file_moved)
             self.writer.prepare()
-            self._fixer = LinkFixer(self.layout.root, self._rewrite_page)
+            self._fixer = LinkFixer(self.layout.root, self.writer.rewrite, on_change=self._page_links_changed)
         self.stored = StoredCopies(self.layout.previous, revalidate=self.config.mirror.revalidate,
                                    outlinks=self.state.known_outlinks)
         if "warc" in self.config.output_formats:
@@ -337,10 +337,12 @@ class Pipeline:
                             broken=broken, excluded=excluded)
         return finisher.finish(self.state.entries(), self._converted_earlier, fix=not self._interrupted.is_set())
 
-    def _rewrite_page(self, path: str, data: bytes) -> None:
-        """A saved page with links fixed (LinkFixer): its recorded outlinks no longer hold."""
-        self.writer.rewrite(path, data)
-        self.state.outlinks_changed(path)
+    def _page_links_changed(self, path: str, fixes: dict[str, str | None] | None) -> None:
+        """LinkFixer rewrote links of a saved page: its recorded outlinks follow."""
+        if fixes is None:
+            self.state.outlinks_changed(path)
+        else:
+            self.state.outlinks_changed(path, lambda text: _fixed_links(text, fixes))
 
     def _file_moved(self, old: str, new: str) -> None:
         """The writer moved a saved file aside for a folder of the same name (under its lock)."""
@@ -645,6 +647,11 @@ class Pipeline:
     def _internal_error(self, item: CrawlItem, exc: Exception, tally: Tally) -> None:
         log.exception("internal error on %s", item.url)
         self._fail(item, Failure(item.url, "internal_error", f"{type(exc).__name__}: {exc}"), tally, fix_now=True)
+
+
+def _fixed_links(encoded: str, fixes: dict[str, str | None]) -> str | None:
+    known = KnownLinks.decode(encoded)
+    return known.fixed(fixes).encode() if known is not None else None
 
 
 def _manifest_record(entry: SavedFile) -> dict[str, object]:

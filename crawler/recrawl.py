@@ -100,6 +100,11 @@ class KnownLinks:
                 kinds[url] = kind
         return [Link(url, kind) for url, kind in kinds.items()]
 
+    def fixed(self, files: dict[str, str | None]) -> KnownLinks:
+        """As written after the links to some targets were fixed: {target URL: its file now}."""
+        return KnownLinks(self.targets, [files.get(url, file) for (url, _), file in
+                                         zip(self.targets, self.files, strict=True)])
+
     def encode(self) -> str:
         return json.dumps([[url, kind.value, file] for (url, kind), file in zip(self.targets, self.files, strict=True)],
                           ensure_ascii=False, separators=(",", ":"))

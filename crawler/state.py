@@ -222,9 +222,10 @@ class CrawlState:
         SHA-256), and how they are written there, encoded by the pipeline."""
         self._events.put(("outlinks", url, path, sha256, links))
 
-    def outlinks_changed(self, path: str) -> None:
-        """The links of the page at `path` were rewritten: what outlinks says of it is void."""
-        self._events.put(("outlinks_changed", path))
+    def outlinks_changed(self, path: str, change: Callable[[str], str | None] | None = None) -> None:
+        """The links of the page at `path` were rewritten: `change` turns what outlinks says
+        of it into what holds now (None: it is void)."""
+        self._events.put(("outlinks_changed", path, change))
 
     def known_outlinks(self, url: str) -> tuple[str, str, str] | None:
         """(path, sha256, links) recorded for `url` by this crawl or the one before."""
@@ -356,7 +357,13 @@ class CrawlState:
         elif kind == "outlinks":
             db.execute("INSERT OR REPLACE INTO outlinks VALUES (?, ?, ?, ?)", event[1:])
         elif kind == "outlinks_changed":
-            db.execute("DELETE FROM outlinks WHERE path = ?", event[1:])
+            path, change = event[1:]
+            row = db.execute("SELECT links FROM outlinks WHERE path = ?", (path,)).fetchone() if change else None
+            links = change(row[0]) if row is not None and change is not None else None
+            if links is None:
+                db.execute("DELETE FROM outlinks WHERE path = ?", (path,))
+            else:
+                db.execute("UPDATE outlinks SET links = ? WHERE path = ?", (links, path))
         elif kind == "finish":
             self._set_meta(db, status="completed" if event[1] else "running", totals=json.dumps(event[2]))
             if event[1]:  # only the pages of this crawl can be the next one's stored copies

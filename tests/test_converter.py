@@ -23,6 +23,7 @@ from crawler.converter import (
 from crawler.markup import html_spots
 from crawler.models import LinkKind, SavedFile
 from crawler.parser import parse_document
+from crawler.recrawl import KnownLinks
 from crawler.writer import Writer
 
 SITE = "http://h/"
@@ -262,3 +263,32 @@ def test_pages_converted_by_an_interrupted_run_are_converted_again_from_their_li
 def test_relative_paths_match_the_standard_library(path: list[str], folder: list[str]) -> None:
     expected = posixpath.relpath("/".join(path), "/".join(folder) or ".")
     assert _relative_path("/".join(path), "/".join(folder)) == expected
+
+
+def test_a_stored_page_is_taken_as_written_only_if_its_links_may_stay_so(tmp_path: Path) -> None:
+    links = LinkMap(Writer(tmp_path).path_for)
+    links.saved(SITE + "a.html", "h/a.html")
+    links.unsaved(SITE + "gone.html")
+    page = [(SITE + "a.html", LinkKind.PAGE, True), (SITE + "gone.html", LinkKind.PAGE, True),
+            (SITE + "later.html", LinkKind.PAGE, True)]
+    # a.html is saved elsewhere now than written: converted anew
+    assert links.plan_if("text/html", None, page, ["h/old-a.html", None, "h/later.html"]) is None
+    # gone.html failed: the link written as a file is wrong
+    assert links.plan_if("text/html", None, page, ["h/a.html", "h/gone.html", "h/later.html"]) is None
+    # later.html is not fetched yet: written as its URL it may stay, and is fixed once saved
+    number = links.plan_if("text/html", None, page, ["h/a.html", None, None])
+    assert number is not None
+    links.saved(SITE + "page.html", "h/page.html", number)
+    fixes = links.saved(SITE + "later.html", "h/later.html")
+    assert [(fix.page, fix.url, fix.wrong, fix.right) for fix in fixes] == [
+        ("h/page.html", SITE + "later.html", "", "h/later.html")]
+
+
+def test_known_links_round_trip_and_follow_fixes() -> None:
+    known = KnownLinks([(SITE + "a.html", LinkKind.PAGE), (SITE + "s.css", LinkKind.REQUISITE),
+                        (SITE + "a.html", LinkKind.REQUISITE)], ["h/a.html", None, "h/a.html"])
+    assert KnownLinks.decode(known.encode()) == known
+    assert [(link.url, link.kind) for link in known.links()] == [
+        (SITE + "a.html", LinkKind.REQUISITE), (SITE + "s.css", LinkKind.REQUISITE)]
+    assert known.fixed({SITE + "a.html": None}).files == [None, None, None]
+    assert KnownLinks.decode("not json") is None
