@@ -40,7 +40,10 @@ def render(stats: Stats, rate: float) -> Group:
         queue = QUEUE_AFTER.get(stage)
         waiting = stats.queued.get(queue, 0) if queue else 0
         table.add_row(
-            Text(stage, style="bold"), ProgressBar(total=max(threads, 1), completed=busy, width=20),
+            # A full bar is "all busy", not "finished": same colour (rich's "finished" green
+            # turns grey, like an empty bar, on 16-colour terminals).
+            Text(stage, style="bold"), ProgressBar(total=max(threads, 1), completed=busy, width=20,
+                                                   finished_style="bar.complete"),
             f"{busy}/{threads} busy",
             f"-> {queue} {waiting}/{stats.queue_size}" if queue else "")
     return Group(head, table)

@@ -355,7 +355,10 @@ class CrawlState:
             db.execute("UPDATE saved SET path = ? WHERE path = ?", (event[2], event[1]))
             db.execute("UPDATE outlinks SET path = ? WHERE path = ?", (event[2], event[1]))
         elif kind == "outlinks":
-            db.execute("INSERT OR REPLACE INTO outlinks VALUES (?, ?, ?, ?)", event[1:])
+            url, path, sha256, links = event[1:]
+            while path in self._moves:
+                path = self._moves[path]
+            db.execute("INSERT OR REPLACE INTO outlinks VALUES (?, ?, ?, ?)", (url, path, sha256, links))
         elif kind == "outlinks_changed":
             path, change = event[1:]
             row = db.execute("SELECT links FROM outlinks WHERE path = ?", (path,)).fetchone() if change else None

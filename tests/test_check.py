@@ -87,6 +87,18 @@ def test_progress_frame_shows_each_stage_and_queue() -> None:
     assert line(stats, 2.5).startswith("progress: 1234 saved / 2310 found, 12.3 MB, 2.5 pages/s, 3 errors")
 
 
+def test_a_stage_with_every_thread_busy_shows_a_full_bar_on_a_16_colour_terminal() -> None:
+    stats = Stats(elapsed=1, saved=1, discovered=2, bytes=0, errors=0, busy={"fetch": 4, "parse": 0, "write": 0},
+                  threads={"fetch": 4, "parse": 2, "write": 2}, queued={}, queue_size=100)
+    console = Console(file=StringIO(), width=100, force_terminal=True, color_system="standard")
+    with console.capture() as capture:
+        console.print(render(stats, 1.0))
+    rows = {row.split("\x1b[0m", 1)[0].removeprefix("\x1b[1m"): row for row in capture.get().splitlines()}
+    busy_colour, idle_colour = "\x1b[91m━", "\x1b[90m━"
+    assert busy_colour in rows["fetch"] and idle_colour not in rows["fetch"]
+    assert idle_colour in rows["parse"] and busy_colour not in rows["parse"]
+
+
 def test_progress_is_logged_while_a_crawl_runs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with SiteServer(root=None, routes=routes.tree_site(60, delay=0.02)) as server:
         pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 2}))
