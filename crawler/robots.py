@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from protego import Protego
 
-MAX_VERDICTS = 65536
+MAX_VERDICTS = 16384
 
 
 @dataclass(frozen=True)
