@@ -24,6 +24,7 @@ import array
 import logging
 import os
 import posixpath
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from crawler.urls import clean_href
 log = logging.getLogger(__name__)
 
 _PATH_SAFE = "!$&'()*+,;=:@~"  # characters a relative URL path may keep unescaped
+_NOTHING_TO_ESCAPE = re.compile(r"[A-Za-z0-9_.\-~!$&'()*+,;=:@/]*")  # quote() would leave it as it is
 MAX_ALIAS_HOPS = 20
 _DYNAMIC = frozenset({"", ".php", ".asp", ".aspx", ".jsp", ".cgi", ".pl", ".cfm", ".shtml", ".xhtml"})
 
@@ -325,7 +327,10 @@ def relative_link(source: str, to_path: str, from_folder: bool = False) -> str:
     browser opens exactly that file."""
     folder = source if from_folder else posixpath.dirname(source)
     relative = _relative_path(to_path, folder)
-    link = "/".join(quote(segment, safe=_PATH_SAFE) for segment in relative.split("/"))
+    if _NOTHING_TO_ESCAPE.fullmatch(relative):  # most paths: no quote() per segment
+        link = relative
+    else:
+        link = "/".join(quote(segment, safe=_PATH_SAFE) for segment in relative.split("/"))
     if ":" in link.split("/", 1)[0]:
         link = "./" + link  # "host:8080/x" would read as a URL with the scheme "host"
     return link

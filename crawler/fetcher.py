@@ -91,6 +91,11 @@ class Fetcher:
         self._pool_size = pool_size
         self._local = threading.local()
         self._auth = config.auth.credentials() if config.auth else None
+        self._headers = {**requests.utils.default_headers(), "User-Agent": config.user_agent}
+        # One jar for every fetcher thread (cookielib locks it): a cookie the site sets on
+        # one response goes with the next request, whichever thread sends it -- as a browser,
+        # wget and HTTrack do within a crawl.
+        self._cookies = requests.cookies.RequestsCookieJar()
         self._watchdog = Watchdog()
         self.retry_policy = RetryPolicy(config.retries, config.retry_backoff)
         self.heuristic_freshness = heuristic_freshness
@@ -166,25 +171,31 @@ class Fetcher:
             # for every request as requests does by default; no .netrc credentials either:
             # credentials come from http.auth and go only to the crawled hosts.
             session.trust_env = False
+            session.cookies = self._cookies
             session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
             # Our own retry policy applies; urllib3 must not retry behind our back.
             adapter = WatchedAdapter(pool_connections=self._pool_size, pool_maxsize=self._pool_size,
                                      max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            session.headers["User-Agent"] = self._config.user_agent
             self._local.session = session
         return session
 
     def _request(self, url: str, validators: dict[str, str] | None = None) -> requests.Response:
         # Custom headers and credentials go only to the hosts being mirrored.
         trusted = self._in_domains(url)
-        headers = {**self._config.headers, **(validators or {})} if trusted else validators
+        session = self._session()
+        # Prepared here rather than by Session.get, whose merging of session and request
+        # settings is a third of requests' cost per request; the session still sends its
+        # cookies and keeps those the server sets.
+        request = requests.PreparedRequest()
+        headers = {**self._headers, **(self._config.headers if trusted else {}), **(validators or {})}
         try:
-            return self._session().get(url, headers=headers,
-                                       auth=self._auth if trusted else None, proxies=_proxies(url), stream=True,
-                                       allow_redirects=False,
-                                       timeout=(self._config.timeout, self._config.timeout))
+            request.prepare(method="GET", url=url, headers=headers, auth=self._auth if trusted else None,
+                            cookies=session.cookies)
+            return session.send(request, stream=True, allow_redirects=False, proxies=_proxies(url),
+                                verify=session.verify, cert=None,
+                                timeout=(self._config.timeout, self._config.timeout))
         except requests.exceptions.RequestException as exc:
             raise _translate(exc, url) from None
 

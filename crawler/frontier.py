@@ -238,14 +238,25 @@ class Frontier:
             elif item.kind is LinkKind.PAGE and self._max_pages is not None:
                 self._changed.notify()
 
-    def set_robots(self, url: str, rules: RobotsRules) -> None:
-        """The answer to robots.txt at `url`: the other URLs of its host may go now."""
+    def set_robots(self, url: str, rules: RobotsRules) -> list[str]:
+        """The answer to robots.txt at `url`: the other URLs of its host may go now. Returns
+        the URLs queued for the host that the rules keep out (they are skipped now, so that
+        links to them can be written as URLs while the crawl goes on)."""
         with self._lock:
             host = self._host(origin_of(url))
             host.robots = rules
             # Its Crawl-delay counts from the robots.txt request itself.
             host.not_before = max(host.not_before, host.last_start + self._delay_of(host))
+            disallowed = [item for queue in (host.requisites, host.pages) for item in queue
+                          if item.kind is not LinkKind.ROBOTS and not rules.allows(item.url)]
+            if disallowed:
+                out = {item.url for item in disallowed}
+                host.requisites = deque(item for item in host.requisites if item.url not in out)
+                host.pages = deque(item for item in host.pages if item.url not in out)
+                for item in disallowed:
+                    self._skip_disallowed(item.url, rules)
             self._changed.notify_all()
+            return [item.url for item in disallowed]
 
     def stop(self) -> None:
         """Stop handing out work (Ctrl-C); items already taken finish on their own."""
@@ -325,11 +336,15 @@ class Frontier:
             item = host.requisites.popleft() if host.requisites else host.pages.popleft()
             if item.kind is LinkKind.ROBOTS or host.robots.allows(item.url):
                 return item
-            rule = "robots_unavailable" if host.robots.disallow_all else "robots"
-            self._skipped[item.url] = rule
-            self._journal.skipped(item.url, rule)
-            self._journal.done(item.url)
+            self._skip_disallowed(item.url, host.robots)
         return None
+
+    def _skip_disallowed(self, url: str, rules: RobotsRules) -> None:
+        """A queued URL that robots.txt keeps out: skipped, and no longer pending."""
+        rule = "robots_unavailable" if rules.disallow_all else "robots"
+        self._skipped[url] = rule
+        self._journal.skipped(url, rule)
+        self._journal.done(url)
 
     def _delay_of(self, host: _Host) -> float:
         crawl_delay = host.robots.crawl_delay if host.robots is not None else None

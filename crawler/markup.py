@@ -21,7 +21,7 @@ import codecs
 import enum
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -100,6 +100,40 @@ _ATTRIBUTE = re.compile(
 _ALL_ATTRIBUTES = re.compile(
     rb"""(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*"?|'[^']*'?|[^\s>]*))?)*[\s/]*>?""")
 _STYLE_ATTRIBUTE = re.compile(rb"style\s*=", re.IGNORECASE)
+
+
+def _attributes_without(names: bytes) -> bytes:
+    """The attribute list of a start tag up to its ">" (the grammar of _ATTRIBUTE), matching
+    only if no attribute is called one of `names` ("a|b"). Each piece of the tag can be read
+    one way only (a name or unquoted value runs to its delimiter, a quote to its match or the
+    end), so a tag that does not match fails in linear time instead of backtracking."""
+    name = rb"(?!(?i:" + names + rb")(?=[\s/>=]|\Z))[^\s/>][^\s/>=]*(?=[\s/>=]|\Z)"
+    value = rb"""(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|(?!["'])[^\s>]*(?=[\s>]|\Z))"""
+    # A name without a value must not be followed by "=": else "=v" could be read as a name.
+    return rb"(?:[\s/]*" + name + rb"(?:\s*=\s*(?=\S|\Z)" + value + rb"|(?!\s*=)))*[\s/]*(?:>|\Z)"
+
+
+def _names(tags: Iterable[bytes]) -> bytes:
+    return b"|".join(sorted(tags, key=len, reverse=True))
+
+
+# The stretch of a document, from a position, that holds no link: text, comments, end tags,
+# and start tags that cannot hold one -- a tag not in LINK_TAGS nor raw text, without a style
+# attribute; a body/table/td/th without background or style. html_spots skips it in one
+# match instead of a loop of Python per tag; where it stops, a tag of interest starts.
+_BACKGROUND_ONLY = frozenset({b"body", b"table", b"td", b"th"})
+_NO_LINK = re.compile(
+    rb"(?:[^<]+"
+    rb"|<(?![a-zA-Z!?]|/[a-zA-Z])"  # a "<" that starts no markup is text
+    rb"|<!--(?:-?>|.*?(?:--!?>|\Z))"
+    rb"|<[!?][^>]*>?"
+    rb"|</[a-zA-Z][^>]*>?"
+    rb"|<(?!(?i:" + _names(LINK_TAGS | RAW_TEXT | {b"plaintext"}) + rb")(?=[\s/>]|\Z))[a-zA-Z][^\s/>]*"
+    + _attributes_without(b"style") +
+    rb"|<(?i:" + _names(_BACKGROUND_ONLY) + rb")(?=[\s/>]|\Z)" + _attributes_without(b"style|background") +
+    rb")*",
+    re.DOTALL,
+)
 _CSS_LINKS = re.compile(
     rb"""/\*.*?(?:\*/|\Z)"""  # a comment: skipped
     rb"""|url\(\s*(?:"([^"]*)"|'([^']*)'|([^)"'\s]*))\s*\)"""
@@ -123,6 +157,7 @@ def html_spots(body: bytes) -> Document:
     base: Spot | None = None
     position, length = 0, len(body)
     while position < length:
+        position = _NO_LINK.match(body, position).end()  # type: ignore[union-attr]
         match = _MARKUP.search(body, position)
         if match is None:
             break
@@ -132,8 +167,8 @@ def html_spots(body: bytes) -> Document:
         tag = match.group(1).lower()
         # Most tags hold no link: skip them with one match of the whole attribute list (the
         # same grammar as _read_attributes), unless a style attribute may hold a url().
-        tag_end = _ALL_ATTRIBUTES.match(body, position).end()  # type: ignore[union-attr]
-        if tag in LINK_TAGS or _STYLE_ATTRIBUTE.search(body, position, tag_end):
+        tag_end = None if tag in LINK_TAGS else _ALL_ATTRIBUTES.match(body, position).end()  # type: ignore[union-attr]
+        if tag_end is None or _STYLE_ATTRIBUTE.search(body, position, tag_end):
             attributes, position = _read_attributes(body, position)
             if tag == b"base" and base is None and b"href" in attributes:
                 base = _attribute_spot(attributes[b"href"], PAGE)
@@ -152,6 +187,7 @@ def html_spots(body: bytes) -> Document:
 
 
 _Value = tuple[int, int, bytes]  # start, end, quote of an attribute value
+_VALUE_QUOTES = {2: b'"', 3: b"'", 4: b""}  # _ATTRIBUTE's value groups
 
 
 def _read_attributes(body: bytes, position: int) -> tuple[dict[bytes, _Value], int]:
@@ -162,15 +198,13 @@ def _read_attributes(body: bytes, position: int) -> tuple[dict[bytes, _Value], i
         match = _ATTRIBUTE.match(body, position)
         assert match is not None  # the pattern can match the empty string
         position = match.end()
-        if match.group(1) is None:
+        group = match.lastindex  # 1: a name alone; 2, 3, 4: the name and its value's group
+        if group is None:
             break
         name = match.group(1).lower()
-        for group, quote in ((2, b'"'), (3, b"'"), (4, b"")):
-            if match.group(group) is not None:
-                attributes.setdefault(name, (match.start(group), match.end(group), quote))
-                break
-        else:
-            attributes.setdefault(name, (match.end(1), match.end(1), b""))
+        if name not in attributes:
+            attributes[name] = (match.start(group), match.end(group), _VALUE_QUOTES[group]) if group > 1 \
+                else (match.end(1), match.end(1), b"")
     if body[position:position + 1] == b">":
         position += 1
     return attributes, position

@@ -392,8 +392,16 @@ class Pipeline:
             tally.bytes_downloaded += len(result.body)
         if item.kind is LinkKind.ROBOTS:
             text = result.body[:MAX_ROBOTS_BYTES].decode("utf-8", "replace")
-            self.frontier.set_robots(item.url, RobotsRules.parse(text, self.config.http.user_agent))
+            self._robots_answered(item.url, RobotsRules.parse(text, self.config.http.user_agent))
         self.pages.put(Page(item, result))
+
+    def _robots_answered(self, url: str, rules: RobotsRules) -> None:
+        """Pages already written with links to what the rules keep out get those links fixed
+        by the writers now, not at the end of the crawl."""
+        for disallowed in self.frontier.set_robots(url, rules):
+            misplaced = self.links.unsaved(disallowed)
+            if misplaced:
+                self.writes.put(_FixLinks(misplaced))
 
     def _fetch_or_reuse(self, item: CrawlItem, tally: Tally) -> Response | Redirected:
         """A download; or, on a re-crawl, the stored copy: without a request while it is still
@@ -427,7 +435,7 @@ class Pipeline:
         if item.kind is LinkKind.ROBOTS:
             # No robots.txt (4xx): all allowed. Server trouble (5xx, no answer): nothing allowed.
             allowed = error.status is not None and 400 <= error.status < 500
-            self.frontier.set_robots(item.url, ALLOW_ALL if allowed else DISALLOW_ALL)
+            self._robots_answered(item.url, ALLOW_ALL if allowed else DISALLOW_ALL)
             if allowed:
                 self.frontier.task_done(item)
                 return

@@ -41,31 +41,50 @@ class Scope:
         """The name of the first rule that keeps `url` out of the crawl, or None to crawl it.
 
         `url` is canonical; `depth` is the number of page hops it would be from a start URL,
-        `chain` the number of requisite hops since the last page.
+        `chain` the number of requisite hops since the last page. (Asked for every link of
+        every page: no words built here, see `explain`.)
         """
-        return self.explain(url, kind, depth, chain)[0]
+        if len(url) > self._max_url_length:
+            return "max_url_length"
+        if self._max_repeats and repeats_segments(url, self._max_repeats):
+            return "repeated_segments"
+        for pattern in self._exclude:
+            if pattern.search(url):
+                return "exclude"
+        if kind is LinkKind.REQUISITE and self._requisites_anywhere:
+            return "requisite_chain" if chain > MAX_REQUISITE_CHAIN else None
+        if not self.in_domains(url):
+            return "domain"
+        if kind is LinkKind.SITEMAP:
+            return None
+        if self._include and not any(pattern.search(url) for pattern in self._include):
+            return "include"
+        if self._max_depth is not None and depth > self._max_depth:
+            return "max_depth"
+        return None
 
     def explain(self, url: str, kind: LinkKind, depth: int, chain: int = 0) -> tuple[str | None, str]:
         """(the rule that keeps `url` out, or None; why, in words)."""
-        if len(url) > self._max_url_length:
-            return "max_url_length", f"longer than scope.max_url_length ({self._max_url_length})"
-        if self._max_repeats and repeats_segments(url, self._max_repeats):
-            return "repeated_segments", f"its path repeats segments {self._max_repeats} times (a trap)"
-        for pattern in self._exclude:
-            if pattern.search(url):
-                return "exclude", f"matches scope.exclude {pattern.pattern!r}"
-        if kind is LinkKind.REQUISITE and self._requisites_anywhere:
-            if chain > MAX_REQUISITE_CHAIN:
-                return "requisite_chain", f"more than {MAX_REQUISITE_CHAIN} requisites of requisites"
+        rule = self.rejection(url, kind, depth, chain)
+        if rule == "max_url_length":
+            return rule, f"longer than scope.max_url_length ({self._max_url_length})"
+        if rule == "repeated_segments":
+            return rule, f"its path repeats segments {self._max_repeats} times (a trap)"
+        if rule == "exclude":
+            pattern = next(pattern for pattern in self._exclude if pattern.search(url))
+            return rule, f"matches scope.exclude {pattern.pattern!r}"
+        if rule == "requisite_chain":
+            return rule, f"more than {MAX_REQUISITE_CHAIN} requisites of requisites"
+        if rule is None and kind is LinkKind.REQUISITE and self._requisites_anywhere:
             return None, "a requisite of a saved page: fetched whatever its host and depth"
-        if not self.in_domains(url):
-            return "domain", f"host {host_of(url)} is not in scope.domains"
-        if kind is LinkKind.SITEMAP:
+        if rule == "domain":
+            return rule, f"host {host_of(url)} is not in scope.domains"
+        if rule is None and kind is LinkKind.SITEMAP:
             return None, "a sitemap of a crawled host"
-        if self._include and not any(pattern.search(url) for pattern in self._include):
-            return "include", "matches none of scope.include"
-        if self._max_depth is not None and depth > self._max_depth:
-            return "max_depth", f"{depth} link hops from a start URL, more than scope.max_depth ({self._max_depth})"
+        if rule == "include":
+            return rule, "matches none of scope.include"
+        if rule == "max_depth":
+            return rule, f"{depth} link hops from a start URL, more than scope.max_depth ({self._max_depth})"
         return None, f"host {host_of(url)} is in scope.domains"
 
 

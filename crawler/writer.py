@@ -26,6 +26,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from crawler.errors import OutputError, UnsafePathError
@@ -43,8 +44,10 @@ RESERVED_TOP_LEVEL = frozenset({"manifest.jsonl", "report.json", "changes.json",
 
 _ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _KEEP_ESCAPED = frozenset("/\\%?") | {chr(c) for c in range(0x20)} | {"\x7f"}
+_ESCAPE_IN_NAME = re.compile(r"[/\\?\x00-\x1f\x7f]")  # _KEEP_ESCAPED but "%"
 
 
+@lru_cache(maxsize=16384)  # asked again for each link to a URL not saved yet; bounded, for big sites
 def url_to_path(url: str, content_type: str | None = None) -> str:
     """The mirror path of a canonical URL, relative to the output folder, "/"-separated.
 
@@ -73,7 +76,7 @@ def url_to_path(url: str, content_type: str | None = None) -> str:
 
 def _safe_name(segment: str) -> str:
     name = _ESCAPES.sub(_decode_escapes, segment) if "%" in segment else segment
-    if any(char in _KEEP_ESCAPED and char != "%" for char in name):
+    if _ESCAPE_IN_NAME.search(name):
         name = "".join(f"%{ord(c):02X}" if c in _KEEP_ESCAPED and c != "%" else c for c in name)
     if name in (".", ".."):
         return name.replace(".", "%2E")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,25 @@ def test_a_slow_host_does_not_hold_up_another(tmp_path: Path) -> None:
     assert len(slow_log) == 6
     # the fast host's 31 pages were all fetched while the slow one served its first few
     assert sum(moment <= fast_done for moment, _ in slow_log) <= 3
+
+
+def test_cookies_a_site_sets_are_sent_back_to_it_and_to_no_other_host(tmp_path: Path) -> None:
+    # A site that hands out a session cookie on its front page and refuses pages without it.
+    def front(handler: BaseHTTPRequestHandler) -> None:
+        routes.send(handler, 200, routes.page("/members.html", other), headers={"Set-Cookie": "session=s3cret; Path=/"})
+
+    def members(handler: BaseHTTPRequestHandler) -> None:
+        allowed = "session=s3cret" in (handler.headers.get("Cookie") or "")
+        routes.send(handler, 200 if allowed else 403, routes.page(title="members"))
+
+    other_seen: list[dict[str, str]] = []
+    with SiteServer(root=None, routes={"/x.html": routes.recorded(other_seen, routes.html(routes.page()))}) as third:
+        other = third.url.replace("127.0.0.1", "localhost") + "x.html"
+        report, _ = crawl_site({"/": front, "/members.html": members}, tmp_path,
+                               scope={"domains": ["127.0.0.1", "localhost"]})
+    assert not report.tally.failures
+    assert (tmp_path / next(tmp_path.glob("127.0.0.1*")).name / "members.html").is_file()
+    assert len(other_seen) == 1 and "cookie" not in other_seen[0]
 
 
 def test_user_agent_is_honest_and_overridable(tmp_path: Path) -> None:

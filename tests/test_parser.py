@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 import gzip
+import re
+from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from crawler.markup import css_spots, srcset_spans
+from crawler import markup
+from crawler.markup import css_spots, html_spots, srcset_spans
 from crawler.models import Link, LinkKind
 from crawler.parser import extract_links, sitemap_links
 
@@ -176,3 +182,51 @@ def test_sitemap_entities_are_not_expanded() -> None:
 def test_garbage_sitemap_gives_no_links() -> None:
     assert sitemap_links(b"\x1f\x8b not gzip", "http://h/s.xml") == []
     assert sitemap_links(b"<html>not a sitemap", "http://h/s.xml") == []
+
+
+# Pieces of markup, well and badly formed, that a document is made of for the property below.
+_NAMES = ["a", "A", "img", "td", "TD", "table", "body", "div", "p", "span", "style", "script", "title",
+          "link", "meta", "source", "plaintext", "textarea", "li"]
+_ATTRIBUTES = ['href="x.html"', "href=y.html", "HREF='z.html'", 'style="background:url(s.png)"',
+               "STYLE=url(t.png)", "style", 'background="bg.png"', "Background=bg2.png", 'src="i.png"',
+               'srcset="a.png 1x, b.png 2x"', 'rel="stylesheet"', 'title="a>b <a href=q.html>"',
+               'data-style="url(no.png)"', 'class="x"', "x=", "=y", '"quoted"', "a/b", 'unterminated="',
+               "'", 'http-equiv="refresh"', 'content="0; url=r.html"']
+_PIECES = st.one_of(
+    st.sampled_from(["text ", "<", "< a", "<!-- <a href=c.html> -->", "<!-->", "<!doctype html>", "<?x?>",
+                     "</a>", "</ p>", "</div", "&amp;", ">", "\n", "url(u.png)", "<3"]),
+    st.builds(lambda name, attributes, close: f"<{name}{''.join(' ' + a for a in attributes)}{close}",
+              st.sampled_from(_NAMES), st.lists(st.sampled_from(_ATTRIBUTES), max_size=4),
+              st.sampled_from([">", "/>", " >", ""])),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=30))
+@example(["<div ", "style=url(a.png)>"])
+@example(["<td background=x.png>", "<p title='<a href=y.html>'>"])
+def test_skipping_stretches_without_links_finds_the_same_spots_as_reading_every_tag(pieces: list[str]) -> None:
+    # html_spots skips text and tags that cannot hold a link in one regular expression;
+    # without that shortcut (a pattern that skips nothing) it reads every tag one by one.
+    body = "".join(pieces).encode()
+    with mock.patch.object(markup, "_NO_LINK", re.compile(b"")):
+        every_tag = html_spots(body)
+    assert html_spots(body) == every_tag
+
+
+def test_the_skip_takes_linear_time_on_a_tag_with_many_attributes() -> None:
+    # A tag the skip must refuse (here: for its style attribute, last) must not make the
+    # regular expression try every way of splitting the attributes before it.
+    body = b"<div " + b" ".join(b'a%d="v" b%d=w c%d' % (n, n, n) for n in range(2000)) + b' style="x">'
+    assert markup._NO_LINK.match(body).end() == 0  # type: ignore[union-attr]
+    assert html_spots(body).spots == []
+
+
+def test_the_skip_agrees_with_reading_every_tag_on_the_sample_site() -> None:
+    pages = sorted((Path(markup.__file__).parent / "demo" / "site").rglob("*.html"))
+    assert pages
+    for page in pages:
+        body = page.read_bytes()
+        with mock.patch.object(markup, "_NO_LINK", re.compile(b"")):
+            every_tag = html_spots(body)
+        assert html_spots(body) == every_tag, page

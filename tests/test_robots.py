@@ -151,3 +151,23 @@ def test_sitemaps_named_in_robots_txt_are_read_even_gzipped(tmp_path: Path) -> N
         counts = server.requests()
     assert counts["/maps/a.xml.gz"] == 1 and counts["/only-in-sitemap.html"] == 1
     assert counts["/sitemap.xml"] == 1  # the usual place is tried too; its 404 is no failure
+
+
+def test_links_to_a_host_whose_robots_txt_fails_are_fixed_during_the_crawl(tmp_path: Path) -> None:
+    # The CDN's robots.txt answers 503 only after the site's pages are written with their
+    # image links pointing at files to come; those links must become URLs right away (by the
+    # writers), not in a pass over the mirror after the last fetch.
+    cdn_routes = {"/robots.txt": routes.stall(1.0, routes.status(503)), "/logo.png": routes.raw(b"png", "image/png")}
+    with SiteServer(root=None, routes=cdn_routes) as cdn:
+        logo = cdn.url.replace("127.0.0.1", "localhost") + "logo.png"
+        site = {"/": routes.html(routes.page(*(f"/p{n}.html" for n in range(4)))),
+                **{f"/p{n}.html": routes.html(routes.page() + f'<img src="{logo}">'.encode()) for n in range(4)}}
+        with SiteServer(root=None, routes=site) as server:
+            config = make_config(server.url, tmp_path, mirror={"sitemaps": False}, http={"retries": 0},
+                                 scope={"domains": ["127.0.0.1", "localhost"]})
+            report = Pipeline(config).run()
+        assert "/logo.png" not in cdn.requests()
+    host = server.url.split("/")[2]
+    for n in range(4):
+        assert f'src="{logo}"'.encode() in (tmp_path / host / f"p{n}.html").read_bytes()
+    assert report.offline_links is not None and report.offline_links.files_converted == 0
