@@ -99,6 +99,11 @@ class Frontier:
                 self._changed.notify()
             return added
 
+    def seen_among(self, urls: Iterable[str]) -> set[str]:
+        """Which of `urls` were admitted already (under one lock for all of a page's links)."""
+        with self._lock:
+            return {url for url in urls if url in self._seen}
+
     def add_all(self, items: Iterable[CrawlItem], skipped: Iterable[tuple[str, str]] = ()) -> list[str]:
         """Queue each item whose URL is new, under one lock for all of a page's links, and
         record the page's links `skipped` by a scope rule, as (URL, rule). The URLs the known

@@ -489,7 +489,12 @@ class Pipeline:
             tally.parse_errors.append(Failure(response.url, "parse_error", str(exc)[:300]))
             page.document = None
         admitted, rejected = [], []
+        # Most links of a page lead where the crawl has been already (menus, footers): their
+        # URLs are admitted, to be saved, and need no scope rules asked again.
+        seen = self.frontier.seen_among(link.url for link in page.links)
         for link in page.links:
+            if link.url in seen:
+                continue
             # Pages count a hop and restart the requisite chain; requisites extend the chain.
             depth = item.depth + 1 if link.kind is LinkKind.PAGE else item.depth
             chain = 0 if link.kind is LinkKind.PAGE else item.chain + 1

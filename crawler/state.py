@@ -22,7 +22,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ CREATE INDEX IF NOT EXISTS outlinks_by_path ON outlinks (path);
 _TABLES = ("urls", "saved", "failures", "skipped", "aliases")
 _SAVED_COLUMNS = ("url, path, status, content_type, size, sha256, etag, last_modified, fetched_at, charset, "
                   "checked_at, fresh_until, file_size")  # the order of SavedFile's fields
+_SAVED_FIELDS = tuple(f.name for f in fields(SavedFile))
 
 
 @dataclass
@@ -336,7 +337,7 @@ class CrawlState:
         elif kind == "done":
             db.execute("UPDATE urls SET done = 1 WHERE url = ?", (event[1],))
         elif kind == "saved":
-            entry = asdict(event[1])
+            entry = {name: getattr(event[1], name) for name in _SAVED_FIELDS}  # asdict() deep-copies
             while entry["path"] in self._moves:  # its writer thread journaled it after the move
                 entry["path"] = self._moves[entry["path"]]
             db.execute(f"INSERT OR REPLACE INTO saved ({', '.join(entry)}) "
