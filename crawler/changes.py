@@ -11,9 +11,10 @@ its text is listed apart, as `noise_only`. Everything else is unchanged, by SHA-
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from crawler.config import IgnoreRule
 from crawler.errors import UsageError
 from crawler.models import Failure, SavedFile, is_html
 from crawler.snapshot import MANIFEST, SNAPSHOTS, load_manifest, snapshots
+from crawler.writer import StreamedList
 
 INVISIBLE = ("script", "style", "noscript", "template", "head")
 PREVIOUS_CRAWL = "previous crawl"  # what a plain mirror's changes are against
@@ -28,7 +30,8 @@ PREVIOUS_CRAWL = "previous crawl"  # what a plain mirror's changes are against
 
 @dataclass
 class Changes:
-    added: list[dict[str, object]] = field(default_factory=list)
+    # A first crawl adds every file: then its records are streamed, not held (see compare).
+    added: list[dict[str, object]] | StreamedList = field(default_factory=list)
     modified: list[dict[str, object]] = field(default_factory=list)
     removed: list[dict[str, object]] = field(default_factory=list)
     noise_only: list[dict[str, object]] = field(default_factory=list)
@@ -58,8 +61,8 @@ class Changes:
                  f"{len(self.removed)} removed, {self.unchanged} unchanged"
                  + (f", {len(self.noise_only)} changed only in ignored noise" if self.noise_only else "")]
         for title, entries in (("added", self.added), ("modified", self.modified), ("removed", self.removed)):
-            for entry in entries[:5]:
-                lines.append(f"  {title:8} {entry['url']}")
+            for entry in itertools.islice(entries, 5):
+                lines.append(f"  {title:8} {entry['url']}")  # type: ignore[index]
             if len(entries) > 5:
                 lines.append(f"  {title:8} ... and {len(entries) - 5} more")
         return "\n".join(lines)
@@ -67,21 +70,27 @@ class Changes:
 
 def compare(earlier: Iterable[SavedFile], earlier_root: Path | None, later: Iterable[SavedFile],
             later_root: Path, *, ignore: tuple[IgnoreRule, ...] = (), failures: Iterable[Failure] = (),
-            not_checked: Iterable[str] = (), earlier_name: str | None = None) -> Changes:
+            not_checked: Iterable[str] = (), earlier_name: str | None = None,
+            later_again: Callable[[], Iterator[SavedFile]] | None = None) -> Changes:
     """Changes from the crawl that saved `earlier` (files under `earlier_root`) to the one
     that saved `later`. `failures` and `not_checked` of the later crawl tell removed pages
-    from pages that could not be fetched or were not reached."""
+    from pages that could not be fetched or were not reached. `later_again`: the later
+    entries once more, sorted by URL; given, the records of added files (every file of a
+    first crawl) are not held in memory but read again when they are written."""
     before = {entry.url: entry for entry in earlier}
     gone = set(before)
     failed = {failure.url: failure for failure in failures}
     unreached = set(not_checked)
     changes = Changes(compared_with=earlier_name, ignore=ignore)
+    added = 0
     for entry in later:  # one at a time: a big crawl's entries come streamed from its state
         url = entry.url
         gone.discard(url)
         old = before.get(url)
         if old is None:
-            changes.added.append({"url": url, "sha256": entry.sha256, "size": entry.size, "path": entry.path})
+            added += 1
+            if later_again is None:
+                changes.added.append(_added(entry))
         elif old.sha256 == entry.sha256:
             changes.unchanged += 1
         else:
@@ -91,8 +100,12 @@ def compare(earlier: Iterable[SavedFile], earlier_root: Path | None, later: Iter
                 or page_text(earlier_root / old.path, old.charset, ignore) != page_text(
                     later_root / entry.path, entry.charset, ignore)
             (changes.modified if meaningful else changes.noise_only).append(record)
+    if later_again is not None:
+        changes.added = StreamedList(added, lambda: (_added(entry) for entry in later_again()
+                                                     if entry.url not in before))
     for records in (changes.added, changes.modified, changes.noise_only):
-        records.sort(key=lambda record: str(record["url"]))
+        if isinstance(records, list):
+            records.sort(key=lambda record: str(record["url"]))
     for url in sorted(gone):
         old = before[url]
         failure = failed.get(url)
@@ -104,6 +117,10 @@ def compare(earlier: Iterable[SavedFile], earlier_root: Path | None, later: Iter
             changes.removed.append({"url": url, "reason": failure.reason if failure else "no_longer_linked",
                                     "last_seen": _seen(old, earlier_name), "path": old.path, "sha256": old.sha256})
     return changes
+
+
+def _added(entry: SavedFile) -> dict[str, object]:
+    return {"url": entry.url, "sha256": entry.sha256, "size": entry.size, "path": entry.path}
 
 
 def _seen(entry: SavedFile, snapshot: str | None) -> str | None:

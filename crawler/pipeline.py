@@ -292,7 +292,8 @@ class Pipeline:
             self.state.entries(),
             self.writer.root, ignore=self.config.snapshots.ignore, failures=tally.failures,
             not_checked=not_fetched,
-            earlier_name=(previous.snapshot or PREVIOUS_CRAWL) if previous else None)
+            earlier_name=(previous.snapshot or PREVIOUS_CRAWL) if previous else None,
+            later_again=self.state.entries)
         if self.config.snapshots.keep == 0 and self.config.mirror.delete_removed:
             for removed in report.changes.removed:
                 path = str(removed["path"])

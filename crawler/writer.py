@@ -125,6 +125,41 @@ def _extension(name: str) -> str:
     return extension if 1 < len(extension) <= 10 and extension[1:].isalnum() else ""
 
 
+@dataclass(frozen=True)
+class StreamedList:
+    """A list too long to hold in memory: its length, and a way to read its items again
+    (from the crawl state) each time they are needed."""
+
+    length: int
+    read: Callable[[], Iterator[object]]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[object]:
+        return self.read()
+
+
+def _json_pieces(data: dict[str, object]) -> Iterator[str]:
+    """json.dumps(data, indent=2, ensure_ascii=False), in pieces, reading StreamedList values
+    one item at a time."""
+    encoder = json.JSONEncoder(indent=2, ensure_ascii=False)
+    if not any(isinstance(value, StreamedList) for value in data.values()):
+        yield from encoder.iterencode(data)
+        return
+    yield "{"
+    for number, (key, value) in enumerate(data.items()):
+        yield f"{',' if number else ''}\n  {json.dumps(key, ensure_ascii=False)}: "
+        if not isinstance(value, StreamedList) or not value:
+            yield encoder.encode(list(value) if isinstance(value, StreamedList) else value).replace("\n", "\n  ")
+            continue
+        yield "["
+        for index, item in enumerate(value):
+            yield f"{',' if index else ''}\n    " + encoder.encode(item).replace("\n", "\n    ")
+        yield "\n  ]"
+    yield "\n}"
+
+
 def checked_join(root: Path | str, relative: str) -> str:
     """root/relative, after proving that it stays inside root. Raises UnsafePathError."""
     parts = relative.split("/")
@@ -242,11 +277,10 @@ class Writer:
         manifest is never all in memory."""
         self._write_text(name, (json.dumps(record, ensure_ascii=False) + "\n" for record in records))
 
-    def write_json(self, name: str, data: object) -> None:
-        """Atomically write `data` as indented JSON, encoded piece by piece (changes.json of a
-        first crawl lists every file)."""
-        encoder = json.JSONEncoder(indent=2, ensure_ascii=False)
-        self._write_text(name, itertools.chain(encoder.iterencode(data), "\n"))
+    def write_json(self, name: str, data: dict[str, object]) -> None:
+        """Atomically write `data` as indented JSON, encoded piece by piece; a value that is a
+        `StreamedList` is read item by item (changes.json of a first crawl lists every file)."""
+        self._write_text(name, itertools.chain(_json_pieces(data), "\n"))
 
     def _write_text(self, name: str, pieces: Iterator[str]) -> None:
         temp = self._write_temp("", b"")

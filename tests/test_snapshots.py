@@ -15,9 +15,11 @@ import yaml
 from warcio.archiveiterator import ArchiveIterator
 
 import crawler.pipeline as pipeline_module
+from crawler.changes import compare
 from crawler.cli import main
 from crawler.config import load_config
 from crawler.demo.server import SiteServer
+from crawler.models import SavedFile
 from crawler.pipeline import Pipeline
 from tests import routes
 from tests.offline_check import check_mirror
@@ -353,3 +355,17 @@ def test_unchanged_pages_are_not_parsed_again_yet_their_links_follow_the_site(
     assert 'href="c.html"' in home_links()  # back: the local file again
     check = check_mirror(out / "latest")
     assert check.local_broken == []
+
+
+@pytest.mark.parametrize("earlier_urls", [[], ["a", "b", "gone"]])
+def test_changes_with_added_records_read_again_are_the_same_changes(earlier_urls: list[str], tmp_path: Path) -> None:
+    def entry(name: str, digest: str = "0" * 64) -> SavedFile:
+        return SavedFile(f"http://h/{name}", f"h/{name}", 200, "image/png", 1, digest, None, None, "2026-11-26")
+
+    earlier = [entry(name) for name in earlier_urls]
+    later = [entry("a"), entry("b", "1" * 64), entry("c"), entry("d")]  # sorted by URL, as the state gives them
+    held = compare(earlier, tmp_path, later, tmp_path)
+    read_again = compare(earlier, tmp_path, iter(later), tmp_path, later_again=lambda: iter(later))
+    assert not isinstance(read_again.added, list) and len(read_again.added) == len(held.added)
+    assert json.loads(json.dumps(read_again.to_dict(), default=list)) == json.loads(json.dumps(held.to_dict()))
+    assert read_again.summary() == held.summary()

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,15 @@ from hypothesis import strategies as st
 from crawler.errors import OutputError, UnsafePathError
 from crawler.models import SavedFile
 from crawler.urls import InvalidURLError, canonicalize
-from crawler.writer import COLLISION_SUFFIX, MAX_NAME_BYTES, TEMP_SUFFIX, Writer, checked_join, url_to_path
+from crawler.writer import (
+    COLLISION_SUFFIX,
+    MAX_NAME_BYTES,
+    TEMP_SUFFIX,
+    StreamedList,
+    Writer,
+    checked_join,
+    url_to_path,
+)
 
 
 @pytest.mark.parametrize(("url", "path"), [
@@ -204,3 +214,20 @@ def test_a_killed_writer_never_leaves_a_truncated_file_under_its_final_name(tmp_
     finals = list((tmp_path / "h").glob("file-*.bin"))
     assert len(finals) >= 5
     assert all(path.stat().st_size == 4_000_000 for path in finals)
+
+
+def test_json_with_streamed_lists_is_written_as_json_dumps_would_write_it(tmp_path: Path) -> None:
+    records = [{"url": f"http://h/{n}.html", "size": n, "note": "naïve ✓", "nested": {"a": [1, 2]}} for n in range(3)]
+    reads: list[int] = []
+
+    def read() -> Iterator[object]:
+        reads.append(1)
+        return iter(records)
+
+    writer = Writer(tmp_path)
+    writer.write_json("out.json", {"summary": {"added": 3}, "added": StreamedList(3, read),
+                                   "none": StreamedList(0, lambda: iter(())), "removed": [], "name": None})
+    expected = {"summary": {"added": 3}, "added": records, "none": [], "removed": [], "name": None}
+    written = (tmp_path / "out.json").read_text(encoding="utf-8")
+    assert written == json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
+    assert len(reads) == 1  # read while writing, not held before
