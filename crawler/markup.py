@@ -97,8 +97,12 @@ _MARKUP = re.compile(
 _ATTRIBUTE = re.compile(
     rb"""[\s/]*(?:([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>]*)))?)?""")
 # The whole attribute list of a start tag at once: _ATTRIBUTE repeated, then the ">".
-_ALL_ATTRIBUTES = re.compile(
-    rb"""(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*"?|'[^']*'?|[^\s>]*))?)*[\s/]*>?""")
+# Up to 64 attributes of a start tag (the grammar of _ATTRIBUTE): _tag_end repeats it. One
+# unbounded repetition would make the regex engine keep state for every attribute of a tag
+# -- gigabytes for a hostile page made of one tag with millions of them.
+_ATTRIBUTE_RUN = re.compile(
+    rb"""(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*"?|'[^']*'?|[^\s>]*))?){0,64}""")
+_TAG_CLOSE = re.compile(rb"[\s/]*>?")
 _STYLE_ATTRIBUTE = re.compile(rb"style\s*=", re.IGNORECASE)
 
 
@@ -110,7 +114,9 @@ def _attributes_without(names: bytes) -> bytes:
     name = rb"(?!(?i:" + names + rb")(?=[\s/>=]|\Z))[^\s/>][^\s/>=]*(?=[\s/>=]|\Z)"
     value = rb"""(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|(?!["'])[^\s>]*(?=[\s>]|\Z))"""
     # A name without a value must not be followed by "=": else "=v" could be read as a name.
-    return rb"(?:[\s/]*" + name + rb"(?:\s*=\s*(?=\S|\Z)" + value + rb"|(?!\s*=)))*[\s/]*(?:>|\Z)"
+    # At most 64 attributes, for the reason given at _ATTRIBUTE_RUN; a tag with more is read
+    # the slow way.
+    return rb"(?:[\s/]*" + name + rb"(?:\s*=\s*(?=\S|\Z)" + value + rb"|(?!\s*=))){0,64}[\s/]*(?:>|\Z)"
 
 
 def _names(tags: Iterable[bytes]) -> bytes:
@@ -131,7 +137,7 @@ _NO_LINK = re.compile(
     rb"|<(?!(?i:" + _names(LINK_TAGS | RAW_TEXT | {b"plaintext"}) + rb")(?=[\s/>]|\Z))[a-zA-Z][^\s/>]*"
     + _attributes_without(b"style") +
     rb"|<(?i:" + _names(_BACKGROUND_ONLY) + rb")(?=[\s/>]|\Z)" + _attributes_without(b"style|background") +
-    rb")*",
+    rb"){0,256}",  # bounded: the regex engine keeps state for every repetition
     re.DOTALL,
 )
 _CSS_LINKS = re.compile(
@@ -167,7 +173,7 @@ def html_spots(body: bytes) -> Document:
         tag = match.group(1).lower()
         # Most tags hold no link: skip them with one match of the whole attribute list (the
         # same grammar as _read_attributes), unless a style attribute may hold a url().
-        tag_end = None if tag in LINK_TAGS else _ALL_ATTRIBUTES.match(body, position).end()  # type: ignore[union-attr]
+        tag_end = None if tag in LINK_TAGS else _tag_end(body, position)
         if tag_end is None or _STYLE_ATTRIBUTE.search(body, position, tag_end):
             attributes, position = _read_attributes(body, position)
             if tag == b"base" and base is None and b"href" in attributes:
@@ -184,6 +190,13 @@ def html_spots(body: bytes) -> Document:
         elif tag == b"plaintext":
             break
     return Document(spots, base)
+
+
+def _tag_end(body: bytes, position: int) -> int:
+    """Where the start tag whose attribute list begins at `position` ends (after its ">")."""
+    while (end := _ATTRIBUTE_RUN.match(body, position).end()) > position:  # type: ignore[union-attr]
+        position = end
+    return _TAG_CLOSE.match(body, position).end()  # type: ignore[union-attr]
 
 
 _Value = tuple[int, int, bytes]  # start, end, quote of an attribute value

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import tracemalloc
 from pathlib import Path
 from unittest import mock
 
@@ -230,3 +231,23 @@ def test_the_skip_agrees_with_reading_every_tag_on_the_sample_site() -> None:
         with mock.patch.object(markup, "_NO_LINK", re.compile(b"")):
             every_tag = html_spots(body)
         assert html_spots(body) == every_tag, page
+
+
+@pytest.mark.parametrize("hostile", [
+    b"<div " + b"a=b " * 100_000 + b">",  # one tag with a hundred thousand attributes
+    b"<div " + b"a=b " * 100_000 + b' style="x">',  # the same, with a style attribute to read
+    b"<p class=x>x</p>" * 25_000,  # a long run of tags without links
+])
+def test_tokenizing_a_hostile_page_takes_memory_in_proportion_to_the_page(hostile: bytes) -> None:
+    # The regular-expression engine keeps state for each repetition of a group it may have
+    # to undo: one unbounded repetition over a page's tags or a tag's attributes cost
+    # gigabytes on a 10 MB page before the repetitions were bounded.
+    body = hostile + b'<a href="y.html">y</a>'
+    tracemalloc.start()
+    try:
+        spots = html_spots(body).spots
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [body[spot.start:spot.end] for spot in spots] == [b"y.html"]
+    assert peak < 4 * len(body)
