@@ -3,6 +3,7 @@
     crawl CONFIG                       crawl (or resume) the site of a config
     crawl demo                         serve the bundled sample site and mirror it
     crawl check CONFIG [URL ...]       is the config valid; would these URLs be crawled, and why
+    crawl status CONFIG                is a crawl of it running, how far has it got, how did it end
     crawl diff OUTPUT [OLD] [NEW]      what changed between two snapshots
     crawl schedule CONFIG --at HH:MM   a nightly crontab line or systemd timer
     crawl run-scheduled FOLDER         run every config of a folder on its schedule
@@ -43,6 +44,7 @@ from crawler.schedule import (
     systemd_units,
     unit_name,
 )
+from crawler.status import crawl_status
 from crawler.writer import url_to_path
 
 log = logging.getLogger("crawler")
@@ -115,6 +117,12 @@ def _diff(args: argparse.Namespace) -> int:
         for diff in text_diffs(output, old, new, changes):
             print(diff)
     return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = crawl_status(load_config(args.config))
+    print(json.dumps(status.to_dict(), indent=2) if args.json else status.text())
+    return status.exit_code
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -281,7 +289,7 @@ def _index_of(config: Config) -> str:
 def _crawl_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="crawl", description="Mirror a website to disk through a threaded pipeline.",
-        epilog="other commands: crawl demo | check CONFIG [URL ...] | diff OUTPUT [OLD] [NEW] | "
+        epilog="other commands: crawl demo | check CONFIG [URL ...] | status CONFIG | diff OUTPUT [OLD] [NEW] | "
                "schedule CONFIG --at HH:MM | run-scheduled FOLDER  (crawl COMMAND --help)")
     parser.add_argument("config", help="YAML config file, e.g. configs/site.yaml")
     parser.add_argument("--log-file", help="also log progress and the summary to this file")
@@ -322,6 +330,16 @@ def _check_parser() -> argparse.ArgumentParser:
                         help="judge the URLs as a page's images, stylesheets or scripts, not as pages")
     parser.add_argument("--no-robots", action="store_true", help="do not fetch robots.txt")
     parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    return parser
+
+
+def _status_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="crawl status",
+                             description="Is a crawl of this config running, and how far has it got; else how "
+                                         "did the last one end. Exit 0: running or completed; 1: interrupted "
+                                         "or never run.")
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("--json", action="store_true", help="print the status as JSON")
     return parser
 
 
@@ -369,6 +387,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
     "demo": (_demo_parser, _demo),
     "check": (_check_parser, _check),
+    "status": (_status_parser, _status),
     "diff": (_diff_parser, _diff),
     "schedule": (_schedule_parser, _schedule),
     "run-scheduled": (_run_scheduled_parser, _run_scheduled),

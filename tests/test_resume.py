@@ -162,3 +162,39 @@ def test_disk_full_stops_with_exit_1_and_the_crawl_resumes(server: SiteServer, t
     assert main([str(config)]) == 0
     manifest = read_manifest(tmp_path / "out")
     assert len(manifest) == 2 * 31  # the 31 pages within depth 4 and their images
+
+
+def test_status_follows_a_crawl_from_another_shell(tmp_path: Path, server: SiteServer,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_file(tmp_path, server)
+
+    def status() -> tuple[int, dict[str, object]]:
+        code = main(["status", str(config), "--json"])
+        return code, json.loads(capsys.readouterr().out)
+
+    assert status() == (1, {**status()[1], "state": "never"})
+    since = len(server.request_log())
+    crawl = start_crawl(config)
+    try:
+        wait_for_requests(server, since, 40)
+        deadline = time.monotonic() + 30
+        while (running := status())[1]["files_saved"] == 0:
+            assert time.monotonic() < deadline, "nothing was journaled"
+            time.sleep(0.02)
+        code, seen = running
+        assert code == 0 and seen["state"] == "running" and seen["pid"] == crawl.pid
+        assert seen["urls_pending"] > 0 and seen["urls_seen"] > seen["urls_pending"]
+    finally:
+        crawl.send_signal(signal.SIGKILL)
+        crawl.communicate()
+    code, killed = status()
+    assert code == 1 and killed["state"] == "interrupted" and killed["pid"] is None
+    assert main(["status", str(config)]) == 1
+    assert "was interrupted; the next run resumes it" in capsys.readouterr().out
+
+    assert main([str(config)]) == 0  # the status queries took no lock: the crawl resumes
+    capsys.readouterr()
+    code, done = status()
+    assert code == 0 and done["state"] == "completed" and done["urls_pending"] == 0
+    assert done["files_saved"] == len(read_manifest(tmp_path / "out"))
+    assert done["report"]["outcome"] == "completed"  # type: ignore[index]

@@ -21,6 +21,7 @@ from crawler.config import load_config
 from crawler.demo.server import SiteServer
 from crawler.models import SavedFile
 from crawler.pipeline import Pipeline
+from crawler.status import crawl_status
 from tests import routes
 from tests.offline_check import check_mirror
 
@@ -369,3 +370,16 @@ def test_changes_with_added_records_read_again_are_the_same_changes(earlier_urls
     assert not isinstance(read_again.added, list) and len(read_again.added) == len(held.added)
     assert json.loads(json.dumps(read_again.to_dict(), default=list)) == json.loads(json.dumps(held.to_dict()))
     assert read_again.summary() == held.summary()
+
+
+def test_status_names_the_snapshot_a_crawl_wrote_and_its_report(site: tuple[routes.MutableSite, SiteServer],
+                                                                tmp_path: Path) -> None:
+    _, server = site
+    config = load_config(write_config(tmp_path, server, snapshots={"keep": 3}))
+    Pipeline(config).run()
+    status = crawl_status(config)
+    out = tmp_path / "out"
+    assert status.state == "completed" and status.snapshot == latest(out) and status.exit_code == 0
+    assert status.files_saved == len((out / "latest" / "manifest.jsonl").read_text().splitlines())
+    assert status.report is not None and status.report["outcome"] == "completed"
+    assert f"snapshot {latest(out)} completed" in status.text()
