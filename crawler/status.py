@@ -37,7 +37,7 @@ class CrawlStatus:
     bytes_saved: int
     failures: int
     skipped: int
-    report: dict[str, object] | None  # outcome, finished_at, duration_s... of the last report.json
+    report: dict[str, object] | None  # outcome, finished_at... of report.json (while running: the run before)
 
     @property
     def exit_code(self) -> int:

@@ -151,7 +151,8 @@ def _json_pieces(data: dict[str, object]) -> Iterator[str]:
     for number, (key, value) in enumerate(data.items()):
         yield f"{',' if number else ''}\n  {json.dumps(key, ensure_ascii=False)}: "
         if not isinstance(value, StreamedList) or not value:
-            yield encoder.encode(list(value) if isinstance(value, StreamedList) else value).replace("\n", "\n  ")
+            for piece in encoder.iterencode([] if isinstance(value, StreamedList) else value):
+                yield piece.replace("\n", "\n  ")
             continue
         yield "["
         for index, item in enumerate(value):
