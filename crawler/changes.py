@@ -60,7 +60,8 @@ class Changes:
         lines = [f"changes{against}: {len(self.added)} added, {len(self.modified)} modified, "
                  f"{len(self.removed)} removed, {self.unchanged} unchanged"
                  + (f", {len(self.noise_only)} changed only in ignored noise" if self.noise_only else "")]
-        for title, entries in (("added", self.added), ("modified", self.modified), ("removed", self.removed)):
+        kinds = (("added", self.added), ("modified", self.modified), ("removed", self.removed))
+        for title, entries in kinds[1:] if self.compared_with is None else kinds:  # first crawl: all added
             for entry in itertools.islice(entries, 5):
                 lines.append(f"  {title:8} {entry['url']}")  # type: ignore[index]
             if len(entries) > 5:

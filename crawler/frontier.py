@@ -280,6 +280,12 @@ class Frontier:
         with self._lock:
             return len(self._seen)
 
+    def backlog(self) -> tuple[int, int]:
+        """(URLs queued for a fetcher, URLs waiting out a retry delay)."""
+        with self._lock:
+            queued = sum(len(host.requisites) + len(host.pages) for host in self._hosts.values())
+            return queued, len(self._delayed)
+
     def skipped(self) -> dict[str, str]:
         with self._lock:
             return dict(self._skipped)

@@ -3,7 +3,8 @@
 The display shows what is done (pages saved and discovered, bytes, rate, errors) and where
 the crawl is bound: for each stage, how many of its threads are busy, and how full the queue
 after it is. Fetchers all busy and queues empty: the network is the limit; the page queue
-full: the parsers are; the write queue full: the disk is.
+full: the parsers are; the write queue full: the disk is; fetchers idle while URLs wait in
+the frontier: politeness holds them back. `bound_by` says which, in words.
 """
 
 from __future__ import annotations
@@ -26,12 +27,31 @@ log = logging.getLogger("crawler.progress")
 QUEUE_AFTER = {"fetch": "page queue", "parse": "write queue"}
 
 
+def bound_by(stats: Stats) -> str:
+    """What the crawl waits on now, read from the stages' busy threads and queues."""
+    fetch_busy, fetchers = stats.busy.get("fetch", 0), stats.threads.get("fetch", 0)
+    if stats.queued.get("write queue", 0) >= stats.queue_size:
+        return "the disk (the write queue is full)"
+    if stats.queued.get("page queue", 0) >= stats.queue_size:
+        return "parsing (the page queue is full)"
+    if fetch_busy >= fetchers:
+        return "the network (every fetcher waits on a response)"
+    if stats.frontier:
+        return "politeness (URLs wait for their host's turn: robots.txt, per_host, delay, Crawl-delay)"
+    if stats.retrying:
+        return "retries (URLs wait out their retry delay)"
+    return "discovery (new links come as pages are parsed)"
+
+
 def render(stats: Stats, rate: float) -> Group:
     """One frame of the live display."""
     head = Text.assemble(
         ("crawl ", "bold"), (f"{stats.saved:,} saved", "green"), f" / {stats.discovered:,} found   ",
         f"{stats.bytes / 1e6:,.1f} MB   ", (f"{rate:,.1f} pages/s", "cyan"), "   ",
         (f"{stats.errors:,} errors", "red" if stats.errors else "dim"), f"   {_clock(stats.elapsed)}")
+    backlog = Text.assemble(
+        f"{stats.frontier:,} URLs waiting" + (f", {stats.retrying:,} to retry" if stats.retrying else ""),
+        "   bound by ", (bound_by(stats), "bold"))
     table = Table.grid(padding=(0, 2))
     for _ in range(4):
         table.add_column()
@@ -46,7 +66,7 @@ def render(stats: Stats, rate: float) -> Group:
                                                    finished_style="bar.complete"),
             f"{busy}/{threads} busy",
             f"-> {queue} {waiting}/{stats.queue_size}" if queue else "")
-    return Group(head, table)
+    return Group(head, backlog, table)
 
 
 def line(stats: Stats, rate: float) -> str:
@@ -54,7 +74,8 @@ def line(stats: Stats, rate: float) -> str:
     stages = ", ".join(f"{stage} {stats.busy.get(stage, 0)}/{stats.threads.get(stage, 0)} busy" for stage in STAGES)
     queues = ", ".join(f"{queue} {count}/{stats.queue_size}" for queue, count in stats.queued.items())
     return (f"progress: {stats.saved} saved / {stats.discovered} found, {stats.bytes / 1e6:.1f} MB, "
-            f"{rate:.1f} pages/s, {stats.errors} errors, {_clock(stats.elapsed)}; {stages}; {queues}")
+            f"{rate:.1f} pages/s, {stats.errors} errors, {_clock(stats.elapsed)}; {stages}; {queues}; "
+            f"{stats.frontier} URLs waiting, {stats.retrying} to retry; bound by {bound_by(stats)}")
 
 
 class ProgressReporter:

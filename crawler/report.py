@@ -34,6 +34,8 @@ class Stats:
     threads: dict[str, int]  # stage -> threads
     queued: dict[str, int]  # queue -> items waiting in it
     queue_size: int
+    frontier: int = 0  # URLs waiting in the frontier for a fetcher (and their host's turn)
+    retrying: int = 0  # URLs waiting out a retry delay
 
 
 @dataclass

@@ -15,7 +15,7 @@ from rich.console import Console
 from crawler.cli import main
 from crawler.demo.server import SiteServer
 from crawler.pipeline import Pipeline
-from crawler.progress import ProgressReporter, line, render
+from crawler.progress import ProgressReporter, bound_by, line, render
 from crawler.report import Stats
 from tests import routes
 from tests.conftest import make_config
@@ -120,3 +120,36 @@ def test_json_logs(tmp_path: Path) -> None:
     entries = [json.loads(text) for text in result.stderr.splitlines()]
     assert entries and all({"time", "level", "logger", "message"} <= set(entry) for entry in entries)
     assert any(entry["message"].startswith("completed:") for entry in entries)
+
+
+@pytest.mark.parametrize(("busy", "queued", "frontier", "retrying", "bound"), [
+    ({"fetch": 4}, {}, 100, 0, "the network"),
+    ({"fetch": 4}, {"page queue": 10, "write queue": 10}, 100, 0, "the disk"),
+    ({"fetch": 4}, {"page queue": 10}, 100, 0, "parsing"),
+    ({"fetch": 1}, {}, 100, 0, "politeness"),
+    ({"fetch": 0}, {}, 0, 3, "retries"),
+    ({"fetch": 0}, {}, 0, 0, "discovery"),
+])
+def test_progress_says_what_the_crawl_is_bound_by(busy: dict[str, int], queued: dict[str, int], frontier: int,
+                                                  retrying: int, bound: str) -> None:
+    stats = Stats(elapsed=1, saved=1, discovered=2, bytes=0, errors=0, busy=busy,
+                  threads={"fetch": 4, "parse": 2, "write": 2}, queued=queued, queue_size=10,
+                  frontier=frontier, retrying=retrying)
+    assert bound_by(stats).startswith(bound)
+    assert f"{frontier} URLs waiting, {retrying} to retry; bound by {bound}" in line(stats, 1.0)
+    console = Console(file=StringIO(), width=140, record=True)
+    console.print(render(stats, 1.0))
+    assert f"bound by {bound}" in console.export_text()
+
+
+def test_a_polite_crawl_logs_that_politeness_holds_it_back(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # One host, four fetchers, a delay between requests: fetchers wait, URLs wait, and the
+    # progress line says why.
+    with SiteServer(root=None, routes=routes.tree_site(30)) as server:
+        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 4},
+                                        politeness={"robots": False, "per_host": 1, "delay": 0.05}))
+        with caplog.at_level("INFO", logger="crawler.progress"), \
+                ProgressReporter(pipeline.stats, live=False, every=0.2):
+            pipeline.run()
+    lines = [record.getMessage() for record in caplog.records if record.name == "crawler.progress"]
+    assert any("bound by politeness" in message for message in lines)

@@ -383,3 +383,13 @@ def test_status_names_the_snapshot_a_crawl_wrote_and_its_report(site: tuple[rout
     assert status.files_saved == len((out / "latest" / "manifest.jsonl").read_text().splitlines())
     assert status.report is not None and status.report["outcome"] == "completed"
     assert f"snapshot {latest(out)} completed" in status.text()
+
+
+def test_the_summary_lists_added_pages_only_against_an_earlier_crawl(tmp_path: Path) -> None:
+    def entry(name: str) -> SavedFile:
+        return SavedFile(f"http://h/{name}", f"h/{name}", 200, "image/png", 1, "0" * 64, None, None, "2026-11-26")
+
+    first = compare([], None, [entry("a"), entry("b")], tmp_path)
+    assert first.summary() == "changes (first crawl): 2 added, 0 modified, 0 removed, 0 unchanged"
+    later = compare([entry("a")], tmp_path, [entry("a"), entry("b")], tmp_path, earlier_name="2026-11-25T020000Z")
+    assert later.summary().splitlines()[1:] == ["  added    http://h/b"]
