@@ -1,10 +1,10 @@
 """Link extraction: document bytes in, canonical absolute links out (HTML, CSS, sitemaps).
 
 HTML and CSS links are read at the spots `markup.py` finds, so extraction and link
-conversion agree on every link. Measured on the benchmark site's 20 KB pages, per page:
-beautifulsoup4 + html.parser 2.4 ms, beautifulsoup4 + lxml with a SoupStrainer 1.7 ms,
-lxml alone 0.13 ms, the spot tokenizer 0.13 ms -- and only the tokenizer knows where each
-link sits in the bytes, which byte-preserving link conversion needs.
+conversion agree on every link. Measured on the benchmark site's 20 KB pages, per page
+(`bench/extractors.py`): beautifulsoup4 + html.parser 1.9 ms, beautifulsoup4 + lxml with a
+SoupStrainer 1.3 ms, lxml.etree alone 0.10 ms, the spot tokenizer 0.23 ms -- and only the
+tokenizer knows where each link sits in the bytes, which byte-preserving link conversion needs.
 """
 
 from __future__ import annotations
