@@ -32,6 +32,8 @@ from crawler.models import CrawlItem, Failure, LinkKind, SavedFile
 log = logging.getLogger(__name__)
 
 STATE_DIR = ".crawl"
+STATE_FILE = "state.sqlite"  # in STATE_DIR
+LOCK_FILE = "lock"  # in STATE_DIR: the pid of the crawl that holds it
 GROUP_COMMIT_SECONDS = 0.05  # the most a journaled event waits for its transaction
 SCHEMA_VERSION = 3
 _SCHEMA = """
@@ -81,7 +83,7 @@ class CrawlLock:
     """One crawl per output folder at a time."""
 
     def __init__(self, output: Path) -> None:
-        self.path = output / STATE_DIR / "lock"
+        self.path = output / STATE_DIR / LOCK_FILE
         self._handle: Any = None
 
     def acquire(self) -> None:
@@ -120,7 +122,7 @@ class CrawlState:
     """The journal of one output folder's crawl (see the module docstring)."""
 
     def __init__(self, output: Path, on_error: Callable[[OutputError], None]) -> None:
-        self.path = output / STATE_DIR / "state.sqlite"
+        self.path = output / STATE_DIR / STATE_FILE
         self._on_error = on_error
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._hurry = threading.Event()  # set when a caller waits for the journal to be written

@@ -19,7 +19,7 @@ from pathlib import Path
 from crawler.config import Config
 from crawler.errors import OutputError
 from crawler.snapshot import SNAPSHOTS
-from crawler.state import STATE_DIR
+from crawler.state import LOCK_FILE, STATE_DIR, STATE_FILE
 
 RUNNING, INTERRUPTED, COMPLETED, NEVER = "running", "interrupted", "completed", "never"
 
@@ -82,7 +82,7 @@ def _moment(iso: str | None) -> str:
 
 def crawl_status(config: Config) -> CrawlStatus:
     output = config.output_dir
-    state_file = output / STATE_DIR / "state.sqlite"
+    state_file = output / STATE_DIR / STATE_FILE
     if not state_file.is_file():
         return CrawlStatus(str(output), NEVER, None, None, None, 0, 0, 0, 0, 0, 0, None)
     try:
@@ -90,7 +90,7 @@ def crawl_status(config: Config) -> CrawlStatus:
     except sqlite3.Error as exc:
         raise OutputError(f"cannot read the crawl state {state_file}: {exc}", str(state_file)) from None
     snapshot = meta.get("snapshot") or None
-    pid = _running_pid(output / STATE_DIR / "lock")
+    pid = _running_pid(output / STATE_DIR / LOCK_FILE)
     state = RUNNING if pid is not None else COMPLETED if meta.get("status") == "completed" else INTERRUPTED
     report_root = output / SNAPSHOTS / snapshot if snapshot else output
     return CrawlStatus(str(output), state, pid, meta.get("started_at"), snapshot, *counts,
