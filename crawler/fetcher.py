@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import http.client
 import os
 import random
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 import requests
 
@@ -327,7 +331,8 @@ def _drain(raw: requests.Response, limit: int = 65536) -> None:
 
 def _translate(exc: requests.exceptions.RequestException, url: str) -> FetchError:
     """Map a requests exception to a FetchError reason; network trouble is retryable."""
-    detail = str(exc)[:300]
+    innermost = _innermost(exc)
+    detail = _cause(innermost)
     errors = requests.exceptions
     if isinstance(exc, errors.Timeout):
         return FetchError(f"timed out: {detail}", url, "timeout", retryable=True)
@@ -339,15 +344,42 @@ def _translate(exc: requests.exceptions.RequestException, url: str) -> FetchErro
         return FetchError(f"cannot decode the body: {detail}", url, "decode_error")
     if isinstance(exc, errors.ConnectionError):
         # requests reports a read timeout while streaming as a ConnectionError
-        lowered = detail.lower()
+        lowered = str(exc).lower()
         if "timed out" in lowered:
             return FetchError(f"timed out: {detail}", url, "timeout", retryable=True)
-        if "resolve" in lowered or "name or service not known" in lowered:
-            return FetchError(f"cannot resolve the host name: {detail}", url, "dns_error", retryable=True)
+        if isinstance(innermost.__context__, socket.gaierror) or "failed to resolve" in lowered:
+            return FetchError(f"cannot resolve the host name {urlsplit(url).hostname}: {detail}", url,
+                              "dns_error", retryable=True)
         return FetchError(f"connection failed: {detail}", url, "connection_error", retryable=True)
     if isinstance(exc, (errors.InvalidURLError, errors.InvalidSchema, errors.MissingSchema)):
         return FetchError(f"unusable URL: {detail}", url, "invalid_url")
     return FetchError(f"request failed: {detail}", url, "request_error", retryable=True)
+
+
+def _innermost(exc: requests.exceptions.RequestException) -> BaseException:
+    """The error under the wrappers of requests and urllib3 (whose MaxRetryError keeps it as
+    `reason`)."""
+    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
+    return getattr(inner, "reason", None) or inner
+
+
+_POOL_PREFIX = re.compile(r"^\w+\(host='[^']*', port=\d+\): ")
+
+
+def _cause(error: BaseException) -> str:
+    """What went wrong, in the system's words where there are some: "Connection refused", not
+    "HTTPConnectionPool(host='x', port=80): Max retries exceeded with url: / (Caused by
+    NewConnectionError(...: Failed to establish a new connection: [Errno 111] Connection
+    refused'))"."""
+    for candidate in (error, error.__context__, *error.args):
+        if isinstance(candidate, OSError) and candidate.strerror:
+            return candidate.strerror
+    if isinstance(error, http.client.BadStatusLine) and not isinstance(error, http.client.RemoteDisconnected):
+        return f"not an HTTP response: {error.line[:100]!r}"
+    nested = [arg for arg in error.args if isinstance(arg, BaseException)]
+    if nested:  # urllib3's ProtocolError("Connection aborted.", the error)
+        return _cause(nested[-1])
+    return _POOL_PREFIX.sub("", str(error))[:300]
 
 
 def parse_content_type(header: str) -> tuple[str, str | None]:

@@ -21,6 +21,7 @@ import os
 import queue
 import sqlite3
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -52,11 +53,13 @@ CREATE TABLE IF NOT EXISTS skipped (url TEXT PRIMARY KEY, rule TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS saved_by_path ON saved (path);
 CREATE TABLE IF NOT EXISTS aliases (source TEXT PRIMARY KEY, target TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outlinks (
-    url TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, links TEXT NOT NULL);
+    url TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, links BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS outlinks_by_path ON outlinks (path);
 """
 # outlinks outlives a crawl (it is not in _TABLES): the next crawl reads each unchanged page's
-# links from it instead of parsing the page again (see Pipeline._parse_one).
+# links from it instead of parsing the page again (see Pipeline._parse_one). Its links are
+# zlib-compressed: as text they took half as much room as the mirror itself on a site of API
+# docs (~50 links of ~150 bytes per page), compressed a tenth of that, for ~30 us per page.
 _TABLES = ("urls", "saved", "failures", "skipped", "aliases")
 _SAVED_COLUMNS = ("url, path, status, content_type, size, sha256, etag, last_modified, fetched_at, charset, "
                   "checked_at, fresh_until, file_size")  # the order of SavedFile's fields
@@ -236,11 +239,17 @@ class CrawlState:
             try:
                 if self._reader is None:
                     self._reader = self._connect()
-                return self._reader.execute("SELECT path, sha256, links FROM outlinks WHERE url = ?",
-                                            (url,)).fetchone()
+                row = self._reader.execute("SELECT path, sha256, links FROM outlinks WHERE url = ?",
+                                           (url,)).fetchone()
             except sqlite3.Error as exc:
                 log.warning("cannot read the crawl state: %s", exc)
                 return None
+        if row is None:
+            return None
+        try:
+            return row[0], row[1], _unpack(row[2])
+        except (zlib.error, UnicodeDecodeError):  # damaged: the page is parsed again
+            return None
 
     def moved(self, old_path: str, new_path: str) -> None:
         """A saved file was renamed (a folder needed its name): every URL saved as it follows."""
@@ -361,15 +370,15 @@ class CrawlState:
             url, path, sha256, links = event[1:]
             while path in self._moves:
                 path = self._moves[path]
-            db.execute("INSERT OR REPLACE INTO outlinks VALUES (?, ?, ?, ?)", (url, path, sha256, links))
+            db.execute("INSERT OR REPLACE INTO outlinks VALUES (?, ?, ?, ?)", (url, path, sha256, _pack(links)))
         elif kind == "outlinks_changed":
             path, change = event[1:]
             row = db.execute("SELECT links FROM outlinks WHERE path = ?", (path,)).fetchone() if change else None
-            links = change(row[0]) if row is not None and change is not None else None
+            links = change(_unpack(row[0])) if row is not None and change is not None else None
             if links is None:
                 db.execute("DELETE FROM outlinks WHERE path = ?", (path,))
             else:
-                db.execute("UPDATE outlinks SET links = ? WHERE path = ?", (links, path))
+                db.execute("UPDATE outlinks SET links = ? WHERE path = ?", (_pack(links), path))
         elif kind == "finish":
             self._set_meta(db, status="completed" if event[1] else "running", totals=json.dumps(event[2]))
             if event[1]:  # only the pages of this crawl can be the next one's stored copies
@@ -389,6 +398,14 @@ class CrawlState:
     @staticmethod
     def _set_meta(db: sqlite3.Connection, **values: str) -> None:
         db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+
+
+def _pack(links: str) -> bytes:
+    return zlib.compress(links.encode(), 1)  # level 1: nearly all the gain, a fraction of the time
+
+
+def _unpack(links: bytes | str) -> str:
+    return links if isinstance(links, str) else zlib.decompress(links).decode()  # str: stored uncompressed
 
 
 def _file_size(path: Path) -> int | None:

@@ -97,6 +97,20 @@ def reset_connection(handler: BaseHTTPRequestHandler) -> None:
     handler.connection.shutdown(2)
 
 
+def hang_up(handler: BaseHTTPRequestHandler) -> None:
+    """Read the request, answer nothing, close the connection."""
+    handler.close_connection = True
+    handler.connection.shutdown(2)
+
+
+def not_http(handler: BaseHTTPRequestHandler) -> None:
+    """Answer with a line that is not an HTTP status line."""
+    handler.wfile.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+    handler.wfile.flush()
+    handler.close_connection = True
+    handler.connection.shutdown(2)
+
+
 def stall(seconds: float, then: Route | None = None) -> Route:
     """Say nothing for `seconds` (a hung server), then answer like `then` if still connected."""
     def route(handler: BaseHTTPRequestHandler) -> None:

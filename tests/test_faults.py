@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
@@ -136,10 +137,24 @@ def test_client_errors_are_not_retried_and_server_errors_are(tmp_path: Path) -> 
 
 
 def test_each_failure_is_in_the_report_with_its_reason(tmp_path: Path) -> None:
-    site = linking({"/hang.html": routes.stall(2), "/cut.html": routes.reset_connection})
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    refused = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    closed.close()  # nothing listens there now
+    site = linking({"/hang.html": routes.stall(2), "/cut.html": routes.reset_connection,
+                    "/hang-up.html": routes.hang_up, "/not-http.html": routes.not_http}, refused)
     report, _ = crawl_site(site, tmp_path, http={"timeout": 0.3, "retries": 1, "retry_backoff": 0.01})
-    assert reasons(report) == {"hang.html": "timeout", "cut.html": "incomplete_body"}
-    assert report.tally.retries == 2
+    failures = {failure.url.split("/", 3)[-1] or failure.url: failure for failure in report.tally.failures}
+    assert {name: failure.reason for name, failure in failures.items()} == {
+        "hang.html": "timeout", "cut.html": "incomplete_body", "hang-up.html": "connection_error",
+        "not-http.html": "connection_error", refused: "connection_error"}
+    assert report.tally.retries == 5  # each once
+    # What a user reads: the cause, not urllib3's wrappers around it.
+    assert failures[refused].message == "connection failed: Connection refused"
+    assert failures["hang-up.html"].message == "connection failed: Remote end closed connection without response"
+    assert failures["not-http.html"].message == "connection failed: not an HTTP response: 'SSH-2.0-OpenSSH_9.6\\r\\n'"
+    assert failures["cut.html"].message.startswith("connection broke mid-body: IncompleteRead(406 bytes read")
+    assert failures["hang.html"].message == "timed out: Read timed out. (read timeout=0.3)"
 
 
 # -- slow and oversized responses ---------------------------------------------------------------

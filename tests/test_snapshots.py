@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -356,6 +358,40 @@ def test_unchanged_pages_are_not_parsed_again_yet_their_links_follow_the_site(
     assert 'href="c.html"' in home_links()  # back: the local file again
     check = check_mirror(out / "latest")
     assert check.local_broken == []
+
+
+@pytest.mark.parametrize("stored_as", ["text", "damaged"])
+def test_stored_links_of_an_earlier_version_or_damaged_are_handled(
+        stored_as: str, site: tuple[routes.MutableSite, SiteServer], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The crawl state keeps each page's links compressed. Links an earlier version stored as
+    text are still used; a damaged record only means the page is parsed again."""
+    _, server = site
+    parsed: list[str] = []
+    real_parse = pipeline_module.parse_document
+
+    def counting_parse(body: bytes, url: str, *args: object) -> object:
+        parsed.append(url.removeprefix(server.url))
+        return real_parse(body, url, *args)
+
+    monkeypatch.setattr(pipeline_module, "parse_document", counting_parse)
+    config = write_config(tmp_path, server)
+    assert main([str(config)]) == 0
+    state = tmp_path / "out" / ".crawl" / "state.sqlite"
+    with sqlite3.connect(state) as db:
+        stored = dict(db.execute("SELECT url, links FROM outlinks"))
+        assert stored and all(isinstance(links, bytes) for links in stored.values())
+        text = zlib.decompress(stored[server.url + "a.html"]).decode()
+        assert len(stored[server.url + "a.html"]) < len(text) and server.url in text
+        for url, links in stored.items():
+            value = zlib.decompress(links).decode() if stored_as == "text" else links[:5]
+            db.execute("UPDATE outlinks SET links = ? WHERE url = ?", (value, url))
+    db.close()
+
+    parsed.clear()
+    assert main([str(config)]) == 0
+    assert ("a.html" in parsed) == (stored_as == "damaged")
+    assert check_mirror(tmp_path / "out").local_broken == []
 
 
 @pytest.mark.parametrize("earlier_urls", [[], ["a", "b", "gone"]])
