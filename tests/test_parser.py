@@ -192,7 +192,8 @@ _ATTRIBUTES = ['href="x.html"', "href=y.html", "HREF='z.html'", 'style="backgrou
                "STYLE=url(t.png)", "style", 'background="bg.png"', "Background=bg2.png", 'src="i.png"',
                'srcset="a.png 1x, b.png 2x"', 'rel="stylesheet"', 'title="a>b <a href=q.html>"',
                'data-style="url(no.png)"', 'class="x"', "x=", "=y", '"quoted"', "a/b", 'unterminated="',
-               "'", 'http-equiv="refresh"', 'content="0; url=r.html"']
+               "'", 'http-equiv="refresh"', 'content="0; url=r.html"', "href = 'w.html'", 'href=""', "href=",
+               'data-href="d.html"', "href\n=\nn.html"]
 _PIECES = st.one_of(
     st.sampled_from(["text ", "<", "< a", "<!-- <a href=c.html> -->", "<!-->", "<!doctype html>", "<?x?>",
                      "</a>", "</ p>", "</div", "&amp;", ">", "\n", "url(u.png)", "<3"]),
@@ -207,10 +208,11 @@ _PIECES = st.one_of(
 @example(["<div ", "style=url(a.png)>"])
 @example(["<td background=x.png>", "<p title='<a href=y.html>'>"])
 def test_skipping_stretches_without_links_finds_the_same_spots_as_reading_every_tag(pieces: list[str]) -> None:
-    # html_spots skips text and tags that cannot hold a link in one regular expression;
-    # without that shortcut (a pattern that skips nothing) it reads every tag one by one.
+    # html_spots skips text and tags that cannot hold a link, and reads a plain <a href>, in
+    # one regular expression; without that shortcut (a pattern that matches nothing) it reads
+    # every tag one by one.
     body = "".join(pieces).encode()
-    with mock.patch.object(markup, "_NO_LINK", re.compile(b"")):
+    with mock.patch.object(markup, "_TO_NEXT_LINK", re.compile(b"")):
         every_tag = html_spots(body)
     assert html_spots(body) == every_tag
 
@@ -219,8 +221,11 @@ def test_the_skip_takes_linear_time_on_a_tag_with_many_attributes() -> None:
     # A tag the skip must refuse (here: for its style attribute, last) must not make the
     # regular expression try every way of splitting the attributes before it.
     body = b"<div " + b" ".join(b'a%d="v" b%d=w c%d' % (n, n, n) for n in range(2000)) + b' style="x">'
-    assert markup._NO_LINK.match(body).end() == 0  # type: ignore[union-attr]
+    assert markup._TO_NEXT_LINK.match(body).end() == 0  # type: ignore[union-attr]
     assert html_spots(body).spots == []
+    body = b"<a " + b" ".join(b'a%d="v" b%d=w c%d' % (n, n, n) for n in range(20)) + b' href=x.html style="x">'
+    assert markup._TO_NEXT_LINK.match(body).end() == 0  # type: ignore[union-attr]
+    assert [body[spot.start:spot.end] for spot in html_spots(body).spots] == [b"x.html"]
 
 
 def test_the_skip_agrees_with_reading_every_tag_on_the_sample_site() -> None:
@@ -228,7 +233,7 @@ def test_the_skip_agrees_with_reading_every_tag_on_the_sample_site() -> None:
     assert pages
     for page in pages:
         body = page.read_bytes()
-        with mock.patch.object(markup, "_NO_LINK", re.compile(b"")):
+        with mock.patch.object(markup, "_TO_NEXT_LINK", re.compile(b"")):
             every_tag = html_spots(body)
         assert html_spots(body) == every_tag, page
 
