@@ -326,8 +326,13 @@ def css_spots(body: bytes, start: int = 0, end: int | None = None) -> list[Spot]
 
 def spot_value(body: bytes, spot: Spot, encoding: str) -> str:
     """The URL written at `spot`, as a browser reads it (character references decoded)."""
-    text = body[spot.start:spot.end].decode(encoding, "replace")
-    if spot.context is Context.ATTRIBUTE and "&" in text:
+    return read_value(body[spot.start:spot.end], spot.context, encoding)
+
+
+def read_value(written: bytes, context: Context, encoding: str) -> str:
+    """The URL `written` so in `context`, as a browser reads it."""
+    text = written.decode(encoding, "replace")
+    if context is Context.ATTRIBUTE and "&" in text:
         text = html.unescape(text)
     return text.strip()
 
