@@ -2,8 +2,8 @@
 
 HTML and CSS links are read at the spots `markup.py` finds, so extraction and link
 conversion agree on every link. Measured on the benchmark site's 20 KB pages, per page
-(`bench/extractors.py`): beautifulsoup4 + html.parser 1.9 ms, beautifulsoup4 + lxml with a
-SoupStrainer 1.3 ms, lxml.etree alone 0.10 ms, the spot tokenizer 0.23 ms -- and only the
+(`bench/extractors.py`): beautifulsoup4 + html.parser 2.1 ms, beautifulsoup4 + lxml with a
+SoupStrainer 1.4 ms, lxml.etree alone 0.11 ms, the spot tokenizer 0.18 ms -- and only the
 tokenizer knows where each link sits in the bytes, which byte-preserving link conversion needs.
 """
 
