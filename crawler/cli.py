@@ -191,7 +191,9 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> in
         watching = ProgressReporter(pipeline.stats, live=live)
     with _stop_on_signals(pipeline.stop), watching:
         report = pipeline.run()
-    log.info("%s", report.summary())
+    # Printed on stdout, the summary is not repeated by a console log in text (the log file
+    # and JSON logs keep it).
+    log.info("%s", report.summary(), extra={SUMMARY_PRINTED: show_summary})
     if show_summary:
         print(report.summary(), flush=True)
     if pipeline.fatal_error is not None:
@@ -254,6 +256,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+SUMMARY_PRINTED = "summary_printed"  # a log record's attribute: the summary is on stdout already
+
+
 def _setup_logging(verbosity: int, log_file: str | None, log_format: str = "text") -> None:
     """On a terminal: warnings and errors; without one (cron): errors only, so that a quiet
     run sends no mail. -v: progress; -vv: debug. --log-file gets INFO (or more) as well."""
@@ -264,6 +269,8 @@ def _setup_logging(verbosity: int, log_file: str | None, log_format: str = "text
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(formatter)
     console.setLevel(level)
+    if log_format != "json":
+        console.addFilter(lambda record: not getattr(record, SUMMARY_PRINTED, False))
     handlers: list[logging.Handler] = [console]
     if log_file:
         try:

@@ -74,9 +74,16 @@ def test_unusable_output_folder_exits_1_with_one_line(tmp_path: Path, site: Site
     assert site.requests() == {}
 
 
-def test_verbose_prints_the_summary(tmp_path: Path, site: SiteServer, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(write_config(tmp_path / "c.yaml", site.url, tmp_path / "out")), "-v"]) == 0
-    assert f"completed: {DEMO_URL_COUNT} files saved" in capsys.readouterr().out
+def test_verbose_prints_the_summary_once(tmp_path: Path, site: SiteServer,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    log_file = tmp_path / "crawl.log"
+    assert main([str(write_config(tmp_path / "c.yaml", site.url, tmp_path / "out")), "-v",
+                 "--log-file", str(log_file)]) == 0
+    captured = capsys.readouterr()
+    summary = f"completed: {DEMO_URL_COUNT} files saved"
+    assert summary in captured.out
+    assert " INFO failed " in captured.err and summary not in captured.err  # INFO logs, but not it twice
+    assert summary in log_file.read_text()
 
 
 def test_version_and_help_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
