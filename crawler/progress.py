@@ -3,8 +3,9 @@
 The display shows what is done (pages saved and discovered, bytes, rate, errors) and where
 the crawl is bound: for each stage, how many of its threads are busy, and how full the queue
 after it is. Fetchers all busy and queues empty: the network is the limit; the page queue
-full: the parsers are; the write queue full: the disk is; fetchers idle while URLs wait in
-the frontier: politeness holds them back. `bound_by` says which, in words.
+full: the parsers are; the write queue full: the writers are (converting links, saving
+files); fetchers idle while URLs wait in the frontier: politeness holds them back. `bound_by`
+says which, in words.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def bound_by(stats: Stats) -> str:
     """What the crawl waits on now, read from the stages' busy threads and queues."""
     fetch_busy, fetchers = stats.busy.get("fetch", 0), stats.threads.get("fetch", 0)
     if stats.queued.get("write queue", 0) >= stats.queue_size:
-        return "the disk (the write queue is full)"
+        return "writing: link conversion and files (the write queue is full)"
     if stats.queued.get("page queue", 0) >= stats.queue_size:
         return "parsing (the page queue is full)"
     if fetch_busy >= fetchers:

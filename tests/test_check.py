@@ -124,7 +124,7 @@ def test_json_logs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("busy", "queued", "frontier", "retrying", "bound"), [
     ({"fetch": 4}, {}, 100, 0, "the network"),
-    ({"fetch": 4}, {"page queue": 10, "write queue": 10}, 100, 0, "the disk"),
+    ({"fetch": 4}, {"page queue": 10, "write queue": 10}, 100, 0, "writing"),
     ({"fetch": 4}, {"page queue": 10}, 100, 0, "parsing"),
     ({"fetch": 1}, {}, 100, 0, "politeness"),
     ({"fetch": 0}, {}, 0, 3, "retries"),
