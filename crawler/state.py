@@ -323,17 +323,18 @@ class CrawlState:
                     batch.append(self._events.get_nowait())
                 except queue.Empty:
                     break
-            flushes = []
+            # Read first: whatever happens to the batch, no caller may wait for ever.
+            flushes = [event[1] for event in batch if event[0] is _FLUSH]
+            closing = any(event[0] is _CLOSE for event in batch)
             try:
                 with db:
                     for event in batch:
-                        if event[0] is _FLUSH:
-                            flushes.append(event[1])
-                        elif event[0] is _CLOSE:
-                            closing = True
-                        elif not self._failed:
+                        if event[0] is not _FLUSH and event[0] is not _CLOSE and not self._failed:
                             self._apply(db, event)
             except sqlite3.Error as exc:
+                self._fail(exc)
+            except Exception as exc:  # a bug: the crawl stops with it, rather than hang on a dead journal
+                log.exception("the crawl state journal failed")
                 self._fail(exc)
             for waiter in flushes:
                 waiter.set()
@@ -374,7 +375,10 @@ class CrawlState:
         elif kind == "outlinks_changed":
             path, change = event[1:]
             row = db.execute("SELECT links FROM outlinks WHERE path = ?", (path,)).fetchone() if change else None
-            links = change(_unpack(row[0])) if row is not None and change is not None else None
+            try:
+                links = change(_unpack(row[0])) if row is not None and change is not None else None
+            except (zlib.error, UnicodeDecodeError):  # damaged: void, the page is parsed next time
+                links = None
             if links is None:
                 db.execute("DELETE FROM outlinks WHERE path = ?", (path,))
             else:
@@ -384,7 +388,7 @@ class CrawlState:
             if event[1]:  # only the pages of this crawl can be the next one's stored copies
                 db.execute("DELETE FROM outlinks WHERE url NOT IN (SELECT url FROM saved)")
 
-    def _fail(self, exc: sqlite3.Error) -> None:
+    def _fail(self, exc: Exception) -> None:
         if not self._failed:
             self._failed = True
             self._on_error(OutputError(f"cannot record the crawl state in {self.path}: {exc}", str(self.path)))

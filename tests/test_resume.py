@@ -18,7 +18,9 @@ import yaml
 import crawler.writer as writer_module
 from crawler.cli import main
 from crawler.demo.server import SiteServer
+from crawler.errors import OutputError
 from crawler.pipeline import Pipeline
+from crawler.state import CrawlState
 from crawler.writer import Writer
 from tests import routes
 from tests.conftest import make_config, mirrored_files, read_manifest
@@ -198,3 +200,21 @@ def test_status_follows_a_crawl_from_another_shell(tmp_path: Path, server: SiteS
     assert code == 0 and done["state"] == "completed" and done["urls_pending"] == 0
     assert done["files_saved"] == len(read_manifest(tmp_path / "out"))
     assert done["report"]["outcome"] == "completed"  # type: ignore[index]
+
+
+def test_a_journal_event_that_fails_stops_the_crawl_instead_of_hanging_it(tmp_path: Path) -> None:
+    """Whatever goes wrong while the journal thread applies events, those who wait for it
+    (flush, close) are released, and the crawl hears of the error."""
+    errors: list[OutputError] = []
+    state = CrawlState(tmp_path, errors.append)
+    state.open("{}", "2026-11-26T00:00:00+00:00")
+
+    def broken(links: str) -> str:
+        raise RuntimeError("a bug")
+
+    state.outlinks("http://site.test/", "site.test/index.html", "0" * 64, "[]")
+    state.flush()
+    state.outlinks_changed("site.test/index.html", broken)
+    state.flush()  # returns: the journal is not dead with the flush unanswered
+    state.close()
+    assert len(errors) == 1 and "a bug" in str(errors[0])
