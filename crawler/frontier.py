@@ -5,6 +5,11 @@ known (its robots.txt request goes first), fewer than `per_host` of its requests
 flight, and its `delay` since the last request start has passed; other hosts are never held
 up by a slow one. A URL robots.txt disallows is skipped when its turn comes.
 
+Page URLs wait in memory up to `max_queued_pages`; beyond that, a host's new page URLs are
+*parked* in the crawl state (they are journaled there anyway) and read back, in order, a batch
+at a time when the host's queue runs dry -- so a site that links to millions of pages does not
+need their queue in memory.
+
 A URL is *in flight* from the moment a fetcher takes it until the pipeline is completely done
 with it (fetched, its links added back here, its file written, or its failure recorded).
 The crawl is over exactly when nothing is pending, nothing waits for a retry and nothing is in
@@ -36,6 +41,17 @@ class Journal(Protocol):
     def done(self, url: str) -> None: ...
 
 
+class Parking(Protocol):
+    """Where page URLs wait when too many are queued (the crawl state)."""
+
+    def park(self, items: list[CrawlItem]) -> None: ...
+    def unpark(self, origin: str, after: int, limit: int | None) -> list[tuple[int, CrawlItem]]: ...
+
+
+MAX_QUEUED_PAGES = 100_000  # page URLs queued in memory (~200 bytes each); the rest are parked
+UNPARK_BATCH = 5_000  # page URLs read back at a time
+
+
 class NoJournal:
     def added(self, items: list[CrawlItem]) -> None:
         pass
@@ -57,17 +73,22 @@ class _Host:
     not_before: float = 0.0  # time.monotonic() before which no request may start
     last_start: float = 0.0  # time.monotonic() of the latest request start
     robots: RobotsRules | None = None  # None until its robots.txt was answered
+    parked: int = 0  # page URLs waiting in the crawl state, queued after `pages`
+    parked_after: int = 0  # the parking position of the last one read back
+    unparking: bool = False  # a fetcher is reading some back (without the lock)
 
     def has_work(self) -> bool:
-        return bool(self.requisites or self.pages)
+        return bool(self.requisites or self.pages or self.parked)
 
 
 class Frontier:
-    def __init__(self, max_pages: int | None = None, per_host: int = 1_000_000, delay: float = 0.0,
-                 robots: bool = False, journal: Journal | None = None) -> None:
+    def __init__(self, *, max_pages: int | None = None, per_host: int = 1_000_000, delay: float = 0.0,
+                 robots: bool = False, journal: Journal | None = None, parking: Parking | None = None,
+                 max_queued_pages: int | None = None) -> None:
         """`per_host`, `delay`: politeness per host (scheme, name and port); `robots`: fetch
         each host's robots.txt first and obey it; `journal`: told of every change worth keeping
-        (its calls must be quick: they happen under the lock)."""
+        (its calls must be quick: they happen under the lock); `parking`: where page URLs
+        beyond `max_queued_pages` (None: MAX_QUEUED_PAGES) wait; None: all in memory."""
         # One lock guards every field below; `_changed` is signalled whenever the answer of
         # `get` may have changed: work added or finished, a host freed, or stop.
         self._lock = threading.Lock()
@@ -85,6 +106,11 @@ class Frontier:
         self._delay = delay
         self._robots = robots
         self._journal: Journal = journal or NoJournal()
+        self._parking = parking
+        self._max_queued_pages = MAX_QUEUED_PAGES if max_queued_pages is None else max_queued_pages
+        self._queued_pages = 0  # in the hosts' `pages` queues
+        self._to_park: list[CrawlItem] = []  # parked by _enqueue, for the journal after `added`
+        self._unparking = 0  # hosts being read back: the crawl is not over while any is
         self._stopped = False
 
     # -- producers -------------------------------------------------------------------------
@@ -96,6 +122,7 @@ class Frontier:
             added = self._admit(item)
             if added:
                 self._journal.added([item])
+                self._park_new()
                 self._changed.notify()
             return added
 
@@ -119,6 +146,7 @@ class Frontier:
                     disallowed.append(item.url)
             if added:
                 self._journal.added(added)
+                self._park_new()
                 self._changed.notify(len(added))
         return disallowed
 
@@ -139,15 +167,19 @@ class Frontier:
         return True
 
     def restore(self, seen: Iterable[str], pending: Iterable[CrawlItem], skipped: dict[str, str],
-                html_pages_saved: int) -> None:
-        """Go on with an interrupted crawl: what it saw, what it still had to fetch."""
+                html_pages_saved: int, parked: dict[str, int] | None = None) -> None:
+        """Go on with an interrupted crawl: what it saw, what it still had to fetch (`parked`:
+        how many page URLs of each host wait in the crawl state)."""
         with self._lock:
             self._seen.update(seen)
             self._skipped.update(skipped)
             self._html_pages_saved = html_pages_saved
+            for origin, count in (parked or {}).items():
+                self._host(origin).parked += count  # before the rest: they were queued earlier
             for item in pending:
                 self._seen.add(item.url)
                 self._enqueue(item)
+            self._park_new()
             self._changed.notify_all()
 
     def claim(self, url: str) -> bool:
@@ -188,13 +220,16 @@ class Frontier:
                     return None
                 now = time.monotonic()
                 self._promote_due_retries(now)
-                item, wake_at = self._take_ready(now)
+                item, wake_at, parked_host = self._take_ready(now)
+                if parked_host is not None:
+                    self._unpark(parked_host)
+                    continue
                 if item is not None:
                     self._in_flight += 1
                     if item.kind is LinkKind.PAGE:
                         self._pages_in_flight += 1
                     return item
-                if self._in_flight == 0 and not self._delayed and wake_at is None:
+                if self._in_flight == 0 and not self._delayed and wake_at is None and not self._unparking:
                     self._changed.notify_all()  # wake the other fetchers: they stop too
                     return None
                 if self._delayed:
@@ -257,7 +292,9 @@ class Frontier:
             if disallowed:
                 out = {item.url for item in disallowed}
                 host.requisites = deque(item for item in host.requisites if item.url not in out)
+                pages = len(host.pages)
                 host.pages = deque(item for item in host.pages if item.url not in out)
+                self._queued_pages -= pages - len(host.pages)
                 for item in disallowed:
                     self._skip_disallowed(item.url, rules)
             self._changed.notify_all()
@@ -283,7 +320,7 @@ class Frontier:
     def backlog(self) -> tuple[int, int]:
         """(URLs queued for a fetcher, URLs waiting out a retry delay)."""
         with self._lock:
-            queued = sum(len(host.requisites) + len(host.pages) for host in self._hosts.values())
+            queued = sum(len(host.requisites) + len(host.pages) + host.parked for host in self._hosts.values())
             return queued, len(self._delayed)
 
     def skipped(self) -> dict[str, str]:
@@ -294,7 +331,12 @@ class Frontier:
         """URLs seen but never handed out (what a stop or max_pages left behind)."""
         with self._lock:
             waiting = [item for host in self._hosts.values() for item in (*host.requisites, *host.pages)]
-            return waiting + [entry[2] for entry in self._delayed]
+            waiting += [entry[2] for entry in self._delayed]
+            parked = [(origin, host.parked_after) for origin, host in self._hosts.items() if host.parked]
+        for origin, after in parked:  # read without the lock, as in _unpark
+            assert self._parking is not None
+            waiting += [item for _, item in self._parking.unpark(origin, after, None)]
+        return waiting
 
     # -- internals (caller holds the lock) --------------------------------------------------
 
@@ -310,15 +352,24 @@ class Frontier:
 
     def _enqueue(self, item: CrawlItem, front: bool = False) -> None:
         host = self._host(origin_of(item.url))
-        queue = host.pages if item.kind is LinkKind.PAGE else host.requisites
+        queue = host.requisites
+        if item.kind is LinkKind.PAGE:
+            full = self._queued_pages >= self._max_queued_pages
+            if self._parking is not None and not front and (host.parked or full):
+                host.parked += 1  # after those parked before it: the host's order holds
+                self._to_park.append(item)
+                return
+            self._queued_pages += 1
+            queue = host.pages
         if front:
             queue.appendleft(item)
         else:
             queue.append(item)
 
-    def _take_ready(self, now: float) -> tuple[CrawlItem | None, float | None]:
+    def _take_ready(self, now: float) -> tuple[CrawlItem | None, float | None, str | None]:
         """The next URL some host may send now, in round-robin order over hosts; else the
-        earliest time a host becomes free (None: only in-flight work can change things)."""
+        earliest time a host becomes free (None: only in-flight work can change things); or
+        a host whose next URLs must first be read back from the parking."""
         wake_at: float | None = None
         for key in list(self._hosts):
             host = self._hosts[key]
@@ -329,13 +380,16 @@ class Frontier:
                 continue
             item = self._next_of(host)
             if item is None:
+                if host.parked and not host.pages and not host.unparking and host.robots is not None \
+                        and self._page_budget_left():
+                    return None, None, key
                 continue
             host.in_flight += 1
             host.last_start = now
             host.not_before = now + self._delay_of(host)
             self._hosts[key] = self._hosts.pop(key)  # to the end of the round
-            return item, None
-        return None, wake_at
+            return item, None, None
+        return None, wake_at, None
 
     def _next_of(self, host: _Host) -> CrawlItem | None:
         """The host's next URL that may go: robots.txt before anything else, requisites before
@@ -344,11 +398,46 @@ class Frontier:
             if host.robots is None:  # robots.txt unanswered: only its own request may go
                 head = host.requisites[0] if host.requisites else None
                 return host.requisites.popleft() if head and head.kind is LinkKind.ROBOTS else None
-            item = host.requisites.popleft() if host.requisites else host.pages.popleft()
+            if host.requisites:
+                item = host.requisites.popleft()
+            else:
+                item = host.pages.popleft()
+                self._queued_pages -= 1
             if item.kind is LinkKind.ROBOTS or host.robots.allows(item.url):
                 return item
             self._skip_disallowed(item.url, host.robots)
         return None
+
+    def _park_new(self) -> None:
+        """Journal the page URLs _enqueue parked (after their `added`, which creates them)."""
+        if self._to_park:
+            assert self._parking is not None
+            self._parking.park(self._to_park)
+            self._to_park = []
+
+    def _unpark(self, origin: str) -> None:
+        """Read the next parked page URLs of a host back into its queue. The lock is let go
+        meanwhile: the crawl state may have to commit them first, and must never wait for a
+        thread that waits for the frontier."""
+        assert self._parking is not None
+        host = self._hosts[origin]
+        host.unparking = True
+        self._unparking += 1
+        self._lock.release()
+        try:
+            rows = self._parking.unpark(origin, host.parked_after, min(UNPARK_BATCH, self._max_queued_pages))
+        finally:
+            self._lock.acquire()
+            host.unparking = False
+            self._unparking -= 1
+        if rows:
+            host.parked -= len(rows)
+            host.parked_after = rows[-1][0]
+            host.pages.extend(item for _, item in rows)
+            self._queued_pages += len(rows)
+        else:  # the crawl state has none left (it failed: that stops the crawl)
+            host.parked = 0
+        self._changed.notify_all()
 
     def _skip_disallowed(self, url: str, rules: RobotsRules) -> None:
         """A queued URL that robots.txt keeps out: skipped, and no longer pending."""

@@ -92,7 +92,8 @@ class Pipeline:
         self.state = CrawlState(config.output_dir, on_error=self._abort)
         politeness = config.politeness
         self.frontier = Frontier(max_pages=config.scope.max_pages, per_host=politeness.per_host,
-                                 delay=politeness.delay, robots=politeness.robots, journal=self.state)
+                                 delay=politeness.delay, robots=politeness.robots, journal=self.state,
+                                 parking=self.state)
         self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension,
                              on_move=self._file_moved)
         self.links = LinkMap(self.writer.path_for)
@@ -179,9 +180,10 @@ class Pipeline:
         self._resumed_from = resumed.started_at
         removed = remove_temporary_files(self.writer.root, TEMP_SUFFIX)
         log.warning("resuming the crawl started %s: %d files saved, %d URLs to go%s", resumed.started_at,
-                    len(resumed.saved), len(resumed.pending),
+                    len(resumed.saved), len(resumed.pending) + sum(resumed.parked.values()),
                     f" ({removed} half-written files removed)" if removed else "")
-        self.frontier.restore(resumed.seen, resumed.pending, resumed.skipped, resumed.html_pages_saved)
+        self.frontier.restore(resumed.seen, resumed.pending, resumed.skipped, resumed.html_pages_saved,
+                              resumed.parked)
         self.writer.restore(resumed.saved)
         self.links.restore(resumed.saved, resumed.aliases)
         self._converted_earlier = [entry for entry in resumed.saved

@@ -29,6 +29,7 @@ from typing import Any
 
 from crawler.errors import OutputError
 from crawler.models import CrawlItem, Failure, LinkKind, SavedFile
+from crawler.urls import origin_of
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS urls (
     url TEXT PRIMARY KEY, kind TEXT NOT NULL, depth INTEGER NOT NULL, chain INTEGER NOT NULL,
-    referrer TEXT, guessed INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+    referrer TEXT, guessed INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0,
+    parked TEXT);  -- the URL's origin if it waited here rather than in the frontier's memory
 CREATE TABLE IF NOT EXISTS saved (
     url TEXT PRIMARY KEY, path TEXT NOT NULL, status INTEGER NOT NULL, content_type TEXT NOT NULL,
     size INTEGER NOT NULL, sha256 TEXT NOT NULL, etag TEXT, last_modified TEXT, fetched_at TEXT NOT NULL,
@@ -56,6 +58,8 @@ CREATE TABLE IF NOT EXISTS outlinks (
     url TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, links BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS outlinks_by_path ON outlinks (path);
 """
+# After _SCHEMA: a state written before `parked` existed gets the column first.
+_PARKED_INDEX = "CREATE INDEX IF NOT EXISTS urls_parked ON urls (parked) WHERE parked IS NOT NULL"  # rowid follows
 # outlinks outlives a crawl (it is not in _TABLES): the next crawl reads each unchanged page's
 # links from it instead of parsing the page again (see Pipeline._parse_one). Its links are
 # zlib-compressed: as text they took half as much room as the mirror itself on a site of API
@@ -78,6 +82,7 @@ class Resumed:
     failures: list[Failure]
     skipped: dict[str, str]
     aliases: list[tuple[str, str]]
+    parked: dict[str, int] = field(default_factory=dict)  # origin -> page URLs parked (not in `pending`)
     totals: dict[str, int] = field(default_factory=dict)  # counters of the earlier runs
     snapshot: str | None = None  # the snapshot it writes into (snapshot mode)
 
@@ -145,12 +150,16 @@ class CrawlState:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                if "parked" not in {column[1] for column in db.execute("PRAGMA table_info(urls)")}:
+                    db.execute("ALTER TABLE urls ADD COLUMN parked TEXT")
+                db.execute(_PARKED_INDEX)
                 meta = dict(db.execute("SELECT key, value FROM meta"))
                 if meta.get("schema", str(SCHEMA_VERSION)) != str(SCHEMA_VERSION):
                     log.warning("the crawl state was written by another version of crawl: starting a new crawl")
                     for table in (*_TABLES, "meta"):
                         db.execute(f"DROP TABLE {table}")
                     db.executescript(_SCHEMA)
+                    db.execute(_PARKED_INDEX)
                     meta = {}
                 same_mode = bool(meta.get("snapshot")) == bool(snapshot)
                 resumed = self._load(db, meta.get("snapshot") or None) \
@@ -189,7 +198,9 @@ class CrawlState:
             db.execute("UPDATE urls SET done = 0 WHERE url = ?", (url,))
         pending = [CrawlItem(url, depth, LinkKind(kind), referrer, chain=chain, guessed=bool(guessed))
                    for url, kind, depth, chain, referrer, guessed in db.execute(
-                       "SELECT url, kind, depth, chain, referrer, guessed FROM urls WHERE done = 0")]
+                       "SELECT url, kind, depth, chain, referrer, guessed FROM urls WHERE done = 0 AND parked IS NULL")]
+        parked = dict(db.execute("SELECT parked, COUNT(*) FROM urls WHERE done = 0 AND parked IS NOT NULL "
+                                 "GROUP BY parked"))
         html_pages = db.execute(
             "SELECT COUNT(*) FROM saved JOIN urls USING (url) WHERE urls.kind = 'page' "
             "AND saved.content_type IN ('text/html', 'application/xhtml+xml')").fetchone()[0]
@@ -201,7 +212,7 @@ class CrawlState:
         skipped = {url: rule for url, rule in db.execute("SELECT url, rule FROM skipped") if url not in seen}
         return Resumed(started_at="", seen=seen, pending=pending, saved=saved, html_pages_saved=html_pages,
                        failures=failures, skipped=skipped,
-                       aliases=list(db.execute("SELECT source, target FROM aliases")))
+                       aliases=list(db.execute("SELECT source, target FROM aliases")), parked=parked)
 
     # -- journal (cheap: each call only queues an event) ------------------------------------
 
@@ -210,6 +221,10 @@ class CrawlState:
 
     def skipped(self, url: str, rule: str) -> None:
         self._events.put(("skipped", url, rule))
+
+    def park(self, items: list[CrawlItem]) -> None:
+        """These page URLs (already `added`) wait here, not in memory, until `unpark`."""
+        self._events.put(("parked", [(origin_of(item.url), item.url) for item in items]))
 
     def done(self, url: str) -> None:
         self._events.put(("done", url))
@@ -250,6 +265,24 @@ class CrawlState:
             return row[0], row[1], _unpack(row[2])
         except (zlib.error, UnicodeDecodeError):  # damaged: the page is parsed again
             return None
+
+    def unpark(self, origin: str, after: int, limit: int | None) -> list[tuple[int, CrawlItem]]:
+        """The next `limit` (None: all) URLs of `origin` parked after position `after`, in the
+        order they were parked, each with its position. Commits what is journaled first."""
+        self.flush()
+        with self._reading:
+            try:
+                if self._reader is None:
+                    self._reader = self._connect()
+                rows = self._reader.execute(
+                    "SELECT rowid, url, kind, depth, chain, referrer, guessed FROM urls "
+                    "WHERE parked = ? AND rowid > ? AND done = 0 ORDER BY rowid LIMIT ?",
+                    (origin, after, -1 if limit is None else limit)).fetchall()
+            except sqlite3.Error as exc:
+                self._fail(exc)
+                return []
+        return [(rowid, CrawlItem(url, depth, LinkKind(kind), referrer, chain=chain, guessed=bool(guessed)))
+                for rowid, url, kind, depth, chain, referrer, guessed in rows]
 
     def moved(self, old_path: str, new_path: str) -> None:
         """A saved file was renamed (a folder needed its name): every URL saved as it follows."""
@@ -346,6 +379,8 @@ class CrawlState:
             db.executemany("INSERT OR IGNORE INTO urls (url, kind, depth, chain, referrer, guessed) "
                            "VALUES (?, ?, ?, ?, ?, ?)",
                            [(i.url, i.kind.value, i.depth, i.chain, i.referrer, int(i.guessed)) for i in event[1]])
+        elif kind == "parked":
+            db.executemany("UPDATE urls SET parked = ? WHERE url = ?", event[1])
         elif kind == "done":
             db.execute("UPDATE urls SET done = 1 WHERE url = ?", (event[1],))
         elif kind == "saved":

@@ -149,3 +149,39 @@ def test_skip_is_recorded_once_and_forgotten_when_admitted() -> None:
     assert frontier.skipped() == {}
     assert frontier.claim("http://h/new")
     assert not frontier.claim("http://h/new")
+
+
+class ListParking:
+    """The crawl state's parking, in a list: (position, origin, item)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, str, CrawlItem]] = []
+
+    def park(self, items: list[CrawlItem]) -> None:
+        for parked in items:
+            self.rows.append((len(self.rows) + 1, parked.url.rsplit("/", 1)[0], parked))
+
+    def unpark(self, origin: str, after: int, limit: int | None) -> list[tuple[int, CrawlItem]]:
+        rows = [(position, parked) for position, row_origin, parked in self.rows
+                if row_origin == origin and position > after]
+        return rows if limit is None else rows[:limit]
+
+
+def test_page_urls_beyond_the_limit_wait_in_the_parking_and_come_back_in_order() -> None:
+    parking = ListParking()
+    frontier = Frontier(parking=parking, max_queued_pages=10)
+    frontier.add_all([item(f"p{n}") for n in range(50)] + [item(f"r{n}", REQUISITE) for n in range(5)])
+    frontier.add(item("late"))
+    assert len(parking.rows) == 41  # all but the first 10 pages; requisites are never parked
+    assert frontier.backlog() == (56, 0)
+    assert {queued.url for queued in frontier.pending()} == \
+        {f"http://h/{name}" for name in [*(f"p{n}" for n in range(50)), *(f"r{n}" for n in range(5)), "late"]}
+    handed_out = []
+    while len(handed_out) < 56:
+        taken = frontier.get()
+        assert taken is not None
+        handed_out.append(taken.url.removeprefix("http://h/"))
+        frontier.release(taken)
+        frontier.task_done(taken)
+    assert handed_out == [f"r{n}" for n in range(5)] + [f"p{n}" for n in range(50)] + ["late"]
+    assert frontier.get() is None  # and then the crawl is over

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import crawler.frontier as frontier_module
 import crawler.pipeline as pipeline_module
 from crawler.demo.server import SiteServer
 from crawler.parser import extract_links
@@ -320,3 +322,35 @@ def test_a_file_moved_aside_for_a_folder_keeps_its_manifest_entry_and_links(tmp_
     assert (tmp_path / host / f"data{COLLISION_SUFFIX}").read_bytes() == b"file data"
     assert check_mirror(tmp_path).local_broken == []
     assert report.offline_links is not None and report.offline_links.ok == report.offline_links.total == 2
+
+
+def test_a_frontier_over_its_memory_limit_parks_urls_in_the_crawl_state_and_resumes_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for 8 queued pages in memory, a 300-page site is crawled in full: the rest
+    wait in the crawl state. Stopped midway and run again, the crawl picks the parked URLs up."""
+    monkeypatch.setattr(frontier_module, "MAX_QUEUED_PAGES", 8)
+    pages = 300
+    out = tmp_path / "out"
+    with SiteServer(root=None, routes=routes.tree_site(pages, delay=0.01)) as server:
+        config = make_config(server.url + "gen/0.html", out, threads={"fetchers": 2},
+                             mirror={"sitemaps": False}, politeness={"robots": False})
+        pipeline = Pipeline(config)
+        result: list[object] = []
+        runner = threading.Thread(target=lambda: result.append(pipeline.run()))
+        runner.start()
+        _wait_for(lambda: sum(server.requests().values()) >= 40)
+        pipeline.stop()
+        runner.join(timeout=10)
+        assert result[0].outcome == "interrupted"  # type: ignore[attr-defined]
+        with sqlite3.connect(out / ".crawl" / "state.sqlite") as db:
+            parked = {url for (url,) in db.execute("SELECT url FROM urls WHERE parked IS NOT NULL AND done = 0")}
+        db.close()
+        assert parked  # and the report lists them with the rest not fetched:
+        assert parked <= set(result[0].not_fetched)  # type: ignore[attr-defined]
+
+        report = Pipeline(config).run()
+        assert report.outcome == "completed"
+        host = server.url.split("/")[2]
+        assert sorted(mirrored_files(out)) == sorted(f"{host}/gen/{n}.html" for n in range(pages))
+        assert max(server.requests().values()) <= 2  # nothing fetched over and over
+    assert check_mirror(out).local_broken == []
