@@ -17,6 +17,7 @@ import crawler.pipeline as pipeline_module
 from crawler.demo.server import SiteServer
 from crawler.parser import extract_links
 from crawler.pipeline import Pipeline
+from crawler.report import CrawlReport
 from crawler.scope import repeats_segments
 from crawler.writer import COLLISION_SUFFIX, Writer
 from tests import routes
@@ -232,19 +233,23 @@ def test_a_page_that_breaks_the_parser_is_saved_and_reported(tmp_path: Path,
 
 def test_stop_ends_the_crawl_quickly_with_the_rest_pending(tmp_path: Path) -> None:
     with SiteServer(root=None, routes=routes.tree_site(500, delay=0.05)) as server:
-        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
-                                        threads={"fetchers": 2}))
-        result: list[object] = []
-        runner = threading.Thread(target=lambda: result.append(pipeline.run()))
-        runner.start()
-        _wait_for(lambda: sum(server.requests().values()) >= 5)
-        pipeline.stop()
-        runner.join(timeout=10)
-        assert not runner.is_alive()
-    report = result[0]
-    assert report.outcome == "interrupted"  # type: ignore[attr-defined]
-    assert len(report.not_fetched) > 0  # type: ignore[attr-defined]
+        report = _stopped_after(Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
+                                                     threads={"fetchers": 2})), server, requests=5)
+    assert report.outcome == "interrupted"
+    assert len(report.not_fetched) > 0
     assert len(read_manifest(tmp_path / "out")) == report.tally.files_saved  # type: ignore[attr-defined]
+
+
+def _stopped_after(pipeline: Pipeline, server: SiteServer, requests: int) -> CrawlReport:
+    """Run `pipeline` until `server` has answered `requests` requests, then stop it (Ctrl-C)."""
+    result: list[CrawlReport] = []
+    runner = threading.Thread(target=lambda: result.append(pipeline.run()))
+    runner.start()
+    _wait_for(lambda: sum(server.requests().values()) >= requests)
+    pipeline.stop()
+    runner.join(timeout=10)
+    assert not runner.is_alive()
+    return result[0]
 
 
 def _settled_count(count: Callable[[], int], quiet: float = 0.5, deadline: float = 20.0) -> int:
@@ -334,19 +339,13 @@ def test_a_frontier_over_its_memory_limit_parks_urls_in_the_crawl_state_and_resu
     with SiteServer(root=None, routes=routes.tree_site(pages, delay=0.01)) as server:
         config = make_config(server.url + "gen/0.html", out, threads={"fetchers": 2},
                              mirror={"sitemaps": False}, politeness={"robots": False})
-        pipeline = Pipeline(config)
-        result: list[object] = []
-        runner = threading.Thread(target=lambda: result.append(pipeline.run()))
-        runner.start()
-        _wait_for(lambda: sum(server.requests().values()) >= 40)
-        pipeline.stop()
-        runner.join(timeout=10)
-        assert result[0].outcome == "interrupted"  # type: ignore[attr-defined]
+        stopped = _stopped_after(Pipeline(config), server, requests=40)
+        assert stopped.outcome == "interrupted"
         with sqlite3.connect(out / ".crawl" / "state.sqlite") as db:
             parked = {url for (url,) in db.execute("SELECT url FROM urls WHERE parked IS NOT NULL AND done = 0")}
         db.close()
         assert parked  # and the report lists them with the rest not fetched:
-        assert parked <= set(result[0].not_fetched)  # type: ignore[attr-defined]
+        assert parked <= set(stopped.not_fetched)
 
         report = Pipeline(config).run()
         assert report.outcome == "completed"
