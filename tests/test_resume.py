@@ -218,3 +218,26 @@ def test_a_journal_event_that_fails_stops_the_crawl_instead_of_hanging_it(tmp_pa
     state.flush()  # returns: the journal is not dead with the flush unanswered
     state.close()
     assert len(errors) == 1 and "a bug" in str(errors[0])
+
+
+def test_a_crawl_state_from_before_parking_is_resumed(tmp_path: Path) -> None:
+    """A state file whose urls table has no `parked` column (written by the version before)
+    gets the column, and its interrupted crawl resumes with its pending URLs."""
+    (tmp_path / ".crawl").mkdir()
+    with sqlite3.connect(tmp_path / ".crawl" / "state.sqlite") as db:
+        db.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE urls (
+                url TEXT PRIMARY KEY, kind TEXT NOT NULL, depth INTEGER NOT NULL, chain INTEGER NOT NULL,
+                referrer TEXT, guessed INTEGER NOT NULL, done INTEGER NOT NULL DEFAULT 0);
+            INSERT INTO meta VALUES ('status', 'running'), ('schema', '3'), ('started_at', 'then'),
+                                    ('config', '{}'), ('snapshot', '');
+            INSERT INTO urls VALUES ('http://site.test/', 'page', 0, 0, NULL, 0, 1),
+                                    ('http://site.test/next.html', 'page', 1, 0, 'http://site.test/', 0, 0);
+        """)
+    db.close()
+    state = CrawlState(tmp_path, lambda error: None)
+    resumed = state.open("{}", "now")
+    state.close()
+    assert resumed is not None and resumed.started_at == "then"
+    assert [item.url for item in resumed.pending] == ["http://site.test/next.html"] and resumed.parked == {}
