@@ -5,18 +5,19 @@
     2. fetchers    frontier.get() -> HTTP GET -> page queue            (network-bound)
     3. parsers     page queue -> links -> scope -> frontier.add_all     (CPU-bound)
                               -> write queue
-    4. writers     write queue -> file + manifest entry -> frontier.task_done   (disk-bound)
+    4. writers     write queue -> links converted -> file -> frontier.task_done  (disk, CPU)
     5. stop        frontier.get() returns None once nothing is pending or in flight:
                    fetchers end, then one sentinel per parser, then one per writer.
-    6. finish      links in saved HTML/CSS converted for offline use; manifest and report.
+    6. finish      links written for an outcome that did not happen fixed; manifest, report.
 
 Every admission, file, failure and skip is journaled to the crawl state (state.py) as it
 happens, which is what makes any interruption resumable.
 
 The two queues are bounded, so a slow parser or disk holds the fetchers back instead of
-filling memory. The frontier is unbounded but never blocks, so the stages form no cycle of
-waits. A URL stays "in flight" until its file is written (or its failure recorded), which
-is what makes "nothing pending and nothing in flight" mean the crawl is complete.
+filling memory. The frontier never blocks a producer, so the stages form no cycle of waits
+(its page URLs beyond a limit wait in the crawl state, not in memory). A URL stays "in
+flight" until its file is written (or its failure recorded), which is what makes "nothing
+pending and nothing in flight" mean the crawl is complete.
 """
 
 from __future__ import annotations
