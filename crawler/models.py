@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,16 @@ class LinkKind(enum.Enum):
 class Link:
     url: str
     kind: LinkKind
+
+
+def distinct_links(targets: Iterable[tuple[str, LinkKind]]) -> list[Link]:
+    """Each URL of (URL, kind) pairs once, in order. A URL linked both as a page and as a
+    requisite is a requisite: it is saved whatever the depth."""
+    kinds: dict[str, LinkKind] = {}
+    for url, kind in targets:
+        if kinds.get(url) is not LinkKind.REQUISITE:
+            kinds[url] = kind
+    return [Link(url, kind) for url, kind in kinds.items()]
 
 
 @dataclass(frozen=True, slots=True)

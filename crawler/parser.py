@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from crawler.markup import (
@@ -26,13 +26,11 @@ from crawler.markup import (
     read_value,
     spot_value,
 )
-from crawler.models import Link, LinkKind, is_css, is_html
+from crawler.models import Link, LinkKind, distinct_links, is_css, is_html
 from crawler.urls import InvalidURLError, clean_href, resolve
 
 NOT_FETCHABLE = ("javascript:", "mailto:", "data:", "tel:", "about:", "blob:", "#")
 MAX_SITEMAP_BYTES = 50_000_000  # the sitemaps.org limit for one uncompressed sitemap
-
-PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
 
 
 @dataclass(slots=True)
@@ -49,11 +47,8 @@ class ParsedDocument:
 
     def links(self) -> list[Link]:
         """Each distinct target once; a URL that is both a page and a requisite is a requisite."""
-        links: dict[str, LinkKind] = {}
-        for spot, target in zip(self.spots, self.targets, strict=True):
-            if target is not None and links.get(target[0]) is not REQUISITE:
-                links[target[0]] = spot.kind
-        return [Link(url, kind) for url, kind in links.items()]
+        return distinct_links((target[0], spot.kind) for spot, target in zip(self.spots, self.targets, strict=True)
+                              if target is not None)
 
 
 Tokenized = tuple[bytes, str, Callable[[bytes], bytes], list[Spot], Document | None]
@@ -141,7 +136,7 @@ def sitemap_links(body: bytes, url: str) -> list[Link]:
         return []
     if root is None:
         return []
-    kind = LinkKind.SITEMAP if lxml.etree.QName(root).localname == "sitemapindex" else PAGE
+    kind = LinkKind.SITEMAP if lxml.etree.QName(root).localname == "sitemapindex" else LinkKind.PAGE
     locations = ((element.text or "").strip() for element in root.iter("{*}loc"))
     return _resolve_all(((loc, kind) for loc in locations), url)
 
@@ -155,16 +150,15 @@ def _gunzip_limited(body: bytes) -> bytes:
 
 
 def _resolve_all(raw: Iterable[tuple[str, LinkKind]], base: str) -> list[Link]:
-    links: dict[str, LinkKind] = {}
+    return distinct_links(_resolved(raw, base))
+
+
+def _resolved(raw: Iterable[tuple[str, LinkKind]], base: str) -> Iterator[tuple[str, LinkKind]]:
     for href, kind in raw:
         if not href or href.startswith(NOT_FETCHABLE):
             continue
         try:
-            target = resolve(base, href)
+            yield resolve(base, href), kind
         except (InvalidURLError, ValueError):
             continue
-        # A URL linked both as page and as requisite is a requisite: it is saved whatever the depth.
-        if links.get(target) is not REQUISITE:
-            links[target] = kind
-    return [Link(target, kind) for target, kind in links.items()]
 

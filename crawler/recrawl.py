@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from crawler.models import Link, LinkKind, Response, SavedFile
+from crawler.models import Link, LinkKind, Response, SavedFile, distinct_links
 from crawler.snapshot import Previous
 
 log = logging.getLogger(__name__)
@@ -94,11 +94,7 @@ class KnownLinks:
 
     def links(self) -> list[Link]:
         """Each distinct target once; a requisite wins over a page (as ParsedDocument.links)."""
-        kinds: dict[str, LinkKind] = {}
-        for url, kind in self.targets:
-            if kinds.get(url) is not LinkKind.REQUISITE:
-                kinds[url] = kind
-        return [Link(url, kind) for url, kind in kinds.items()]
+        return distinct_links(self.targets)
 
     def fixed(self, files: dict[str, str | None]) -> KnownLinks:
         """As written after the links to some targets were fixed: {target URL: its file now}."""

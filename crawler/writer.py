@@ -44,7 +44,7 @@ RESERVED_TOP_LEVEL = frozenset({"manifest.jsonl", "report.json", "changes.json",
 
 _ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _KEEP_ESCAPED = frozenset("/\\%?") | {chr(c) for c in range(0x20)} | {"\x7f"}
-_ESCAPE_IN_NAME = re.compile(r"[/\\?\x00-\x1f\x7f]")  # _KEEP_ESCAPED but "%"
+_ESCAPE_IN_NAME = re.compile(r"[/\\?\x00-\x1f\x7f]")  # _KEEP_ESCAPED but "%": escaped in a file name
 
 
 @lru_cache(maxsize=16384)  # asked again for each link to a URL not saved yet; bounded, for big sites
@@ -76,8 +76,7 @@ def url_to_path(url: str, content_type: str | None = None) -> str:
 
 def _safe_name(segment: str) -> str:
     name = _ESCAPES.sub(_decode_escapes, segment) if "%" in segment else segment
-    if _ESCAPE_IN_NAME.search(name):
-        name = "".join(f"%{ord(c):02X}" if c in _KEEP_ESCAPED and c != "%" else c for c in name)
+    name = _ESCAPE_IN_NAME.sub(lambda match: f"%{ord(match.group()):02X}", name)
     if name in (".", ".."):
         return name.replace(".", "%2E")
     return _shorten(name)

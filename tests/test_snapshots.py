@@ -50,6 +50,21 @@ def site() -> Iterator[tuple[routes.MutableSite, SiteServer]]:
         yield mutable, server
 
 
+@pytest.fixture
+def parsed(site: tuple[routes.MutableSite, SiteServer], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The pages the crawls parse, as paths of the site, in order."""
+    _, server = site
+    pages: list[str] = []
+    real_parse = pipeline_module.parse_document
+
+    def counting_parse(body: bytes, url: str, *args: object) -> object:
+        pages.append(url.removeprefix(server.url))
+        return real_parse(body, url, *args)
+
+    monkeypatch.setattr(pipeline_module, "parse_document", counting_parse)
+    return pages
+
+
 def write_config(folder: Path, server: SiteServer, **sections: object) -> Path:
     data = {"start_urls": [server.url], "output": str(folder / "out"), "http": {"timeout": 5, "retries": 0},
             "mirror": {"heuristic_freshness": 0, "sitemaps": False}, "politeness": {"robots": False},
@@ -325,19 +340,11 @@ def test_warc_holds_every_exchange_and_revisits_for_unchanged_content(
 
 
 def test_unchanged_pages_are_not_parsed_again_yet_their_links_follow_the_site(
-        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, parsed: list[str]) -> None:
     """An unchanged page's links come from the crawl state; when one of them must now be
     written otherwise (a page removed, then back), the page is rewritten all the same."""
     mutable, server = site
     out, host = tmp_path / "out", server.url.split("/")[2]
-    parsed: list[str] = []
-    real_parse = pipeline_module.parse_document
-
-    def counting_parse(body: bytes, url: str, *args: object) -> object:
-        parsed.append(url.removeprefix(server.url))
-        return real_parse(body, url, *args)
-
-    monkeypatch.setattr(pipeline_module, "parse_document", counting_parse)
     config = write_config(tmp_path, server, snapshots={"keep": 5})
     assert main([str(config)]) == 0
     assert {"a.html", "b.html", ""} <= set(parsed)
@@ -362,19 +369,10 @@ def test_unchanged_pages_are_not_parsed_again_yet_their_links_follow_the_site(
 
 @pytest.mark.parametrize("stored_as", ["text", "damaged"])
 def test_stored_links_of_an_earlier_version_or_damaged_are_handled(
-        stored_as: str, site: tuple[routes.MutableSite, SiteServer], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        stored_as: str, site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, parsed: list[str]) -> None:
     """The crawl state keeps each page's links compressed. Links an earlier version stored as
     text are still used; a damaged record only means the page is parsed again."""
     _, server = site
-    parsed: list[str] = []
-    real_parse = pipeline_module.parse_document
-
-    def counting_parse(body: bytes, url: str, *args: object) -> object:
-        parsed.append(url.removeprefix(server.url))
-        return real_parse(body, url, *args)
-
-    monkeypatch.setattr(pipeline_module, "parse_document", counting_parse)
     config = write_config(tmp_path, server)
     assert main([str(config)]) == 0
     state = tmp_path / "out" / ".crawl" / "state.sqlite"
