@@ -351,8 +351,10 @@ def _translate(exc: requests.exceptions.RequestException, url: str) -> FetchErro
             return FetchError(f"cannot resolve the host name {urlsplit(url).hostname}: {detail}", url,
                               "dns_error", retryable=True)
         return FetchError(f"connection failed: {detail}", url, "connection_error", retryable=True)
-    if isinstance(exc, (errors.InvalidURLError, errors.InvalidSchema, errors.MissingSchema)):
+    if isinstance(exc, (errors.InvalidURL, errors.InvalidSchema, errors.MissingSchema)):
         return FetchError(f"unusable URL: {detail}", url, "invalid_url")
+    if isinstance(exc, errors.InvalidHeader):  # e.g. two Content-Length headers that disagree
+        return FetchError(f"malformed response: {detail}", url, "bad_response")
     return FetchError(f"request failed: {detail}", url, "request_error", retryable=True)
 
 
@@ -360,7 +362,8 @@ def _innermost(exc: requests.exceptions.RequestException) -> BaseException:
     """The error under the wrappers of requests and urllib3 (whose MaxRetryError keeps it as
     `reason`)."""
     inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
-    return getattr(inner, "reason", None) or inner
+    reason = getattr(inner, "reason", None)  # ssl.SSLError has one too: a string
+    return reason if isinstance(reason, BaseException) else inner
 
 
 _POOL_PREFIX = re.compile(r"^\w+\(host='[^']*', port=\d+\): ")

@@ -12,8 +12,11 @@ import gzip
 import hashlib
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
+
+import brotli
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 
@@ -291,3 +294,62 @@ def send_not_modified(handler: BaseHTTPRequestHandler, headers: dict[str, str]) 
     for name, value in headers.items():
         handler.send_header(name, value)
     handler.end_headers()
+
+
+# -- responses http.server would not send: written byte by byte ----------------------------------
+
+def raw_response(head: bytes, body: bytes = b"", close: bool = True) -> Route:
+    """Send `head` (status line and headers, without the blank line) and `body` exactly as
+    given; then, with `close`, drop the connection (the body's end is where it stops)."""
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        with contextlib.suppress(OSError):
+            handler.wfile.write(head.rstrip(b"\r\n") + b"\r\n\r\n" + body)
+            handler.wfile.flush()
+            if close:
+                handler.close_connection = True
+                handler.connection.shutdown(2)
+    return route
+
+
+def conflicting_lengths(body: bytes) -> Route:
+    """Two Content-Length headers that disagree."""
+    return raw_response(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                        + f"Content-Length: {len(body)}\r\nContent-Length: {len(body) + 7}".encode(), body)
+
+
+def compress(body: bytes, encoding: str) -> bytes:
+    """`body` as the Content-Encoding `encoding` ("gzip", "deflate" or "br") has it."""
+    if encoding == "gzip":
+        return gzip.compress(body)
+    if encoding == "deflate":
+        return zlib.compress(body)
+    return brotli.compress(body)
+
+
+def compressed_cut_short(body: bytes, encoding: str, keep: float = 0.6) -> Route:
+    """A compressed body of which only the first part is sent -- with a Content-Length that
+    says this is all there is, so only the compressed format can tell it ended early."""
+    sent = compress(body, encoding)[:max(1, int(len(compress(body, encoding)) * keep))]
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        send(handler, 200, sent, "text/html", {"Content-Encoding": encoding})
+    return route
+
+
+def compressed(body: bytes, encoding: str) -> Route:
+    data = compress(body, encoding)
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        send(handler, 200, data, "text/html", {"Content-Encoding": encoding})
+    return route
+
+
+def not_modified(handler: BaseHTTPRequestHandler) -> None:
+    """304, whatever was asked: to a request without validators too."""
+    send_not_modified(handler, {})
+
+
+def raw_redirect(*locations: bytes, code: int = 302) -> Route:
+    """A redirect with the Location header(s) exactly as given: raw UTF-8, or two of them."""
+    headers = b"".join(b"Location: " + location + b"\r\n" for location in locations)
+    return raw_response(f"HTTP/1.1 {code} Found\r\nContent-Length: 0\r\n".encode() + headers, close=False)

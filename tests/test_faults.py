@@ -234,3 +234,14 @@ def test_malformed_pages_are_saved_and_the_crawl_goes_on(tmp_path: Path, body: b
     assert server.requests()["/next.html"] == int(links_next)  # a link after the garbage is still found
     saved = next(tmp_path.rglob("bad.html"))
     assert saved.stat().st_size >= len(body) - 100
+
+
+# -- headers that contradict each other ----------------------------------------------------------
+
+def test_conflicting_content_lengths_are_a_bad_response_not_a_crash(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    site = linking({"/two-lengths.html": routes.conflicting_lengths(routes.page(title="which length?"))})
+    report, _ = crawl_site(site, tmp_path, http={"retries": 1, "retry_backoff": 0.01})
+    assert reasons(report) == {"two-lengths.html": "bad_response"}
+    assert not [record for record in caplog.records if record.exc_info], "no traceback"
+    assert not list(tmp_path.rglob("two-lengths.html"))

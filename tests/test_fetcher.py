@@ -11,7 +11,15 @@ import responses
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
-from crawler.fetcher import Fetcher, Follow, Redirected, RetryPolicy, parse_content_type, parse_retry_after
+from crawler.fetcher import (
+    Fetcher,
+    Follow,
+    Redirected,
+    RetryPolicy,
+    _translate,
+    parse_content_type,
+    parse_retry_after,
+)
 from crawler.models import CrawlItem, LinkKind, Response
 
 START = CrawlItem("http://site.test/", 0, LinkKind.PAGE)
@@ -163,3 +171,39 @@ def test_parse_content_type() -> None:
     assert parse_content_type("Text/HTML; Charset=\"UTF-8\"") == ("text/html", "utf-8")
     assert parse_content_type("") == ("", None)
     assert parse_content_type("image/png") == ("image/png", None)
+
+
+def _every_request_exception() -> list[requests.exceptions.RequestException]:
+    """One instance of each exception class requests defines (whatever its version adds)."""
+    found = []
+    for name in dir(requests.exceptions):
+        kind = getattr(requests.exceptions, name)
+        if isinstance(kind, type) and issubclass(kind, requests.exceptions.RequestException):
+            found.append(kind("a doc", "", 0) if kind is requests.exceptions.JSONDecodeError else kind("boom"))
+    return found
+
+
+@pytest.mark.parametrize("exception", _every_request_exception(), ids=lambda exc: type(exc).__name__)
+def test_every_requests_exception_translates_without_raising(exception: Exception) -> None:
+    error = _translate(exception, "http://site.test/")
+    assert isinstance(error, FetchError) and error.url == "http://site.test/" and error.reason
+
+
+@pytest.mark.parametrize(("exception", "reason", "retryable"), [
+    (requests.exceptions.ReadTimeout("read timed out"), "timeout", True),
+    (requests.exceptions.SSLError("certificate verify failed"), "tls_error", False),
+    (requests.exceptions.ChunkedEncodingError("broken"), "incomplete_body", True),
+    (requests.exceptions.ContentDecodingError("not gzip"), "decode_error", False),
+    (requests.exceptions.ConnectionError("Read timed out."), "timeout", True),
+    (requests.exceptions.ConnectionError("Failed to resolve 'nowhere.invalid'"), "dns_error", True),
+    (requests.exceptions.ConnectionError("refused"), "connection_error", True),
+    (requests.exceptions.InvalidURL("no host"), "invalid_url", False),
+    (requests.exceptions.InvalidSchema("gopher"), "invalid_url", False),
+    (requests.exceptions.MissingSchema("no scheme"), "invalid_url", False),
+    (requests.exceptions.InvalidHeader("Content-Length contained multiple unmatching values"), "bad_response",
+     False),
+    (requests.exceptions.RequestException("something else"), "request_error", True),
+])
+def test_each_branch_of_the_translation(exception: Exception, reason: str, retryable: bool) -> None:
+    error = _translate(exception, "http://site.test/")
+    assert (error.reason, error.retryable) == (reason, retryable)
