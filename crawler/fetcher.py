@@ -24,6 +24,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.response import GzipDecoderState
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
@@ -256,6 +257,9 @@ class Fetcher:
                 chunks.append(chunk)
         except requests.exceptions.RequestException as exc:
             raise _translate(exc, url) from None
+        if not _decoded_to_the_end(raw):
+            raise FetchError(f"the {raw.headers.get('Content-Encoding')} body ended before its end", url,
+                             "incomplete_body", retryable=True)
         return b"".join(chunks)
 
 
@@ -327,6 +331,31 @@ def _drain(raw: requests.Response, limit: int = 65536) -> None:
                 break
     except requests.exceptions.RequestException:
         pass
+
+
+def _decoded_to_the_end(raw: requests.Response) -> bool:
+    """Did a compressed body (Content-Encoding gzip, deflate, br) reach the end its format
+    marks? When the connection closes where Content-Length says the body ends, urllib3 hands
+    out the prefix it could decode and never says the stream stopped early: its decoder is
+    asked here. Nothing on the wire (an empty body) is whole."""
+    wire = raw.raw
+    return wire is None or not wire.tell() or _decoder_finished(getattr(wire, "_decoder", None))
+
+
+def _decoder_finished(decoder: object) -> bool:
+    """urllib3's decoders: MultiDecoder ("gzip, br") holds several; GzipDecoder, DeflateDecoder
+    and ZstdDecoder a decompressor with `eof`; BrotliDecoder one with `is_finished()`."""
+    if decoder is None:
+        return True
+    parts = getattr(decoder, "_decoders", None)
+    if parts is not None:
+        return all(_decoder_finished(part) for part in parts)
+    if getattr(decoder, "_state", None) == GzipDecoderState.SWALLOW_DATA:
+        return True  # bytes after a whole gzip member, ignored as browsers do
+    stream = getattr(decoder, "_obj", None)
+    if hasattr(stream, "is_finished"):
+        return bool(stream.is_finished())
+    return bool(getattr(stream, "eof", True))
 
 
 def _translate(exc: requests.exceptions.RequestException, url: str) -> FetchError:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import socket
 import time
+import zlib
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -245,3 +247,56 @@ def test_conflicting_content_lengths_are_a_bad_response_not_a_crash(tmp_path: Pa
     assert reasons(report) == {"two-lengths.html": "bad_response"}
     assert not [record for record in caplog.records if record.exc_info], "no traceback"
     assert not list(tmp_path.rglob("two-lengths.html"))
+
+
+# -- compressed bodies ---------------------------------------------------------------------------
+
+BODY = b"<!DOCTYPE html><html><body>" + b"<p>words worth compressing</p>\n" * 400 + b"</body></html>"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_compressed_body_cut_short_is_incomplete_retried_and_not_saved(tmp_path: Path, encoding: str) -> None:
+    site = linking({"/cut.html": routes.compressed_cut_short(BODY, encoding)})
+    report, server = crawl_site(site, tmp_path, http={"retries": 1, "retry_backoff": 0.01})
+    assert reasons(report) == {"cut.html": "incomplete_body"}
+    assert server.requests()["/cut.html"] == 2
+    assert not list(tmp_path.rglob("cut.html"))
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_compressed_body_cut_short_never_replaces_the_stored_copy(tmp_path: Path, encoding: str) -> None:
+    site = linking({"/cut.html": routes.compressed(BODY, encoding)})
+    crawl_site(site, tmp_path)
+    [saved] = tmp_path.rglob("cut.html")
+    assert saved.read_bytes() == BODY
+    site["/cut.html"] = routes.compressed_cut_short(BODY, encoding)
+    report, _ = crawl_site(site, tmp_path)
+    assert reasons(report) == {"cut.html": "incomplete_body"}
+    assert saved.read_bytes() == BODY
+
+
+@pytest.mark.parametrize("data", [
+    gzip.compress(BODY[:3000]) + gzip.compress(BODY[3000:]),  # two gzip members: one body
+    gzip.compress(BODY) + b"\0\0\0\0",  # padding after the end, which browsers ignore too
+])
+def test_whole_gzip_bodies_are_saved(tmp_path: Path, data: bytes) -> None:
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        routes.send(handler, 200, data, "text/html", {"Content-Encoding": "gzip"})
+    report, _ = crawl_site(linking({"/whole.html": route}), tmp_path)
+    assert not report.tally.failures
+    assert next(tmp_path.rglob("whole.html")).read_bytes() == BODY
+
+
+def test_raw_deflate_and_an_empty_compressed_body_are_whole(tmp_path: Path) -> None:
+    squeezer = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # deflate without its zlib wrapper, as some servers send
+
+    def raw_deflate(handler: BaseHTTPRequestHandler) -> None:
+        routes.send(handler, 200, squeezer.compress(BODY) + squeezer.flush(), "text/html",
+                    {"Content-Encoding": "deflate"})
+
+    def empty(handler: BaseHTTPRequestHandler) -> None:
+        routes.send(handler, 200, b"", "text/plain", {"Content-Encoding": "gzip"})
+    report, _ = crawl_site(linking({"/raw.html": raw_deflate, "/empty.txt": empty}), tmp_path)
+    assert not report.tally.failures
+    assert next(tmp_path.rglob("raw.html")).read_bytes() == BODY
+    assert next(tmp_path.rglob("empty.txt")).read_bytes() == b""

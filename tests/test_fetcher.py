@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from email.utils import formatdate
 
+import brotli
 import pytest
 import requests
 import responses
+import urllib3
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
@@ -16,6 +19,7 @@ from crawler.fetcher import (
     Follow,
     Redirected,
     RetryPolicy,
+    _decoder_finished,
     _translate,
     parse_content_type,
     parse_retry_after,
@@ -207,3 +211,17 @@ def test_every_requests_exception_translates_without_raising(exception: Exceptio
 def test_each_branch_of_the_translation(exception: Exception, reason: str, retryable: bool) -> None:
     error = _translate(exception, "http://site.test/")
     assert (error.reason, error.retryable) == (reason, retryable)
+
+
+@pytest.mark.parametrize("encoding", sorted(urllib3.response.HTTPResponse.CONTENT_DECODERS))
+def test_every_decoder_urllib3_has_says_whether_its_stream_ended(encoding: str) -> None:
+    """The check for a compressed body cut short asks urllib3's decoders (private fields):
+    if an upgrade changes them, this says so."""
+    whole = {"gzip": gzip.compress, "x-gzip": gzip.compress, "deflate": zlib.compress,
+             "br": brotli.compress}[encoding](b"some words to compress " * 100)
+    cut = urllib3.response._get_decoder(encoding)
+    cut.decompress(whole[: len(whole) // 2])
+    assert not _decoder_finished(cut)
+    done = urllib3.response._get_decoder(encoding)
+    done.decompress(whole)
+    assert _decoder_finished(done)
