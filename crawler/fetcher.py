@@ -109,7 +109,8 @@ class Fetcher:
         """The final response for `item`, following redirects. Raises FetchError.
 
         With a `stored` copy, the request is conditional (If-None-Match, If-Modified-Since):
-        a 304 comes back as a Response with status 304 and no body.
+        a 304 comes back as a Response with status 304 and no body. A 304 to a request that
+        named no copy is a FetchError ("unexpected_304"): there is nothing to keep.
         """
         url, redirects = item.url, []
         for _ in range(self._config.max_redirects + 1):
@@ -153,7 +154,8 @@ class Fetcher:
                 raw = self._request(url, validators)
                 with raw:
                     if raw.status_code not in REDIRECT_STATUSES:
-                        return self._complete(url, raw, redirects), None, raw.status_code
+                        return self._complete(url, raw, redirects, conditional=bool(validators)), None, \
+                            raw.status_code
                     _drain(raw)
                     return None, self._redirect_target(url, raw), raw.status_code
         finally:
@@ -215,11 +217,14 @@ class Fetcher:
             raise FetchError(f"redirect to an unusable URL: {exc}", url, "bad_redirect",
                              status=raw.status_code) from None
 
-    def _complete(self, url: str, raw: requests.Response, redirects: tuple[str, ...]) -> Response:
+    def _complete(self, url: str, raw: requests.Response, redirects: tuple[str, ...], conditional: bool) -> Response:
         status = raw.status_code
         now = datetime.now(timezone.utc)
         if status == 304:  # not modified since the copy the conditional request named
             _drain(raw)
+            if not conditional:  # it named none: there is nothing to keep, and no body to save
+                raise FetchError("HTTP 304 Not Modified to a request that named no stored copy", url,
+                                 "unexpected_304", retryable=True, status=304)
             return Response(url=url, status=304, content_type="", charset=None, body=b"",
                             etag=raw.headers.get("ETag"), last_modified=raw.headers.get("Last-Modified"),
                             fetched_at=now.isoformat(timespec="seconds"), redirects=redirects,

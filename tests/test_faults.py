@@ -300,3 +300,26 @@ def test_raw_deflate_and_an_empty_compressed_body_are_whole(tmp_path: Path) -> N
     assert not report.tally.failures
     assert next(tmp_path.rglob("raw.html")).read_bytes() == BODY
     assert next(tmp_path.rglob("empty.txt")).read_bytes() == b""
+
+
+# -- unrequested 304s ----------------------------------------------------------------------------
+
+def test_a_304_to_a_request_without_validators_is_a_failure_not_an_empty_file(tmp_path: Path) -> None:
+    site = linking({"/never-asked.html": routes.not_modified})
+    report, server = crawl_site(site, tmp_path, http={"retries": 1, "retry_backoff": 0.01})
+    assert reasons(report) == {"never-asked.html": "unexpected_304"}
+    assert server.requests()["/never-asked.html"] == 2  # tried again, unconditionally each time
+    assert not list(tmp_path.rglob("never-asked.html"))
+
+
+def test_a_304_when_the_stored_copy_is_gone_is_a_failure_not_an_empty_file(tmp_path: Path) -> None:
+    site = routes.MutableSite()
+    site.put("/", routes.page("/kept.html"))
+    site.put("/kept.html", routes.page(title="kept"))
+    crawl_site(site.routes(), tmp_path)
+    [kept] = tmp_path.rglob("kept.html")
+    kept.unlink()  # the stored copy is lost; the server still says "not modified" to anything
+    report, _ = crawl_site({**site.routes(), "/kept.html": routes.not_modified}, tmp_path,
+                           mirror={"sitemaps": False, "revalidate": "always"})
+    assert reasons(report) == {"kept.html": "unexpected_304"}
+    assert not kept.exists()
