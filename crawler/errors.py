@@ -58,3 +58,6 @@ class FetchError(CrawlError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+        # The redirects followed before it failed, as (source, target): they led to `url`; or,
+        # for a redirect loop or too long a chain (reported under its first URL), the chain.
+        self.hops: tuple[tuple[str, str], ...] = ()

@@ -112,21 +112,28 @@ class Fetcher:
         a 304 comes back as a Response with status 304 and no body. A 304 to a request that
         named no copy is a FetchError ("unexpected_304"): there is nothing to keep.
         """
-        url, redirects = item.url, []
-        for _ in range(self._config.max_redirects + 1):
+        url, hops = item.url, []  # the redirects followed so far, as (source, target)
+        while True:
             validators = _validators(stored) if stored is not None and url == item.url else None
-            response, target, status = self._one_request(url, tuple(redirects), validators)
+            sources = tuple(source for source, _ in hops)
+            try:
+                response, target, status = self._one_request(url, sources, validators)
+            except FetchError as error:  # at `url`, which the pipeline reports as itself
+                error.hops = tuple(hops)
+                raise
             if response is not None:
                 return response
             assert target is not None
-            if target == url or target in redirects:
-                raise FetchError(f"redirect loop at {target}", item.url, "redirect_loop", status=status)
-            redirects.append(url)
+            hops.append((url, target))
+            if target == url or target in sources:
+                raise _chain_error(f"redirect loop at {target}", item.url, "redirect_loop", hops, status)
+            if len(hops) > self._config.max_redirects:  # checked before `target` is claimed
+                raise _chain_error(f"more than {self._config.max_redirects} redirects", item.url,
+                                   "too_many_redirects", hops, status)
             follow = self._may_follow(item, target)
             if follow is not Follow.NOW:
                 return Redirected(item.url, target, status, follow)
             url = target
-        raise FetchError(f"more than {self._config.max_redirects} redirects", item.url, "too_many_redirects")
 
     def stop(self) -> None:
         """Cut every response in progress (Ctrl-C): the fetchers get FetchError("interrupted")."""
@@ -207,7 +214,13 @@ class Fetcher:
             raise _translate(exc, url) from None
 
     def _redirect_target(self, url: str, raw: requests.Response) -> str:
-        location = raw.headers.get("Location")
+        # urllib3 joins repeated headers with ", ": one URL made of two. Either they agree, or
+        # the response does not say where it leads.
+        locations = set(raw.raw.headers.getlist("Location"))
+        if len(locations) > 1:
+            raise FetchError(f"HTTP {raw.status_code} with {len(locations)} different Location headers", url,
+                             "bad_redirect", status=raw.status_code)
+        location = _utf8_header(locations.pop()) if locations else ""
         if not location:
             raise FetchError(f"HTTP {raw.status_code} without a Location header", url,
                              "bad_redirect", status=raw.status_code)
@@ -275,6 +288,23 @@ def _proxies_for_origin(origin: str) -> dict[str, str]:
 
 def _proxies(url: str) -> dict[str, str]:
     return _proxies_for_origin(origin_of(url))
+
+
+def _utf8_header(value: str) -> str:
+    """http.client reads header bytes as Latin-1; a server sending a raw UTF-8 Location (as
+    many do, and browsers read it so) meant UTF-8."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not UTF-8 bytes (or not from bytes at all): as it was read
+        return value
+
+
+def _chain_error(message: str, url: str, reason: str, hops: list[tuple[str, str]], status: int) -> FetchError:
+    """A failure of a redirect chain as a whole (a loop, too many hops), reported under the URL
+    asked for; the hops after it are redirects to record."""
+    error = FetchError(message, url, reason, status=status)
+    error.hops = tuple(hops)
+    return error
 
 
 def _validators(stored: SavedFile) -> dict[str, str] | None:

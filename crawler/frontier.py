@@ -198,6 +198,16 @@ class Frontier:
             self._skipped.pop(url, None)
             return True
 
+    def adopt(self, item: CrawlItem) -> None:
+        """A URL claimed for a redirect followed in place, whose fetch failed, becomes an item
+        of its own, in flight from now on (journaled, so a resumed crawl knows it too)."""
+        with self._lock:
+            self._seen.add(item.url)
+            self._journal.added([item])
+            self._in_flight += 1
+            if item.kind is LinkKind.PAGE:
+                self._pages_in_flight += 1
+
     def skip(self, url: str, rule: str) -> None:
         """Record that the scope rule `rule` kept `url` out (first rule wins, for the report)."""
         with self._lock:

@@ -374,15 +374,12 @@ class Pipeline:
             result = self._fetch_or_reuse(item, tally)
         except FetchError as error:
             pause = min(error.retry_after or 0.0, self.config.http.max_retry_after)
-            self._fetch_failed(item, error, pause, tally)
+            self._fetch_failed(self._failed_after_redirects(item, error, tally), error, pause, tally)
             return
         finally:
             self.frontier.release(item, pause)  # the host may take its next request
         if isinstance(result, Redirected):
-            tally.redirects += 1
-            tally.aliases.append((result.source, result.target))
-            self.state.aliased(result.source, result.target)
-            self.links.alias(result.source, result.target)
+            self._redirected(result.source, result.target, tally)
             if result.follow is Follow.LATER:  # another host: through the frontier, with its rules
                 self.frontier.add(CrawlItem(result.target, item.depth, item.kind, referrer=item.referrer,
                                             chain=item.chain))
@@ -399,6 +396,32 @@ class Pipeline:
             text = result.body[:MAX_ROBOTS_BYTES].decode("utf-8", "replace")
             self._robots_answered(item.url, RobotsRules.parse(text, self.config.http.user_agent))
         self.pages.put(Page(item, result))
+
+    def _redirected(self, source: str, target: str, tally: Tally) -> None:
+        """`source` redirects to `target`, which is fetched (or skipped) as a URL of its own."""
+        tally.redirects += 1
+        tally.aliases.append((source, target))
+        self.state.aliased(source, target)
+        self.links.alias(source, target)
+
+    def _failed_after_redirects(self, item: CrawlItem, error: FetchError, tally: Tally) -> CrawlItem:
+        """The item whose fetch failed. When redirects were followed to it, each URL that
+        redirected is recorded as such, and the URL that failed -- claimed when the redirect was
+        followed -- becomes an item of its own, in flight: retried, or failed with its own reason.
+        Else a failed redirect target would be nowhere: not fetched again (it is "seen"), not
+        saved, not failed."""
+        if item.kind is LinkKind.ROBOTS:  # never claimed: its host's answer, wherever it lives
+            return item
+        for source, target in error.hops:
+            if source != error.url:  # the URL a loop or too long a chain is reported under
+                self._redirected(source, target, tally)
+        if error.url == item.url:
+            return item
+        target = CrawlItem(error.url, item.depth, item.kind, referrer=item.referrer, chain=item.chain,
+                           guessed=item.guessed)
+        self.frontier.adopt(target)  # before `item` leaves: the crawl is never seen idle between
+        self.frontier.task_done(item)
+        return target
 
     def _robots_answered(self, url: str, rules: RobotsRules) -> None:
         """Pages already written with links to what the rules keep out get those links fixed

@@ -112,6 +112,9 @@ class CrawlReport:
         tally = self.tally
         links = self.offline_links or OfflineLinks()
         failures = sorted(tally.failures, key=lambda f: f.url)
+        arrivals: dict[str, list[str]] = {}  # URL -> the URLs that redirect to it
+        for source, target in dict.fromkeys(tally.aliases):
+            arrivals.setdefault(target, []).append(source)
         return {
             "report_version": REPORT_VERSION,
             "outcome": self.outcome,
@@ -151,7 +154,7 @@ class CrawlReport:
             if self.files_this_run else None,
             "skipped_by_rule": dict(Counter(self.skipped.values()).most_common()),
             "failures_by_reason": dict(Counter(f.reason for f in failures).most_common()),
-            "failures": [_failure_dict(f) for f in failures],
+            "failures": [_failure_dict(f, _redirect_chain(f.url, arrivals)) for f in failures],
             # Every URL the crawl found but did not save, and why: failures above, and these.
             "skipped": [{"url": url, "rule": rule} for url, rule in sorted(self.skipped.items())],
             "redirected": [{"url": source, "to": target} for source, target in sorted(set(tally.aliases))],
@@ -193,8 +196,25 @@ class CrawlReport:
         return "\n".join(lines)
 
 
-def _failure_dict(failure: Failure) -> dict[str, object]:
-    return {key: value for key, value in asdict(failure).items() if value is not None}
+def _failure_dict(failure: Failure, redirected_from: list[str] | None = None) -> dict[str, object]:
+    """`redirected_from`: the URLs whose redirects led to it, in order (for a failure at the
+    end of a redirect chain)."""
+    record = {key: value for key, value in asdict(failure).items() if value is not None}
+    if redirected_from:
+        record["redirected_from"] = redirected_from
+    return record
+
+
+def _redirect_chain(url: str, arrivals: dict[str, list[str]]) -> list[str]:
+    """The URLs that redirect, directly or through others, to `url`; the first of a chain first."""
+    chain, seen, waiting = [], {url}, [url]
+    while waiting:
+        for source in arrivals.get(waiting.pop(), ()):
+            if source not in seen:
+                seen.add(source)
+                chain.append(source)
+                waiting.append(source)
+    return chain[::-1]
 
 
 def _iso(moment: datetime) -> str:

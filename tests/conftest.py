@@ -83,3 +83,22 @@ def mirrored_files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                   if p.is_file() and p.name not in ("manifest.jsonl", "report.json", "changes.json")
                   and ".crawl" not in p.relative_to(root).parts)
+
+
+def url_places(output: Path) -> dict[str, list[str]]:
+    """Where report.json and the manifest put each URL of a crawl: "saved", "failed:<reason>",
+    "skipped:<rule>", "redirected", "not_fetched". A URL the crawl admitted must be in exactly
+    one of them."""
+    report = json.loads((output / "report.json").read_text(encoding="utf-8"))
+    places: dict[str, list[str]] = {}
+    for entry in read_manifest(output):
+        places.setdefault(entry["url"], []).append("saved")
+    for failure in report["failures"]:
+        places.setdefault(failure["url"], []).append(f"failed:{failure['reason']}")
+    for skip in report["skipped"]:
+        places.setdefault(skip["url"], []).append(f"skipped:{skip['rule']}")
+    for redirect in report["redirected"]:
+        places.setdefault(redirect["url"], []).append("redirected")
+    for waiting in report["not_fetched"]:
+        places.setdefault(waiting["url"], []).append("not_fetched")
+    return places

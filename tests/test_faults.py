@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
 import socket
 import time
 import zlib
@@ -17,7 +18,7 @@ from crawler.demo.server import SiteServer
 from crawler.pipeline import Pipeline
 from crawler.report import CrawlReport
 from tests import routes
-from tests.conftest import make_config
+from tests.conftest import make_config, url_places
 
 FAST = {"timeout": 2, "retries": 0}
 
@@ -323,3 +324,75 @@ def test_a_304_when_the_stored_copy_is_gone_is_a_failure_not_an_empty_file(tmp_p
                            mirror={"sitemaps": False, "revalidate": "always"})
     assert reasons(report) == {"kept.html": "unexpected_304"}
     assert not kept.exists()
+
+
+# -- what follows a redirect ---------------------------------------------------------------------
+
+def test_a_redirect_target_that_fails_once_is_retried_and_saved(tmp_path: Path) -> None:
+    site = linking({"/a": routes.redirect("/b"), "/also-b.html": routes.html(routes.page("/b"))})
+    site["/b"] = routes.flaky(1, routes.html(routes.page(title="b")))
+    report, server = crawl_site(site, tmp_path, http={"retries": 1, "retry_backoff": 0.01})
+    assert not report.tally.failures
+    assert server.requests()["/b"] == 2
+    places = url_places(tmp_path)
+    assert {url.split("/", 3)[3]: place for url, place in places.items()} == {
+        "": ["saved"], "a": ["redirected"], "b": ["saved"], "also-b.html": ["saved"]}
+
+
+@pytest.mark.parametrize(("target", "reason"), [(routes.status(503), "http_503"),
+                                                (routes.not_modified, "unexpected_304"),
+                                                (routes.reset_connection, "incomplete_body")])
+def test_a_redirect_target_that_fails_is_reported_under_its_own_url(tmp_path: Path, target: routes.Route,
+                                                                     reason: str) -> None:
+    site = linking({"/a": routes.redirect("/odd/b.html"), "/also-b.html": routes.html(routes.page("/odd/b.html"))})
+    site["/odd/b.html"] = target
+    report, server = crawl_site(site, tmp_path, http={"retries": 1, "retry_backoff": 0.01})
+    assert reasons(report) == {"odd/b.html": reason}
+    assert server.requests()["/odd/b.html"] == 2  # its own retry
+    places = {url.split("/", 3)[3]: place for url, place in url_places(tmp_path).items()}
+    assert places == {"": ["saved"], "a": ["redirected"], "odd/b.html": [f"failed:{reason}"],
+                      "also-b.html": ["saved"]}
+    failure = next(f for f in json.loads((tmp_path / "report.json").read_text())["failures"])
+    assert failure["redirected_from"] == [server.url + "a"]  # the chain that led there
+
+
+def test_the_end_of_a_redirect_chain_is_reported_with_the_chain(tmp_path: Path) -> None:
+    site = linking({"/r": routes.redirect("/m"), "/m": routes.redirect("/odd/x.html")})
+    report, server = crawl_site(site, tmp_path)
+    assert reasons(report) == {"odd/x.html": "http_404"}
+    [failure] = json.loads((tmp_path / "report.json").read_text())["failures"]
+    assert failure["redirected_from"] == [server.url + "r", server.url + "m"]
+    places = {url.split("/", 3)[3]: place for url, place in url_places(tmp_path).items()}
+    assert places == {"": ["saved"], "r": ["redirected"], "m": ["redirected"], "odd/x.html": ["failed:http_404"]}
+
+
+def test_redirect_loops_and_long_chains_leave_every_url_in_one_place(tmp_path: Path) -> None:
+    chain = {f"/hop{n}": routes.redirect(f"/hop{n + 1}") for n in range(10)}
+    site = {**linking({"/loop-a": routes.redirect("/loop-b"), "/hop0": chain["/hop0"]}), **chain,
+            "/loop-b": routes.redirect("/loop-a")}
+    crawl_site(site, tmp_path, http={**FAST, "max_redirects": 3})
+    places = {url.split("/", 3)[3]: place for url, place in url_places(tmp_path).items()}
+    assert places.pop("loop-a") == ["failed:redirect_loop"]
+    assert places.pop("hop0") == ["failed:too_many_redirects"]
+    assert places.pop("") == ["saved"]
+    # every other URL the crawl admitted is somewhere: each once
+    assert all(len(place) == 1 for place in places.values()), places
+    assert places["loop-b"] == ["redirected"]
+
+
+def test_a_utf8_location_is_read_as_utf8(tmp_path: Path) -> None:
+    site = linking({"/u": routes.raw_redirect("/caf\u00e9.html".encode())})
+    site["/caf%C3%A9.html"] = routes.html(routes.page(title="caf\u00e9"))
+    report, _ = crawl_site(site, tmp_path)
+    assert not report.tally.failures
+    assert next(tmp_path.rglob("caf\u00e9.html")).read_bytes() == routes.page(title="caf\u00e9")
+
+
+def test_conflicting_location_headers_are_a_bad_redirect(tmp_path: Path) -> None:
+    site = linking({"/two": routes.raw_redirect(b"/p/11.html", b"/p/12.html"),
+                    "/same-twice": routes.raw_redirect(b"/p/13.html", b"/p/13.html")})
+    site.update({f"/p/{n}.html": routes.html(routes.page(title=str(n))) for n in (11, 12, 13)})
+    report, server = crawl_site(site, tmp_path)
+    assert reasons(report) == {"two": "bad_redirect"}
+    assert server.requests()["/p/13.html"] == 1  # the same Location twice is one Location
+    assert not any("," in path for path in server.requests())
