@@ -253,6 +253,7 @@ class Writer:
         with self._lock:
             self._make_folders(folder)
         temp = self._link_temp(folder, reuse) if same and reuse is not None else None
+        linked = temp is not None
         if temp is None:
             temp = self._write_temp(folder, body)
         try:
@@ -264,6 +265,11 @@ class Writer:
         except BaseException:
             _unlink_quietly(temp)
             raise
+        if linked:
+            # The final name may be `reuse` itself (a file moved aside for a folder, "x%~file",
+            # is where the crawl before saved it): renaming a hard link onto another name of the
+            # same file does nothing (POSIX), and the temporary name would stay.
+            _unlink_quietly(temp)
         return replace(entry, path=relative, file_size=len(body))
 
     def restore(self, entries: Iterable[SavedFile]) -> None:

@@ -13,8 +13,10 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from crawler.demo.server import SiteServer
 from crawler.errors import OutputError, UnsafePathError
 from crawler.models import SavedFile
+from crawler.pipeline import Pipeline
 from crawler.urls import InvalidURLError, canonicalize
 from crawler.writer import (
     COLLISION_SUFFIX,
@@ -25,6 +27,8 @@ from crawler.writer import (
     checked_join,
     url_to_path,
 )
+from tests import routes
+from tests.conftest import make_config
 
 
 @pytest.mark.parametrize(("url", "path"), [
@@ -231,3 +235,25 @@ def test_json_with_streamed_lists_is_written_as_json_dumps_would_write_it(tmp_pa
     written = (tmp_path / "out.json").read_text(encoding="utf-8")
     assert written == json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
     assert len(reads) == 1  # read while writing, not held before
+
+
+def _temporary_files(root: Path) -> list[str]:
+    return [str(path.relative_to(root)) for path in root.rglob(f"*{TEMP_SUFFIX}")]
+
+
+@pytest.mark.parametrize("snapshots", [0, 2])
+def test_a_recrawl_leaves_no_temporary_file_beside_a_file_moved_aside_for_a_folder(tmp_path: Path,
+                                                                                 snapshots: int) -> None:
+    # /odd/x is saved, then /odd/x/y needs a folder "x": the file becomes "x%~file". A re-crawl
+    # finds x unchanged and links it to its stored copy -- which is the file itself.
+    site = {"/": routes.html(routes.page("/odd/x", "/odd/x/y")),
+            "/odd/x": routes.raw(b"x as text", "text/plain"), "/odd/x/y": routes.raw(b"y", "text/plain")}
+    with SiteServer(root=None, routes=site) as server:
+        for revalidate in ("always", "auto"):
+            config = make_config(server.url, tmp_path, mirror={"sitemaps": False, "revalidate": revalidate},
+                                 politeness={"robots": False}, snapshots={"keep": snapshots})
+            report = Pipeline(config).run()
+            assert not report.tally.failures
+            assert _temporary_files(tmp_path) == []
+    files = list(tmp_path.rglob("x" + COLLISION_SUFFIX))
+    assert files and all(path.read_bytes() == b"x as text" for path in files)
