@@ -96,7 +96,7 @@ class Pipeline:
                                  delay=politeness.delay, robots=politeness.robots, journal=self.state,
                                  parking=self.state)
         self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension,
-                             on_move=self._file_moved)
+                             on_move=self._file_moved, on_write=self.state.file_written)
         self.links = LinkMap(self.writer.path_for)
         self._fixer = LinkFixer(config.output_dir, self.writer.rewrite, on_change=self._page_links_changed)
         self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
@@ -150,7 +150,7 @@ class Pipeline:
         self.layout = layout(self.config.output_dir, self.config.snapshots.keep, snapshot)
         if self.layout.root != self.config.output_dir:
             self.writer = Writer(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
-                                 on_move=self._file_moved)
+                                 on_move=self._file_moved, on_write=self.state.file_written)
             self.writer.prepare()
             self._fixer = LinkFixer(self.layout.root, self.writer.rewrite, on_change=self._page_links_changed)
         self.stored = StoredCopies(self.layout.previous, revalidate=self.config.mirror.revalidate,

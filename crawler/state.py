@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS failures (
     url TEXT PRIMARY KEY, reason TEXT NOT NULL, message TEXT NOT NULL, status INTEGER, referrer TEXT,
     off_site INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS skipped (url TEXT PRIMARY KEY, rule TEXT NOT NULL);
+-- the size of each file as last written: saved, then maybe rewritten with links fixed
+CREATE TABLE IF NOT EXISTS file_sizes (path TEXT PRIMARY KEY, bytes INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS saved_by_path ON saved (path);
 CREATE TABLE IF NOT EXISTS aliases (source TEXT PRIMARY KEY, target TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outlinks (
@@ -64,7 +66,7 @@ _PARKED_INDEX = "CREATE INDEX IF NOT EXISTS urls_parked ON urls (parked) WHERE p
 # links from it instead of parsing the page again (see Pipeline._parse_one). Its links are
 # zlib-compressed: as text they took half as much room as the mirror itself on a site of API
 # docs (~50 links of ~150 bytes per page), compressed a tenth of that, for ~30 us per page.
-_TABLES = ("urls", "saved", "failures", "skipped", "aliases")
+_TABLES = ("urls", "saved", "failures", "skipped", "aliases", "file_sizes")
 _SAVED_COLUMNS = ("url, path, status, content_type, size, sha256, etag, last_modified, fetched_at, charset, "
                   "checked_at, fresh_until, file_size")  # the order of SavedFile's fields
 _SAVED_FIELDS = tuple(f.name for f in fields(SavedFile))
@@ -187,8 +189,13 @@ class CrawlState:
         saved, redo = [], []
         output = self.path.parent.parent
         root = output / "snapshots" / snapshot if snapshot else output
-        for row in db.execute(f"SELECT {_SAVED_COLUMNS} FROM saved"):
+        # A file's size as last written, which link fixing changes after the entry is saved
+        # (states from before file_sizes have only the entry's).
+        for *row, written in db.execute(f"SELECT {_SAVED_COLUMNS}, file_sizes.bytes FROM saved "
+                                        "LEFT JOIN file_sizes USING (path)"):
             entry = SavedFile(*row)
+            if written is not None:
+                entry = replace(entry, file_size=written)
             if _file_size(root / entry.path) == (entry.file_size if entry.file_size >= 0 else entry.size):
                 saved.append(entry)
             else:  # lost in a power cut, or cut short: fetch again
@@ -283,6 +290,11 @@ class CrawlState:
                 return []
         return [(rowid, CrawlItem(url, depth, LinkKind(kind), referrer, chain=chain, guessed=bool(guessed)))
                 for rowid, url, kind, depth, chain, referrer, guessed in rows]
+
+    def file_written(self, path: str, size: int) -> None:
+        """The file at `path` now holds `size` bytes (saved, or rewritten with links fixed):
+        told in the order the writes happen, so the last word is the file's size on disk."""
+        self._events.put(("file", path, size))
 
     def moved(self, old_path: str, new_path: str) -> None:
         """A saved file was renamed (a folder needed its name): every URL saved as it follows."""
@@ -402,6 +414,9 @@ class CrawlState:
             self._moves[event[1]] = event[2]
             db.execute("UPDATE saved SET path = ? WHERE path = ?", (event[2], event[1]))
             db.execute("UPDATE outlinks SET path = ? WHERE path = ?", (event[2], event[1]))
+            db.execute("UPDATE OR REPLACE file_sizes SET path = ? WHERE path = ?", (event[2], event[1]))
+        elif kind == "file":
+            db.execute("INSERT OR REPLACE INTO file_sizes VALUES (?, ?)", event[1:])
         elif kind == "outlinks":
             url, path, sha256, links = event[1:]
             while path in self._moves:

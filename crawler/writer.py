@@ -193,14 +193,19 @@ class Writer:
     """
 
     def __init__(self, root: Path, adjust_extension: bool = False,
-                 on_move: Callable[[str, str], None] | None = None) -> None:
+                 on_move: Callable[[str, str], None] | None = None,
+                 on_write: Callable[[str, int], None] | None = None) -> None:
         """`on_move(old, new)`: told when a saved file is renamed (a folder needs its name).
+        `on_write(path, size)`: told, in the order it happens, each time a file gets its bytes
+        under its final name (saved, or rewritten with links fixed). Both are called under the
+        writer's lock.
         The manifest entries themselves are the crawl state's: the writer keeps only what
         deciding file names needs, so a big crawl's memory stays small."""
         self.root = root
         self._base = str(root)
         self.adjust_extension = adjust_extension
         self._on_move = on_move or (lambda old, new: None)
+        self._on_write = on_write or (lambda path, size: None)
         # Guards the folder structure (creating folders, moving a file aside for a folder),
         # `_owners` and `_folders`; file contents are written outside it.
         self._lock = threading.Lock()
@@ -249,6 +254,7 @@ class Writer:
             with self._lock:
                 owner = self._owners.setdefault(relative, Owner(url, entry.sha256, len(body)))
                 if owner.url == url:
+                    self._on_write(relative, len(body))
                     return replace(entry, path=relative, file_size=len(body))
         with self._lock:
             self._make_folders(folder)
@@ -262,6 +268,7 @@ class Writer:
                 relative = self._unowned(self._beside_folder(relative), url, entry.sha256)
                 os.replace(temp, self._full(relative))
                 self._owners.setdefault(relative, Owner(url, entry.sha256, len(body)))
+                self._on_write(relative, len(body))
         except BaseException:
             _unlink_quietly(temp)
             raise
@@ -307,7 +314,12 @@ class Writer:
         target = checked_join(self._base, relative)
         temp = self._write_temp(relative.rpartition("/")[0], data)
         try:
-            os.replace(temp, target)
+            with self._lock:  # its new size is told in the order the file changes
+                os.replace(temp, target)
+                owner = self._owners.get(relative)
+                if owner is not None:  # a URL that shares the file from now on gets its size
+                    self._owners[relative] = replace(owner, file_size=len(data))
+                self._on_write(relative, len(data))
         except BaseException:
             _unlink_quietly(temp)
             raise

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,3 +242,30 @@ def test_a_crawl_state_from_before_parking_is_resumed(tmp_path: Path) -> None:
     state.close()
     assert resumed is not None and resumed.started_at == "then"
     assert [item.url for item in resumed.pending] == ["http://site.test/next.html"] and resumed.parked == {}
+
+
+def test_a_page_whose_links_were_fixed_is_not_downloaded_again_on_resume(tmp_path: Path) -> None:
+    # "/" is written with a link to gone.html as a file; gone.html answers 404 a moment later,
+    # so "/" is rewritten with the link as a URL -- and is a different size from then on.
+    site = {"/": routes.html(routes.page("/gone.html", "/held.html")),
+            "/gone.html": routes.stall(0.3, routes.status(404)),
+            "/held.html": routes.stall(30, routes.html(routes.page()))}
+    with SiteServer(root=None, routes=site) as server:
+        config = make_config(server.url, tmp_path, mirror={"sitemaps": False}, politeness={"robots": False})
+        first = Pipeline(config)
+        running = threading.Thread(target=first.run)
+        running.start()
+        home = tmp_path / server.url.split("/")[2] / "index.html"
+        deadline = time.monotonic() + 20
+        while not (home.exists() and f"{server.url}gone.html".encode() in home.read_bytes()):
+            assert time.monotonic() < deadline, "the link to gone.html was not fixed"
+            time.sleep(0.02)
+        first.stop()  # held.html is still in flight: the crawl is interrupted
+        running.join()
+        server.routes["/held.html"] = routes.html(routes.page())
+        before = server.requests()
+        report = Pipeline(config).run()
+        fetched_again = server.requests() - before
+    assert report.outcome == "completed" and report.resumed_from
+    assert fetched_again == {"/held.html": 1}  # not "/", saved before the stop
+    assert f"{server.url}gone.html".encode() in home.read_bytes()
