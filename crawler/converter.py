@@ -441,8 +441,13 @@ class Finisher:
     the pages an interrupted run converted, and counts the offline links."""
 
     def __init__(self, root: Path, links: LinkMap, fixer: LinkFixer, *, in_domains: Callable[[str], bool],
-                 broken: Iterable[str], excluded: Iterable[str]) -> None:
+                 broken: Iterable[str], excluded: Iterable[str],
+                 recorded_targets: Callable[[SavedFile], list[str] | None] = lambda entry: None,
+                 ) -> None:
+        """`recorded_targets(entry)`: the target URLs of a page's links, in order, as recorded
+        when it was converted (None if they were not)."""
         self._root = root
+        self._recorded_targets = recorded_targets
         self._links = links
         self._fixer = fixer
         self._in_domains = in_domains
@@ -504,7 +509,7 @@ class Finisher:
         document = parse_document(body, entry.url, entry.content_type, entry.charset)
         if document is None:
             return
-        read_converted_links(document, entry.path, url_of_file)
+        self._read_targets(document, entry, url_of_file)
         files: list[str | None] = []
         for target in document.targets:
             if target is None:
@@ -515,6 +520,20 @@ class Finisher:
         data = convert_document(document, entry.path, files, self._relative)
         if data is not None and self._fixer.replace(entry.path, data):
             result.files_converted += 1
+
+    def _read_targets(self, document: ParsedDocument, entry: SavedFile, url_of_file: dict[str, str]) -> None:
+        """The URLs a converted page's links stand for: as recorded when it was converted;
+        else read back from the file names (a link written as a file that never came to be,
+        such as a redirect's, then reads as a URL of its own)."""
+        recorded = self._recorded_targets(entry)
+        spots = [index for index, target in enumerate(document.targets) if target is not None]
+        if recorded is None or len(recorded) != len(spots):
+            read_converted_links(document, entry.path, url_of_file)
+            return
+        for index, url in zip(spots, recorded, strict=True):
+            _, fragment = document.targets[index] or ("", "")  # a spot with a link: never None
+            document.targets[index] = (url, fragment)
+
 
 def read_converted_links(document: ParsedDocument, page_path: str, url_of_file: dict[str, str]) -> None:
     """Point the targets of a page saved by conversion back at URLs: a relative link names a

@@ -96,7 +96,8 @@ class Pipeline:
                                  delay=politeness.delay, robots=politeness.robots, journal=self.state,
                                  parking=self.state)
         self.writer = Writer(config.output_dir, adjust_extension=config.mirror.adjust_extension,
-                             on_move=self._file_moved, on_write=self.state.file_written)
+                             on_move=self._file_moved, on_write=self.state.file_written,
+                             on_rewrite=self._file_to_change)
         self.links = LinkMap(self.writer.path_for)
         self._fixer = LinkFixer(config.output_dir, self.writer.rewrite, on_change=self._page_links_changed)
         self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
@@ -150,7 +151,8 @@ class Pipeline:
         self.layout = layout(self.config.output_dir, self.config.snapshots.keep, snapshot)
         if self.layout.root != self.config.output_dir:
             self.writer = Writer(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
-                                 on_move=self._file_moved, on_write=self.state.file_written)
+                                 on_move=self._file_moved, on_write=self.state.file_written,
+                             on_rewrite=self._file_to_change)
             self.writer.prepare()
             self._fixer = LinkFixer(self.layout.root, self.writer.rewrite, on_change=self._page_links_changed)
         self.stored = StoredCopies(self.layout.previous, revalidate=self.config.mirror.revalidate,
@@ -185,6 +187,9 @@ class Pipeline:
                     f" ({removed} half-written files removed)" if removed else "")
         self.frontier.restore(resumed.seen, resumed.pending, resumed.skipped, resumed.html_pages_saved,
                               resumed.parked)
+        # A crawl killed before its start URLs were journaled left nothing else either: they go
+        # in again (those it had are known, so nothing is fetched twice).
+        self.frontier.add_all(self._seeds())
         self.writer.restore(resumed.saved)
         self.links.restore(resumed.saved, resumed.aliases)
         self._converted_earlier = [entry for entry in resumed.saved
@@ -339,8 +344,17 @@ class Pipeline:
                                      path_of=self.links.final_path, in_domains=self.scope.in_domains,
                                      broken=broken, excluded=excluded)
         finisher = Finisher(self.writer.root, self.links, self._fixer, in_domains=self.scope.in_domains,
-                            broken=broken, excluded=excluded)
+                            broken=broken, excluded=excluded, recorded_targets=self._recorded_targets)
         return finisher.finish(self.state.entries(), self._converted_earlier, fix=not self._interrupted.is_set())
+
+    def _recorded_targets(self, entry: SavedFile) -> list[str] | None:
+        """The target URLs of a saved page's links, in order, as the crawl state recorded them
+        when the page was written (None: not recorded for this very file and content)."""
+        recorded = self.state.known_outlinks(entry.url)
+        if recorded is None or recorded[0] != entry.path or recorded[1] != entry.sha256:
+            return None
+        known = KnownLinks.decode(recorded[2])
+        return [url for url, _ in known.targets] if known is not None else None
 
     def _page_links_changed(self, path: str, fixes: dict[str, str | None] | None) -> None:
         """LinkFixer rewrote links of a saved page: its recorded outlinks follow."""
@@ -348,6 +362,13 @@ class Pipeline:
             self.state.outlinks_changed(path)
         else:
             self.state.outlinks_changed(path, lambda text: _fixed_links(text, fixes))
+
+    def _file_to_change(self, path: str, size: int) -> None:
+        """A saved page is about to be rewritten with its links fixed: its new size goes on
+        record first (beside the old one), so that a resumed crawl takes the file, of either
+        size, as whole instead of downloading it again."""
+        self.state.file_written(path, size)
+        self.state.flush()
 
     def _file_moved(self, old: str, new: str) -> None:
         """The writer moved a saved file aside for a folder of the same name (under its lock)."""
@@ -600,9 +621,8 @@ class Pipeline:
         except CrawlError as error:
             self._fail(page.item, Failure(response.url, "unsafe_path", str(error)), tally, fix_now=True)
             return
-        self.state.saved(saved)
-        if written_links is not None:  # before links.saved(): no fix of this page comes earlier
-            self.state.outlinks(saved.url, saved.path, saved.sha256, written_links.encode())
+        # Before links.saved(): no fix of this page comes earlier.
+        self.state.saved(saved, written_links.encode() if written_links is not None else None)
         if self.archive is not None:
             try:
                 self.archive.record(response, saved, revisit_of=unchanged)

@@ -52,8 +52,8 @@ CREATE TABLE IF NOT EXISTS failures (
     url TEXT PRIMARY KEY, reason TEXT NOT NULL, message TEXT NOT NULL, status INTEGER, referrer TEXT,
     off_site INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS skipped (url TEXT PRIMARY KEY, rule TEXT NOT NULL);
--- the size of each file as last written: saved, then maybe rewritten with links fixed
-CREATE TABLE IF NOT EXISTS file_sizes (path TEXT PRIMARY KEY, bytes INTEGER NOT NULL);
+-- the size of each file as saved, then as rewritten with links fixed (`before`: the size it had)
+CREATE TABLE IF NOT EXISTS file_sizes (path TEXT PRIMARY KEY, bytes INTEGER NOT NULL, before INTEGER);
 CREATE INDEX IF NOT EXISTS saved_by_path ON saved (path);
 CREATE TABLE IF NOT EXISTS aliases (source TEXT PRIMARY KEY, target TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outlinks (
@@ -189,20 +189,25 @@ class CrawlState:
         saved, redo = [], []
         output = self.path.parent.parent
         root = output / "snapshots" / snapshot if snapshot else output
-        # A file's size as last written, which link fixing changes after the entry is saved
-        # (states from before file_sizes have only the entry's).
-        for *row, written in db.execute(f"SELECT {_SAVED_COLUMNS}, file_sizes.bytes FROM saved "
-                                        "LEFT JOIN file_sizes USING (path)"):
+        # Link fixing changes a file's size after its entry is saved: file_sizes has its size
+        # now, and the one before in case the crawl stopped just as it was rewritten (states
+        # from before file_sizes have only the entry's).
+        for *row, written, before in db.execute(f"SELECT {_SAVED_COLUMNS}, file_sizes.bytes, file_sizes.before "
+                                                "FROM saved LEFT JOIN file_sizes USING (path)"):
             entry = SavedFile(*row)
-            if written is not None:
-                entry = replace(entry, file_size=written)
-            if _file_size(root / entry.path) == (entry.file_size if entry.file_size >= 0 else entry.size):
-                saved.append(entry)
+            size = _file_size(root / entry.path)
+            whole = {written, before} if written is not None else \
+                {entry.file_size if entry.file_size >= 0 else entry.size}
+            if size is not None and size in whole:
+                saved.append(replace(entry, file_size=size))
             else:  # lost in a power cut, or cut short: fetch again
                 redo.append(entry.url)
         for url in redo:
             db.execute("DELETE FROM saved WHERE url = ?", (url,))
             db.execute("UPDATE urls SET done = 0 WHERE url = ?", (url,))
+        # A file saved whole is done, even if the crawl stopped before its "done" was journaled
+        # (its links were journaled before it was saved): it is not downloaded again.
+        db.execute("UPDATE urls SET done = 1 WHERE done = 0 AND url IN (SELECT url FROM saved)")
         pending = [CrawlItem(url, depth, LinkKind(kind), referrer, chain=chain, guessed=bool(guessed))
                    for url, kind, depth, chain, referrer, guessed in db.execute(
                        "SELECT url, kind, depth, chain, referrer, guessed FROM urls WHERE done = 0 AND parked IS NULL")]
@@ -236,8 +241,10 @@ class CrawlState:
     def done(self, url: str) -> None:
         self._events.put(("done", url))
 
-    def saved(self, entry: SavedFile) -> None:
-        self._events.put(("saved", entry))
+    def saved(self, entry: SavedFile, links: str | None = None) -> None:
+        """`links`: the page's outlinks (see there), in the same event: a crawl resumed with
+        the entry has them too, to convert the page again (Finisher)."""
+        self._events.put(("saved", entry, links))
 
     def failed(self, failure: Failure) -> None:
         self._events.put(("failed", failure))
@@ -292,8 +299,8 @@ class CrawlState:
                 for rowid, url, kind, depth, chain, referrer, guessed in rows]
 
     def file_written(self, path: str, size: int) -> None:
-        """The file at `path` now holds `size` bytes (saved, or rewritten with links fixed):
-        told in the order the writes happen, so the last word is the file's size on disk."""
+        """The file at `path` holds `size` bytes: saved so, or about to be rewritten so (the
+        size it had is kept beside it). Told in the order the writes happen."""
         self._events.put(("file", path, size))
 
     def moved(self, old_path: str, new_path: str) -> None:
@@ -401,6 +408,9 @@ class CrawlState:
                 entry["path"] = self._moves[entry["path"]]
             db.execute(f"INSERT OR REPLACE INTO saved ({', '.join(entry)}) "
                        f"VALUES ({', '.join('?' * len(entry))})", tuple(entry.values()))
+            if event[2] is not None:
+                db.execute("INSERT OR REPLACE INTO outlinks VALUES (?, ?, ?, ?)",
+                           (entry["url"], entry["path"], entry["sha256"], _pack(event[2])))
         elif kind == "failed":
             failure: Failure = event[1]
             db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?)",
@@ -416,7 +426,8 @@ class CrawlState:
             db.execute("UPDATE outlinks SET path = ? WHERE path = ?", (event[2], event[1]))
             db.execute("UPDATE OR REPLACE file_sizes SET path = ? WHERE path = ?", (event[2], event[1]))
         elif kind == "file":
-            db.execute("INSERT OR REPLACE INTO file_sizes VALUES (?, ?)", event[1:])
+            db.execute("INSERT INTO file_sizes (path, bytes) VALUES (?, ?) "
+                       "ON CONFLICT (path) DO UPDATE SET before = bytes, bytes = excluded.bytes", event[1:])
         elif kind == "outlinks":
             url, path, sha256, links = event[1:]
             while path in self._moves:

@@ -194,11 +194,14 @@ class Writer:
 
     def __init__(self, root: Path, adjust_extension: bool = False,
                  on_move: Callable[[str, str], None] | None = None,
-                 on_write: Callable[[str, int], None] | None = None) -> None:
+                 on_write: Callable[[str, int], None] | None = None,
+                 on_rewrite: Callable[[str, int], None] | None = None) -> None:
         """`on_move(old, new)`: told when a saved file is renamed (a folder needs its name).
-        `on_write(path, size)`: told, in the order it happens, each time a file gets its bytes
-        under its final name (saved, or rewritten with links fixed). Both are called under the
-        writer's lock.
+        `on_write(path, size)`: told, in the order it happens, each time a file is saved under
+        its final name. Both are called under the writer's lock. `on_rewrite(path, size)`:
+        told *before* a saved file is replaced with `size` bytes (its links fixed); once it
+        returns, the new size must be on record beside the old one, so that a crawl killed at
+        any moment finds the file whole whichever of the two it holds.
         The manifest entries themselves are the crawl state's: the writer keeps only what
         deciding file names needs, so a big crawl's memory stays small."""
         self.root = root
@@ -206,6 +209,7 @@ class Writer:
         self.adjust_extension = adjust_extension
         self._on_move = on_move or (lambda old, new: None)
         self._on_write = on_write or (lambda path, size: None)
+        self._on_rewrite = on_rewrite or (lambda path, size: None)
         # Guards the folder structure (creating folders, moving a file aside for a folder),
         # `_owners` and `_folders`; file contents are written outside it.
         self._lock = threading.Lock()
@@ -314,12 +318,12 @@ class Writer:
         target = checked_join(self._base, relative)
         temp = self._write_temp(relative.rpartition("/")[0], data)
         try:
-            with self._lock:  # its new size is told in the order the file changes
+            self._on_rewrite(relative, len(data))
+            with self._lock:
                 os.replace(temp, target)
                 owner = self._owners.get(relative)
                 if owner is not None:  # a URL that shares the file from now on gets its size
                     self._owners[relative] = replace(owner, file_size=len(data))
-                self._on_write(relative, len(data))
         except BaseException:
             _unlink_quietly(temp)
             raise

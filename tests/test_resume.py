@@ -269,3 +269,55 @@ def test_a_page_whose_links_were_fixed_is_not_downloaded_again_on_resume(tmp_pat
     assert report.outcome == "completed" and report.resumed_from
     assert fetched_again == {"/held.html": 1}  # not "/", saved before the stop
     assert f"{server.url}gone.html".encode() in home.read_bytes()
+
+
+def test_links_to_a_redirect_written_before_an_interruption_follow_it_after_resuming(tmp_path: Path) -> None:
+    # "/" is written while /go is not fetched yet: its link names go.html, the file /go would
+    # have been. /go turns out to redirect; the crawl stops before the end fixes the link.
+    site = {"/": routes.html(routes.page("/go", "/held.html")), "/go": routes.redirect("/target.html"),
+            "/target.html": routes.stall(0.3, routes.html(routes.page(title="target"))),
+            "/held.html": routes.stall(30, routes.html(routes.page()))}
+    with SiteServer(root=None, routes=site) as server:
+        config = make_config(server.url, tmp_path, mirror={"sitemaps": False}, politeness={"robots": False})
+        first = Pipeline(config)
+        running = threading.Thread(target=first.run)
+        running.start()
+        target = tmp_path / server.url.split("/")[2] / "target.html"
+        deadline = time.monotonic() + 20
+        while not target.exists():
+            assert time.monotonic() < deadline, "target.html was not saved"
+            time.sleep(0.02)
+        first.stop()
+        running.join()
+        server.routes["/held.html"] = routes.html(routes.page())
+        report = Pipeline(config).run()
+    assert report.outcome == "completed" and report.resumed_from
+    home = (target.parent / "index.html").read_text()
+    assert '<a href="target.html">/go</a>' in home
+
+
+def test_a_crawl_killed_before_its_start_urls_were_journaled_starts_them_on_resume(tmp_path: Path) -> None:
+    with SiteServer(root=None, routes={"/": routes.html(routes.page())}) as server:
+        config = make_config(server.url, tmp_path, mirror={"sitemaps": False}, politeness={"robots": False})
+        state = CrawlState(tmp_path, lambda error: None)
+        state.open(config.model_dump_json(), "2026-11-26T00:00:00+00:00")  # "running", nothing else yet
+        state.close()
+        report = Pipeline(config).run()
+        assert server.requests()["/"] == 1
+    assert report.resumed_from and report.tally.files_saved == 1
+
+
+def test_a_file_saved_just_before_a_kill_is_not_downloaded_again(tmp_path: Path) -> None:
+    """Its entry was journaled, its "done" not: saved whole is done."""
+    with SiteServer(root=None, routes={"/": routes.html(routes.page("/a.html")),
+                                       "/a.html": routes.html(routes.page())}) as server:
+        config = make_config(server.url, tmp_path, mirror={"sitemaps": False}, politeness={"robots": False})
+        Pipeline(config).run()
+        with sqlite3.connect(tmp_path / ".crawl" / "state.sqlite") as db:  # as the kill left it
+            db.execute("UPDATE meta SET value = 'running' WHERE key = 'status'")
+            db.execute("UPDATE urls SET done = 0 WHERE url = ?", (server.url + "a.html",))
+        db.close()
+        before = server.requests()
+        report = Pipeline(config).run()
+        assert server.requests() == before
+    assert report.resumed_from and report.outcome == "completed"
