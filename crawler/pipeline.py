@@ -152,7 +152,7 @@ class Pipeline:
         if self.layout.root != self.config.output_dir:
             self.writer = Writer(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
                                  on_move=self._file_moved, on_write=self.state.file_written,
-                             on_rewrite=self._file_to_change)
+                                 on_rewrite=self._file_to_change)
             self.writer.prepare()
             self._fixer = LinkFixer(self.layout.root, self.writer.rewrite, on_change=self._page_links_changed)
         self.stored = StoredCopies(self.layout.previous, revalidate=self.config.mirror.revalidate,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from crawler.cli import main
 from crawler.demo.server import SiteServer
 from crawler.errors import OutputError
 from crawler.pipeline import Pipeline
+from crawler.report import CrawlReport
 from crawler.state import CrawlState
 from crawler.writer import Writer
 from tests import routes
@@ -244,55 +245,53 @@ def test_a_crawl_state_from_before_parking_is_resumed(tmp_path: Path) -> None:
     assert [item.url for item in resumed.pending] == ["http://site.test/next.html"] and resumed.parked == {}
 
 
+HELD = {"/held.html": routes.stall(30, routes.html(routes.page()))}  # in flight when the crawl stops
+
+
+def stop_then_resume(server: SiteServer, out: Path, ready: Callable[[Path], bool], what: str) -> CrawlReport:
+    """Crawl until `ready(host folder)`, stop (Ctrl-C) while /held.html is in flight, let
+    /held.html answer, and resume; the resumed run's report."""
+    config = make_config(server.url, out, mirror={"sitemaps": False}, politeness={"robots": False})
+    first = Pipeline(config)
+    running = threading.Thread(target=first.run)
+    running.start()
+    deadline = time.monotonic() + 20
+    while not ready(out / server.url.split("/")[2]):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+    first.stop()
+    running.join()
+    server.routes["/held.html"] = routes.html(routes.page())
+    return Pipeline(config).run()
+
+
 def test_a_page_whose_links_were_fixed_is_not_downloaded_again_on_resume(tmp_path: Path) -> None:
     # "/" is written with a link to gone.html as a file; gone.html answers 404 a moment later,
     # so "/" is rewritten with the link as a URL -- and is a different size from then on.
     site = {"/": routes.html(routes.page("/gone.html", "/held.html")),
-            "/gone.html": routes.stall(0.3, routes.status(404)),
-            "/held.html": routes.stall(30, routes.html(routes.page()))}
+            "/gone.html": routes.stall(0.3, routes.status(404)), **HELD}
     with SiteServer(root=None, routes=site) as server:
-        config = make_config(server.url, tmp_path, mirror={"sitemaps": False}, politeness={"robots": False})
-        first = Pipeline(config)
-        running = threading.Thread(target=first.run)
-        running.start()
-        home = tmp_path / server.url.split("/")[2] / "index.html"
-        deadline = time.monotonic() + 20
-        while not (home.exists() and f"{server.url}gone.html".encode() in home.read_bytes()):
-            assert time.monotonic() < deadline, "the link to gone.html was not fixed"
-            time.sleep(0.02)
-        first.stop()  # held.html is still in flight: the crawl is interrupted
-        running.join()
-        server.routes["/held.html"] = routes.html(routes.page())
-        before = server.requests()
-        report = Pipeline(config).run()
-        fetched_again = server.requests() - before
+        gone = f"{server.url}gone.html".encode()
+
+        def fixed(host: Path) -> bool:
+            return (host / "index.html").exists() and gone in (host / "index.html").read_bytes()
+        report = stop_then_resume(server, tmp_path, fixed, "the link to gone.html was not fixed")
+        fetched = server.requests()
     assert report.outcome == "completed" and report.resumed_from
-    assert fetched_again == {"/held.html": 1}  # not "/", saved before the stop
-    assert f"{server.url}gone.html".encode() in home.read_bytes()
+    assert fetched == {"/": 1, "/gone.html": 1, "/held.html": 2}  # "/" saved before the stop: not again
+    assert gone in next(tmp_path.glob("127.0.0.1*/index.html")).read_bytes()
 
 
 def test_links_to_a_redirect_written_before_an_interruption_follow_it_after_resuming(tmp_path: Path) -> None:
     # "/" is written while /go is not fetched yet: its link names go.html, the file /go would
     # have been. /go turns out to redirect; the crawl stops before the end fixes the link.
     site = {"/": routes.html(routes.page("/go", "/held.html")), "/go": routes.redirect("/target.html"),
-            "/target.html": routes.stall(0.3, routes.html(routes.page(title="target"))),
-            "/held.html": routes.stall(30, routes.html(routes.page()))}
+            "/target.html": routes.stall(0.3, routes.html(routes.page(title="target"))), **HELD}
     with SiteServer(root=None, routes=site) as server:
-        config = make_config(server.url, tmp_path, mirror={"sitemaps": False}, politeness={"robots": False})
-        first = Pipeline(config)
-        running = threading.Thread(target=first.run)
-        running.start()
-        target = tmp_path / server.url.split("/")[2] / "target.html"
-        deadline = time.monotonic() + 20
-        while not target.exists():
-            assert time.monotonic() < deadline, "target.html was not saved"
-            time.sleep(0.02)
-        first.stop()
-        running.join()
-        server.routes["/held.html"] = routes.html(routes.page())
-        report = Pipeline(config).run()
+        report = stop_then_resume(server, tmp_path, lambda host: (host / "target.html").exists(),
+                                  "target.html was not saved")
     assert report.outcome == "completed" and report.resumed_from
-    home = (target.parent / "index.html").read_text()
+    home = next(tmp_path.glob("127.0.0.1*/index.html")).read_text()
     assert '<a href="target.html">/go</a>' in home
 
 
