@@ -234,6 +234,71 @@ def test_noise_is_not_a_modification(site: tuple[routes.MutableSite, SiteServer]
     assert urls(latest_changes["modified"], server) == ["c.html"]
 
 
+@pytest.mark.parametrize("keep", [0, 3], ids=["plain", "snapshots"])
+def test_an_edited_text_is_modified_and_a_markup_change_is_noise_in_either_mode(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, keep: int) -> None:
+    mutable, server = site
+    mutable.put("/a.html", page("Page A", "/", extra="<p>The price is 10 euros.</p>"))
+    mutable.put("/b.html", page("Page B", "/", extra="<p>Same words.</p>"))
+    server.routes.update(mutable.routes())
+    config = write_config(tmp_path, server, snapshots={"keep": keep})
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    mutable.put("/a.html", page("Page A", "/", extra="<p>The price is 99 euros.</p>"))
+    mutable.put("/b.html", page("Page B", "/", extra='<p class="new">Same   words.</p>'))
+    assert main([str(config)]) == 0
+    found = json.loads((out / "changes.json").read_text()) if keep == 0 else changes(out, latest(out))
+    assert urls(found["modified"], server) == ["a.html"]
+    assert urls(found["noise_only"], server) == ["b.html"]
+
+
+def test_diff_of_a_plain_mirror_shows_what_the_last_run_changed(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mutable, server = site
+    mutable.put("/a.html", page("Page A", "/", extra="<p>The price is 10 euros.</p>"))
+    server.routes.update(mutable.routes())
+    config = write_config(tmp_path, server)
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    mutable.put("/a.html", page("Page A", "/", extra="<p>The price is 99 euros.</p>"))
+    assert main([str(config)]) == 0
+    capsys.readouterr()
+
+    assert main(["diff", str(out), "--text"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 modified" in printed and server.url + "a.html" in printed
+    assert "-The price is 10 euros." in printed and "+The price is 99 euros." in printed
+
+    assert main(["diff", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert urls(data["modified"], server) == ["a.html"]
+
+    # The next run changes nothing: nothing to show, and the copies kept for the diff are gone.
+    assert main([str(config)]) == 0
+    capsys.readouterr()
+    assert main(["diff", str(out), "--text"]) == 0
+    printed = capsys.readouterr().out
+    assert "0 modified" in printed and "euros" not in printed
+    assert not [path for path in (out / ".crawl").rglob("*") if path.is_file() and path.suffix == ".html"]
+
+
+def test_a_rerun_asks_about_files_that_only_have_last_modified(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
+    """The default: a file the server gave no lifetime is revalidated on every run."""
+    mutable, server = site
+    config = write_config(tmp_path, server, mirror={"sitemaps": False})  # heuristic_freshness by default
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    mutable.put("/lastmod-only.html", page("Last-Modified only, fixed"), validators="last_modified")
+    mutable.answers.clear()
+    assert main([str(config)]) == 0
+    assert mutable.statuses("/lastmod-only.html") == [200]
+    assert "fixed" in (out / server.url.split("/")[2] / "lastmod-only.html").read_text()
+    assert urls(json.loads((out / "changes.json").read_text())["modified"], server) == ["lastmod-only.html"]
+    assert {path for path, _, _ in mutable.answers} == {"/", "/a.html", "/b.html", "/c.html", "/etag-only.html",
+                                                        "/lastmod-only.html", "/logo.png"}
+
+
 def test_plain_mirror_updates_in_place_and_deletes_removed_pages_when_asked(
         site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
     mutable, server = site
