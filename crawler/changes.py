@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import sqlite3
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,16 +160,19 @@ def page_text(path: Path, charset: str | None, ignore: tuple[IgnoreRule, ...] = 
 
 
 def visible_text(data: bytes, charset: str | None, ignore: tuple[IgnoreRule, ...] = ()) -> str:
-    from bs4 import BeautifulSoup  # only comparisons need it: not imported by every crawl
+    from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning  # only comparisons need it
 
     patterns = [re.compile(rule.regex) for rule in ignore if rule.regex]
+    markup: bytes | str = data
     if patterns:
-        text = data.decode(charset or "utf-8", "replace")
+        markup = data.decode(charset or "utf-8", "replace")
         for pattern in patterns:
-            text = pattern.sub("", text)
-        soup = BeautifulSoup(text, "lxml")
-    else:
-        soup = BeautifulSoup(data, "lxml", from_encoding=charset)
+            markup = pattern.sub("", markup)
+    with warnings.catch_warnings():
+        # XHTML served as text/html (it starts with <?xml ...>) is read as HTML on purpose: it
+        # is what a browser shows. bs4 would print its advice on the terminal for every page.
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(markup, "lxml", from_encoding=charset if isinstance(markup, bytes) else None)
     for element in soup(INVISIBLE):
         element.decompose()
     for rule in ignore:

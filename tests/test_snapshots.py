@@ -17,9 +17,9 @@ import yaml
 from warcio.archiveiterator import ArchiveIterator
 
 import crawler.pipeline as pipeline_module
-from crawler.changes import compare
+from crawler.changes import compare, visible_text
 from crawler.cli import main
-from crawler.config import load_config
+from crawler.config import IgnoreRule, load_config
 from crawler.demo.server import SiteServer
 from crawler.models import SavedFile
 from crawler.pipeline import Pipeline
@@ -215,6 +215,16 @@ def test_a_snapshot_that_fails_its_health_checks_is_not_published(
     report = json.loads((out / "snapshots" / failed / "report.json").read_text())
     assert report["published_as_latest"] is False
     assert any("start URL not saved" in problem for problem in report["health_problems"])
+
+
+def test_xhtml_pages_compare_by_their_text_without_warnings() -> None:
+    """Debian's PostgreSQL docs: XHTML with an XML declaration, served as text/html."""
+    xhtml = (b'<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n<!DOCTYPE html PUBLIC '
+             b'"-//W3C//DTD XHTML 1.0 Transitional//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">'
+             b'<html xmlns="http://www.w3.org/1999/xhtml"><head><title>SELECT</title></head>'
+             b'<body><p>retrieve rows from a table or view</p></body></html>')
+    assert visible_text(xhtml, "utf-8") == "retrieve rows from a table or view"  # warnings are errors here
+    assert visible_text(xhtml, "utf-8", (IgnoreRule(regex="or view"),)) == "retrieve rows from a table"
 
 
 def test_noise_is_not_a_modification(site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
