@@ -4,7 +4,7 @@
     crawl demo                         serve the bundled sample site and mirror it
     crawl check CONFIG [URL ...]       is the config valid; would these URLs be crawled, and why
     crawl status CONFIG                is a crawl of it running, how far has it got, how did it end
-    crawl diff OUTPUT [OLD] [NEW]      what changed between two snapshots
+    crawl diff OUTPUT [OLD] [NEW]      what changed between two snapshots (or in a plain mirror's last run)
     crawl schedule CONFIG --at HH:MM   a nightly crontab line or systemd timer
     crawl run-scheduled FOLDER         run every config of a folder on its schedule
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 
 from crawler import __version__
-from crawler.changes import diff_snapshots, text_diffs
+from crawler.changes import diff_output
 from crawler.check import Checker, describe
 from crawler.config import Config, load_config, parse_config
 from crawler.demo.server import SiteServer
@@ -101,7 +101,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     output = Path(args.output)
-    changes, old, new = diff_snapshots(output, args.old, args.new)
+    diff = diff_output(output, args.old, args.new)
+    changes, old, new = diff.changes, diff.old, diff.new
     if args.json:
         print(json.dumps({"old": old, "new": new, **changes.to_dict()}, indent=2, ensure_ascii=False))
     else:
@@ -114,8 +115,8 @@ def _diff(args: argparse.Namespace) -> int:
                 for entry in entries:
                     print(f"  {entry['url']}")
     if args.text:
-        for diff in text_diffs(output, old, new, changes):
-            print(diff)
+        for text in diff.text_diffs():
+            print(text)
     return EXIT_OK
 
 
@@ -317,8 +318,9 @@ def _demo_parser() -> argparse.ArgumentParser:
 
 
 def _diff_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl diff", description="What changed between two snapshots.")
-    parser.add_argument("output", help="the output folder of a config with snapshots.keep > 0")
+    parser = _ArgumentParser(prog="crawl diff", description="What changed between two snapshots, or what the "
+                                                            "last run of a plain mirror changed.")
+    parser.add_argument("output", help="the output folder of a config")
     parser.add_argument("old", nargs="?", help="earlier snapshot name (default: the one before NEW)")
     parser.add_argument("new", nargs="?", help="later snapshot name (default: the newest)")
     parser.add_argument("--json", action="store_true", help="print JSON, as in changes.json")
