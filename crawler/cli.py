@@ -50,6 +50,7 @@ from crawler.writer import url_to_path
 log = logging.getLogger("crawler")
 
 DEMO_PORT = 8731
+EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # what the shell reports for any command a pipe cut short
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,8 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = COMMANDS.get(args[0]) if args else None
         if command is not None:
             make_parser, run = command
-            return run(make_parser().parse_args(args[1:]))
-        return _crawl(_crawl_parser().parse_args(args))
+            status = run(make_parser().parse_intermixed_args(args[1:]))
+        else:
+            status = _crawl(_crawl_parser().parse_intermixed_args(args))
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+        return status
+    except BrokenPipeError:  # `crawl diff OUT | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return EXIT_PIPE_CLOSED
     except CrawlError as error:
         print(f"crawl: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -67,6 +67,14 @@ def test_check_json_and_requisites(checked_site: tuple[SiteServer, Path], capsys
                          "reason": "a requisite of a saved page: fetched whatever its host and depth"}]
 
 
+def test_options_may_come_between_the_config_and_the_urls(checked_site: tuple[SiteServer, Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _, config = checked_site
+    assert main(["check", str(config), "--requisite", "https://cdn.example/lib.js", "--no-robots"]) == 0
+    verdict = capsys.readouterr().out.splitlines()[1]
+    assert verdict.startswith("https://cdn.example/lib.js: crawled -- scope: a requisite of a saved page")
+
+
 def test_check_of_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("start_urls: [http://a/]\nscope: {max_dept: 2}\n")

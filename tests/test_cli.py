@@ -139,3 +139,27 @@ def test_ctrl_c_during_a_stalled_download_exits_within_seconds(tmp_path: Path) -
     assert process.returncode == 130
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["not_fetched"] == [{"url": server.url + "stalled.html", "reason": "interrupted"}]
+
+
+def fake_snapshots(output: Path, *names: str) -> None:
+    """Snapshots as a crawl leaves them, each saving one page more than the one before."""
+    for number, name in enumerate(names):
+        folder = output / "snapshots" / name
+        folder.mkdir(parents=True)
+        lines = [json.dumps({"url": f"http://h/{page}.html", "path": f"h/{page}.html", "status": 200,
+                             "content_type": "text/html", "size": 1, "sha256": "0" * 64, "etag": None,
+                             "last_modified": None, "fetched_at": "2026-01-01T00:00:00+00:00"})
+                 for page in range(number * 50)]
+        (folder / "manifest.jsonl").write_text("".join(line + "\n" for line in lines))
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`crawl diff OUT | head`: head leaves, and crawl stops without a traceback."""
+    fake_snapshots(tmp_path / "out", "2026-01-01T000000Z", "2026-01-02T000000Z")
+    with subprocess.Popen([sys.executable, "-m", "crawler", "diff", str(tmp_path / "out")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        process.stdout.close()  # before crawl has started: its first write finds the pipe closed
+        _, stderr = process.communicate(timeout=30)
+    assert stderr == ""
+    assert process.returncode == 141  # as for any command a closed pipe stops (128 + SIGPIPE)
