@@ -27,12 +27,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
-from crawler import __version__
+from crawler import arguments
+from crawler.arguments import DEMO_PORT
 from crawler.changes import diff_snapshots, text_diffs
 from crawler.check import Checker, describe
-from crawler.config import Config, load_config, parse_config
+from crawler.config import Config, load_config, parse_config, parse_setting
+from crawler.config_edit import LABEL, set_in_file
 from crawler.demo.server import SiteServer
-from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CrawlError, UsageError
+from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, CrawlError, UsageError
 from crawler.pipeline import Pipeline
 from crawler.report import CrawlReport
 from crawler.schedule import (
@@ -49,7 +51,6 @@ from crawler.writer import url_to_path
 
 log = logging.getLogger("crawler")
 
-DEMO_PORT = 8731
 EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # what the shell reports for any command a pipe cut short
 
 
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             make_parser, run = command
             status = run(make_parser().parse_intermixed_args(args[1:]))
         else:
-            status = _crawl(_crawl_parser().parse_intermixed_args(args))
+            status = _crawl(arguments.crawl_parser().parse_intermixed_args(args))
         sys.stdout.flush()  # here, where a closed pipe can still be caught
         return status
     except BrokenPipeError:  # `crawl diff OUT | head`: the reader has all it wanted
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _crawl(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, args.log_file, args.log_format)
-    config = load_config(args.config)
+    config = load_config(args.config, _settings(args))
     return _run(config, show_summary=args.verbose > 0 or sys.stdout.isatty(),
                 progress_lines=bool(args.log_file) or args.verbose > 0)
 
@@ -95,7 +96,7 @@ def _demo(args: argparse.Namespace) -> int:
             with _stop_on_signals(lambda: None):
                 signal.pause()
             return EXIT_OK
-        overrides: dict[str, object] = {"start_urls": [server.url]}
+        overrides: dict[str, object] = {**_settings(args), "start_urls": [server.url]}
         if args.output:
             overrides["output"] = args.output
         config = parse_config(config_path.read_text(encoding="utf-8"), str(config_path), overrides)
@@ -127,13 +128,13 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    status = crawl_status(load_config(args.config))
+    status = crawl_status(load_config(args.config, _settings(args)))
     print(json.dumps(status.to_dict(), indent=2) if args.json else status.text())
     return status.exit_code
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, _settings(args))
     print(f"{args.config}: valid -- {describe(config)}")
     checker = Checker(config, fetch_robots=not args.no_robots)
     verdicts = [checker.verdict(url, as_requisite=args.requisite) for url in args.urls]
@@ -147,10 +148,11 @@ def _check(args: argparse.Namespace) -> int:
 
 def _schedule(args: argparse.Namespace) -> int:
     config = Path(args.config)
-    load_config(config)  # a broken config is an error now, not at 02:00
-    log_file = Path(args.log_file) if args.log_file else default_log_file(config)
+    overrides = _settings(args)
+    load_config(config, overrides)  # a broken config is an error now, not at 02:00
+    log_file = Path(args.log_file) if args.log_file else default_log_file(config, overrides)
     if args.systemd:
-        units = systemd_units(config, args.at, log_file)
+        units = systemd_units(config, args.at, log_file, args.settings)
         if args.install:
             folder = install_systemd(units)
             print(f"installed {', '.join(units)} in {folder}; see: systemctl --user list-timers {unit_name(config)}*")
@@ -158,7 +160,7 @@ def _schedule(args: argparse.Namespace) -> int:
             for name, text in units.items():
                 print(f"# ~/.config/systemd/user/{name}\n{text}")
         return EXIT_OK
-    line = cron_line(config, args.at, log_file)
+    line = cron_line(config, args.at, log_file, args.settings)
     if args.install:
         install_cron(line, config)
         print(f"installed in your crontab:\n{line}")
@@ -174,6 +176,28 @@ def _run_scheduled(args: argparse.Namespace) -> int:
         log.info("%s: %r, next run %s", job.config.name, job.cron, job.next_run.isoformat(timespec="seconds"))
     with _stop_on_signals(scheduler.stop):
         return scheduler.run()
+
+
+def _config_set(args: argparse.Namespace) -> int:
+    settings = dict(parse_setting(text, LABEL) for text in args.settings)
+    before = load_config(args.config)
+    after = set_in_file(Path(args.config), settings)
+    for key in settings:
+        print(f"{args.config}: {key}: {_value_at(before, key)} -> {_value_at(after, key)}")
+    return EXIT_OK
+
+
+def _settings(args: argparse.Namespace) -> dict[str, object]:
+    """The --set KEY=VALUE options of a command, as overrides of its config."""
+    return dict(parse_setting(text) for text in args.settings)
+
+
+def _value_at(config: Config, key: str) -> str:
+    """A config's value at a dotted key, as JSON (what the file says, in one line)."""
+    value: object = config.model_dump(mode="json")
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _demo_server(port: int | None) -> SiteServer:
@@ -300,109 +324,12 @@ def _index_of(config: Config) -> str:
     return str(config.output_dir / url_to_path(config.start_urls[0]))
 
 
-def _crawl_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(
-        prog="crawl", description="Mirror a website to disk through a threaded pipeline.",
-        epilog="other commands: crawl demo | check CONFIG [URL ...] | status CONFIG | diff OUTPUT [OLD] [NEW] | "
-               "schedule CONFIG --at HH:MM | run-scheduled FOLDER  (crawl COMMAND --help)")
-    parser.add_argument("config", help="YAML config file, e.g. configs/site.yaml")
-    parser.add_argument("--log-file", help="also log progress and the summary to this file")
-    _common_options(parser)
-    return parser
-
-
-def _demo_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl demo",
-                             description="Serve the bundled sample site on 127.0.0.1 and mirror it.")
-    parser.add_argument("--output", help="mirror folder (default: output/demo)")
-    parser.add_argument("--port", type=int, default=None,
-                        help=f"port to serve on (default: {DEMO_PORT} if free, else any free port)")
-    parser.add_argument("--serve", action="store_true",
-                        help="only serve the site until Ctrl-C, to point your own config at it")
-    _common_options(parser)
-    return parser
-
-
-def _diff_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl diff", description="What changed between two snapshots.")
-    parser.add_argument("output", help="the output folder of a config with snapshots.keep > 0")
-    parser.add_argument("old", nargs="?", help="earlier snapshot name (default: the one before NEW)")
-    parser.add_argument("new", nargs="?", help="later snapshot name (default: the newest)")
-    parser.add_argument("--json", action="store_true", help="print JSON, as in changes.json")
-    parser.add_argument("--text", action="store_true",
-                        help="also print a unified diff of the visible text of each modified page")
-    return parser
-
-
-def _check_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl check",
-                             description="Validate a config and say, for each URL, whether it would be crawled "
-                                         "and which rule decides (fetches the hosts' robots.txt).")
-    parser.add_argument("config", help="YAML config file")
-    parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to judge")
-    parser.add_argument("--requisite", action="store_true",
-                        help="judge the URLs as a page's images, stylesheets or scripts, not as pages")
-    parser.add_argument("--no-robots", action="store_true", help="do not fetch robots.txt")
-    parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    return parser
-
-
-def _status_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl status",
-                             description="Is a crawl of this config running, and how far has it got; else how "
-                                         "did the last one end. Exit 0: running or completed; 1: interrupted "
-                                         "or never run.")
-    parser.add_argument("config", help="YAML config file")
-    parser.add_argument("--json", action="store_true", help="print the status as JSON")
-    return parser
-
-
-def _schedule_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl schedule",
-                             description="Print (or install) what runs a config every night.")
-    parser.add_argument("config", help="YAML config file")
-    parser.add_argument("--at", required=True, help="time of day, HH:MM (local time)")
-    parser.add_argument("--systemd", action="store_true", help="a systemd user timer instead of a crontab line")
-    parser.add_argument("--install", action="store_true", help="install it, not only print it")
-    parser.add_argument("--log-file", help="where runs log (default: <output>/crawl.log)")
-    return parser
-
-
-def _run_scheduled_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl run-scheduled",
-                             description="Run every config of a folder on its schedule: line, until Ctrl-C.")
-    parser.add_argument("folder", help="folder of YAML configs")
-    parser.add_argument("--max-runs", type=int, default=None, help="stop after this many runs of each config")
-    parser.add_argument("--log-file", help="also log to this file")
-    _common_options(parser)
-    return parser
-
-
-def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="print the summary even without a terminal; -vv for debug logs")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="json: one JSON object per log line")
-    parser.add_argument("--version", action="version", version=f"crawl {__version__}")
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse exits with status 2 by itself; this raises instead, so main() decides."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see {self.prog} --help)")
-
-    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
-        if message:
-            print(message, file=sys.stderr)
-        raise SystemExit(status if status == 0 else EXIT_USAGE)
-
-
 COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
-    "demo": (_demo_parser, _demo),
-    "check": (_check_parser, _check),
-    "status": (_status_parser, _status),
-    "diff": (_diff_parser, _diff),
-    "schedule": (_schedule_parser, _schedule),
-    "run-scheduled": (_run_scheduled_parser, _run_scheduled),
+    "demo": (arguments.demo_parser, _demo),
+    "check": (arguments.check_parser, _check),
+    "status": (arguments.status_parser, _status),
+    "diff": (arguments.diff_parser, _diff),
+    "schedule": (arguments.schedule_parser, _schedule),
+    "run-scheduled": (arguments.run_scheduled_parser, _run_scheduled),
+    "config": (arguments.config_parser, _config_set),
 }

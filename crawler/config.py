@@ -284,21 +284,52 @@ class Config(Section):
         return self.output
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; every problem is one ConfigError line."""
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate a config file, with `overrides` (see parse_config); every problem
+    is one ConfigError line."""
+    return parse_config(read_config_text(path), source=str(path), overrides=overrides)
+
+
+def read_config_text(path: str | Path) -> str:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    return parse_config(text, source=str(path))
 
 
-def parse_config(text: str, source: str = "<config>",
-                 overrides: dict[str, Any] | None = None) -> Config:
-    """Validate YAML text; `overrides` replace top-level keys (e.g. the demo's start URL)."""
+def parse_config(text: str, source: str = "<config>", overrides: dict[str, Any] | None = None,
+                 overrides_from: str = "--set") -> Config:
+    """Validate YAML text. `overrides` map dotted keys ("snapshots.keep") to the values that
+    replace what the text says there (`--set`, the demo's start URL); they are validated
+    like the text, and a problem with one is told as `{overrides_from} KEY: ...`."""
+    root, data = _read_yaml(text, source)
+    for key, value in (overrides or {}).items():
+        _apply(data, key, value, f"{overrides_from} {key}", source)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, root, source, overrides or {}, overrides_from)) from None
+
+
+def parse_setting(text: str, label: str = "--set") -> tuple[str, Any]:
+    """`KEY=VALUE` of --set and `crawl config set`: a dotted key, and a value read as YAML
+    (30, true, null, [a, b], {keep: 3}: what the same text would mean in the file)."""
+    key, equals, value = text.partition("=")
+    key = key.strip()
+    if not equals or not key or any(not part.strip() for part in key.split(".")):
+        raise ConfigError(f"{label} {text}: give KEY=VALUE, e.g. snapshots.keep=30")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label} {key}: cannot read {value!r} as a YAML value: "
+                          f"{getattr(exc, 'problem', None) or exc}") from None
+
+
+def _read_yaml(text: str, source: str) -> tuple[yaml.Node | None, dict[str, Any]]:
+    """The document's node tree (for line numbers) and its data, which must be a mapping."""
     loader = _StrictLoader(text)
     try:
         root = loader.get_single_node()
@@ -314,19 +345,37 @@ def parse_config(text: str, source: str = "<config>",
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the config must be a mapping of keys (start_urls: ...)")
-    try:
-        return Config.model_validate({**data, **(overrides or {})})
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, root, source)) from None
+    return root, data
 
 
-def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
-    """The first validation problem, as `file:line: key: what is wrong`."""
+def _apply(data: dict[str, Any], key: str, value: Any, label: str, source: str) -> None:
+    """Put `value` at the dotted `key` of `data`, creating the sections on the way."""
+    *sections, last = key.split(".")
+    for depth, name in enumerate(sections):
+        section = data.get(name)
+        if section is None:
+            section = data[name] = {}
+        elif not isinstance(section, dict):
+            where = ".".join(sections[: depth + 1])
+            raise ConfigError(f"{label}: {where} in {source} is not a mapping of keys")
+        data = section
+    data[last] = value
+
+
+def _describe(exc: ValidationError, root: yaml.Node | None, source: str, overrides: dict[str, Any],
+              overrides_from: str) -> str:
+    """The first validation problem, as `file:line: key: what is wrong` -- or `--set KEY: what
+    is wrong` when the value came from an override."""
     error = exc.errors()[0]
     loc = tuple(error["loc"])
     key = ".".join(str(part) for part in loc) or "(top level)"
-    line = _line_of(root, loc)
-    where = f"{source}:{line}" if line else source
+    overridden = [name for name in overrides if key == name or key.startswith(name + ".")]
+    if overridden:
+        where = f"{overrides_from} {overridden[0]}"
+        key = key if key != overridden[0] else ""
+    else:
+        line = _line_of(root, loc)
+        where = f"{source}:{line}" if line else source
     kind = error["type"]
     if kind == "extra_forbidden":
         message = f"unknown key{_suggestion(loc)}"
@@ -338,7 +387,7 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
         message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
     else:
         message = f"{error['msg'][0].lower()}{error['msg'][1:]} (got {error.get('input')!r})"
-    return f"{where}: {key}: {message}"
+    return f"{where}: {key}: {message}" if key else f"{where}: {message}"
 
 
 def _suggestion(loc: tuple[Any, ...]) -> str:
