@@ -18,20 +18,33 @@ DEMO_PORT = 8731
 def crawl_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="crawl", description="Mirror a website to disk through a threaded pipeline.",
-        epilog="other commands: crawl demo | check CONFIG [URL ...] | status CONFIG | diff OUTPUT [OLD] [NEW] | "
-               "schedule CONFIG --at HH:MM | run-scheduled FOLDER | config set CONFIG KEY=VALUE  "
-               "(crawl COMMAND --help)")
-    parser.add_argument("config", help="YAML config file, e.g. configs/site.yaml")
+        epilog="other commands: crawl demo | init URL | check CONFIG [URL ...] | status CONFIG | "
+               "diff OUTPUT [OLD] [NEW] | schedule CONFIG --at HH:MM | run-scheduled FOLDER | "
+               "config set CONFIG KEY=VALUE  (crawl COMMAND --help)")
+    parser.add_argument("config", metavar="CONFIG|URL",
+                        help="YAML config file, e.g. configs/site.yaml; or the URL of a site to mirror with the "
+                             "defaults (crawl init URL writes a config to start from)")
+    parser.add_argument("-o", "--output", help="mirror folder (default: the config's output, or output/<host>)")
     parser.add_argument("--log-file", help="also log progress and the summary to this file")
     _settings_option(parser)
     _common_options(parser)
     return parser
 
 
+def init_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="crawl init",
+                             description="Write a config for a site: every key with its default and what it "
+                                         "means, to edit (or change with crawl config set) and run.")
+    parser.add_argument("url", help="where the crawl starts, e.g. https://example.com/")
+    parser.add_argument("-o", "--config", help="the file to write (default: <host>.yaml)")
+    parser.add_argument("--output", help="the mirror folder it names (default: output/<host>)")
+    return parser
+
+
 def demo_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="crawl demo",
                              description="Serve the bundled sample site on 127.0.0.1 and mirror it.")
-    parser.add_argument("--output", help="mirror folder (default: output/demo)")
+    parser.add_argument("-o", "--output", help="mirror folder (default: output/demo)")
     parser.add_argument("--port", type=int, default=None,
                         help=f"port to serve on (default: {DEMO_PORT} if free, else any free port)")
     parser.add_argument("--serve", action="store_true",

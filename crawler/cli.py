@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +35,7 @@ from crawler.check import Checker, describe
 from crawler.config import Config, load_config, parse_config, parse_setting
 from crawler.config_edit import LABEL, set_in_file
 from crawler.demo.server import SiteServer
-from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, CrawlError, UsageError
+from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError, CrawlError, UsageError
 from crawler.pipeline import Pipeline
 from crawler.report import CrawlReport
 from crawler.schedule import (
@@ -47,10 +48,13 @@ from crawler.schedule import (
     unit_name,
 )
 from crawler.status import crawl_status
+from crawler.template import write_config
+from crawler.urls import InvalidURLError, canonicalize
 from crawler.writer import url_to_path
 
 log = logging.getLogger("crawler")
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # `crawl URL`: a scheme, not a file name
 EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # what the shell reports for any command a pipe cut short
 
 
@@ -82,7 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _crawl(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, args.log_file, args.log_format)
-    config = load_config(args.config, _settings(args))
+    overrides = {**_settings(args), **({"output": args.output} if args.output else {})}
+    if _URL.match(args.config):  # a quick mirror with the defaults, as `wget -m URL`
+        try:
+            start = canonicalize(args.config)
+        except InvalidURLError as error:
+            raise UsageError(f"{args.config}: {error}") from None
+        config = parse_config("", start, {**overrides, "start_urls": [start]})
+    elif not Path(args.config).exists() and not args.config.endswith((".yaml", ".yml")):
+        raise ConfigError(f"{args.config}: no such config file (to mirror a site: crawl https://SITE/ [-o FOLDER]; "
+                          "to write a config for it: crawl init https://SITE/)")
+    else:
+        config = load_config(args.config, overrides)
     return _run(config, show_summary=args.verbose > 0 or sys.stdout.isatty(),
                 progress_lines=bool(args.log_file) or args.verbose > 0)
 
@@ -176,6 +191,14 @@ def _run_scheduled(args: argparse.Namespace) -> int:
         log.info("%s: %r, next run %s", job.config.name, job.cron, job.next_run.isoformat(timespec="seconds"))
     with _stop_on_signals(scheduler.stop):
         return scheduler.run()
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = Path(args.config) if args.config else None
+    path = write_config(args.url, path, args.output)
+    print(f"wrote {path}: every key with its default and what it means; edit it (or: crawl config set {path} "
+          f"KEY=VALUE), then run: crawl {path}")
+    return EXIT_OK
 
 
 def _config_set(args: argparse.Namespace) -> int:
@@ -332,4 +355,5 @@ COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argpa
     "schedule": (arguments.schedule_parser, _schedule),
     "run-scheduled": (arguments.run_scheduled_parser, _run_scheduled),
     "config": (arguments.config_parser, _config_set),
+    "init": (arguments.init_parser, _init),
 }

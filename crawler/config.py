@@ -44,12 +44,15 @@ Regex = Annotated[str, AfterValidator(_compile_regex)]
 
 
 class Section(BaseModel):
-    """Every config section: immutable, strict about unknown keys."""
+    """Every config section: immutable, strict about unknown keys. The docstring under each
+    field is what it means: `crawl init` writes it into the configs it makes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, use_attribute_docstrings=True)
 
 
 class ScopeConfig(Section):
+    """Which URLs the crawl fetches: hosts, patterns, depth and limits."""
+
     domains: tuple[str, ...] = ()
     """Hosts whose pages are crawled. `*.example.com` also matches every subdomain.
     Empty: the hosts of the start URLs."""
@@ -81,6 +84,8 @@ class ScopeConfig(Section):
 
 
 class ThreadsConfig(Section):
+    """Threads of each pipeline stage."""
+
     fetchers: int = Field(default=8, ge=1, le=512)
     """Threads downloading in parallel (network-bound)."""
     parsers: int = Field(default=2, ge=1, le=64)
@@ -94,7 +99,9 @@ class AuthConfig(Section):
     environment variable, so that no secret sits in the config file."""
 
     username: str = Field(min_length=1)
+    """The user name."""
     password_env: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The environment variable that holds the password."""
 
     @model_validator(mode="after")
     def _password_is_set(self) -> AuthConfig:
@@ -110,6 +117,8 @@ class AuthConfig(Section):
 
 
 class HttpConfig(Section):
+    """How requests are made: timeouts, retries, size limits, headers."""
+
     timeout: float = Field(default=30.0, gt=0)
     """Seconds to connect, and seconds of silence allowed while reading."""
     max_time: float = Field(default=300.0, gt=0)
@@ -124,6 +133,8 @@ class HttpConfig(Section):
     max_redirects: int = Field(default=20, ge=0, le=100)
     """Redirects followed for one URL; a longer chain fails. 0: redirects are not followed."""
     user_agent: str = DEFAULT_USER_AGENT
+    """The User-Agent header. Adding a contact lets a site's operator reach you instead of
+    blocking you: "my-archiver/1.0 (+mailto:me@example.com)"."""
     max_bytes: int = Field(default=50_000_000, ge=1)
     """Largest body accepted, counted after decompression. Bigger responses fail."""
     headers: dict[str, str] = Field(default_factory=dict)
@@ -150,6 +161,8 @@ class HttpConfig(Section):
 
 
 class PolitenessConfig(Section):
+    """How gently each host is treated."""
+
     robots: bool = True
     """Obey robots.txt (fetched once per host, before any other URL of that host)."""
     per_host: int = Field(default=4, ge=1, le=512)
@@ -160,6 +173,8 @@ class PolitenessConfig(Section):
 
 
 class MirrorConfig(Section):
+    """What the mirror holds and how it is written."""
+
     requisites: bool = True
     """Fetch every saved page's images, stylesheets, scripts, fonts and frames, whatever the
     depth and even on other hosts (a CDN). false: they follow the rules of pages."""
@@ -210,6 +225,8 @@ class HealthConfig(Section):
 
 
 class SnapshotsConfig(Section):
+    """Dated snapshots of every run, and what changed between them."""
+
     keep: int = Field(default=0, ge=0)
     """Dated snapshots kept in output/snapshots/, each a complete mirror (unchanged files are
     hard links to the previous one). 0: one plain mirror, updated in place."""
@@ -220,6 +237,7 @@ class SnapshotsConfig(Section):
 
 class Config(Section):
     start_urls: tuple[str, ...] = Field(min_length=1)
+    """Where the crawl starts: http(s) URLs. A single URL may be written without the list brackets."""
     output: Path | None = None
     """Mirror folder. Relative paths are taken from the working directory.
     Default: output/<host of the first start URL>."""

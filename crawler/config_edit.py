@@ -62,12 +62,12 @@ def set_in_text(text: str, key: str, value: Any, source: str) -> str:
 def _replace_value(text: str, key_node: yaml.Node, value_node: yaml.Node, value: Any) -> str:
     if _is_block(value_node):  # `key:` and indented lines below: all of it becomes `key: VALUE`
         start, end = key_node.end_mark.index, _content_end(text, value_node)
-        return text[:start] + ": " + _flow(value) + text[end:]
+        return text[:start] + ": " + one_line(value) + text[end:]
     if _is_empty(value_node):  # `key:` with nothing after the colon
         colon = text.index(":", key_node.end_mark.index) + 1
-        return text[:colon] + " " + _flow(value) + text[colon:]
+        return text[:colon] + " " + one_line(value) + text[colon:]
     start, end = value_node.start_mark.index, _trimmed(text, value_node.start_mark.index, value_node.end_mark.index)
-    return text[:start] + _flow(value) + text[end:]
+    return text[:start] + one_line(value) + text[end:]
 
 
 def _insert(text: str, mapping: yaml.MappingNode, entry: str, top: bool) -> str:
@@ -117,10 +117,10 @@ def _nested(parts: list[str], value: Any) -> Any:
 
 
 def _entry(parts: list[str], value: Any) -> str:
-    return f"{parts[0]}: {_flow(_nested(parts[1:], value))}"
+    return f"{parts[0]}: {one_line(_nested(parts[1:], value))}"
 
 
-def _flow(value: Any) -> str:
+def one_line(value: Any) -> str:
     """A value as YAML on one line: 30, 'a: b', [files, warc], {keep: 3}."""
     dumped = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=2**31, sort_keys=False)
     return dumped.removesuffix("\n...\n").strip()

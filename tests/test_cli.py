@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from crawler.cli import main
+from crawler.config import Config, load_config, parse_config
 from crawler.demo.server import SiteServer
 from tests import routes
 from tests.conftest import DEMO_URL_COUNT, read_manifest
@@ -163,3 +166,50 @@ def test_output_cut_short_by_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=30)
     assert stderr == ""
     assert process.returncode == 141  # as for any command a closed pipe stops (128 + SIGPIPE)
+
+
+def test_a_url_instead_of_a_config_mirrors_the_site_with_the_defaults(tmp_path: Path, site: SiteServer,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([site.url, "-o", "quick"]) == 0
+    assert len(read_manifest(tmp_path / "quick")) == DEMO_URL_COUNT
+    assert main(["--set", "scope.max_depth=0", site.url]) == 0  # the default folder: output/<host>
+    assert (tmp_path / "output" / "127.0.0.1" / "report.json").is_file()
+
+
+def test_a_missing_config_says_how_to_mirror_without_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "books")]) == 2
+    assert "no such config file (to mirror a site: crawl https://SITE/" in capsys.readouterr().err
+
+
+def test_init_writes_a_config_with_every_key_its_default_and_what_it_means(
+        tmp_path: Path, site: SiteServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", site.url]) == 0
+    path = tmp_path / "127.0.0.1.yaml"
+    assert f"wrote {path.name}" in capsys.readouterr().out
+    text = path.read_text()
+    assert load_config(path) == parse_config(f"start_urls: [{site.url}]")  # the defaults, nothing else
+    lines = text.splitlines()
+    for key in config_keys(Config):
+        name = key.rpartition(".")[2]
+        at = next(n for n, line in enumerate(lines) if re.match(rf" *(# )?{name}:", line) and
+                  len(line) - len(line.lstrip()) == 2 * key.count("."))
+        assert lines[at - 1].lstrip().startswith("# "), f"{key} has no comment"
+    assert main([path.name]) == 0  # and it crawls
+    assert len(read_manifest(tmp_path / "output" / "127.0.0.1")) == DEMO_URL_COUNT
+
+    assert main(["init", site.url]) == 2  # never over an existing file
+    assert path.read_text() == text
+    assert main(["init", site.url, "-o", "configs/site.yaml", "--output", "mirrors/site"]) == 0
+    assert load_config(tmp_path / "configs" / "site.yaml").output_dir == tmp_path / "mirrors" / "site"
+
+
+def config_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every key of a config section, sections and their keys, dotted."""
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys += config_keys(field.annotation, f"{prefix}{name}.")
+    return keys
