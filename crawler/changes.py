@@ -52,14 +52,18 @@ class Changes:
             "noise_only": self.noise_only, "unavailable": self.unavailable, "not_checked": self.not_checked,
         }
 
-    def summary(self) -> str:
-        """A few lines for a person at a terminal."""
+    def headline(self) -> str:
+        """The counts, in one line."""
         against = f" since {self.compared_with}" if self.compared_with else " (first crawl)"
         if self.compared_with == PREVIOUS_CRAWL:
             against = " since the previous crawl"
-        lines = [f"changes{against}: {len(self.added)} added, {len(self.modified)} modified, "
-                 f"{len(self.removed)} removed, {self.unchanged} unchanged"
-                 + (f", {len(self.noise_only)} changed only in ignored noise" if self.noise_only else "")]
+        return (f"changes{against}: {len(self.added)} added, {len(self.modified)} modified, "
+                f"{len(self.removed)} removed, {self.unchanged} unchanged"
+                + (f", {len(self.noise_only)} changed only in ignored noise" if self.noise_only else ""))
+
+    def summary(self) -> str:
+        """A few lines for a person at a terminal."""
+        lines = [self.headline()]
         kinds = (("added", self.added), ("modified", self.modified), ("removed", self.removed))
         for title, entries in kinds[1:] if self.compared_with is None else kinds:  # first crawl: all added
             for entry in itertools.islice(entries, 5):

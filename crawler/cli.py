@@ -123,13 +123,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    output = Path(args.output)
+    output = _output_folder(args.output)
     changes, old, new = diff_snapshots(output, args.old, args.new)
     if args.json:
         print(json.dumps({"old": old, "new": new, **changes.to_dict()}, indent=2, ensure_ascii=False))
     else:
         print(f"{old} -> {new}")
-        print(changes.summary())
+        print(changes.headline())
         for title in ("added", "modified", "removed", "noise_only"):
             entries = getattr(changes, title)
             if entries:
@@ -143,7 +143,8 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    status = crawl_status(load_config(args.config, _settings(args)))
+    target = Path(args.config)
+    status = crawl_status(target if target.is_dir() else _output_folder(args.config, _settings(args)))
     print(json.dumps(status.to_dict(), indent=2) if args.json else status.text())
     return status.exit_code
 
@@ -208,6 +209,16 @@ def _config_set(args: argparse.Namespace) -> int:
     for key in settings:
         print(f"{args.config}: {key}: {_value_at(before, key)} -> {_value_at(after, key)}")
     return EXIT_OK
+
+
+def _output_folder(target: str, overrides: dict[str, object] | None = None) -> Path:
+    """The output folder a command is about: given as such, or as the config that names it."""
+    path = Path(target)
+    if path.is_dir():
+        return path
+    if not path.exists():
+        raise UsageError(f"{target}: no such config file or output folder")
+    return load_config(path, overrides).output_dir
 
 
 def _settings(args: argparse.Namespace) -> dict[str, object]:

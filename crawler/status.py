@@ -80,8 +80,9 @@ def _moment(iso: str | None) -> str:
     return f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC ({ago} ago)"
 
 
-def crawl_status(config: Config) -> CrawlStatus:
-    output = config.output_dir
+def crawl_status(target: Config | Path) -> CrawlStatus:
+    """The status of the crawl of a config, or of the output folder it writes to."""
+    output = target.output_dir if isinstance(target, Config) else target
     state_file = output / STATE_DIR / STATE_FILE
     if not state_file.is_file():
         return CrawlStatus(str(output), NEVER, None, None, None, 0, 0, 0, 0, 0, 0, None)

@@ -302,6 +302,30 @@ def test_diff_shows_what_changed_between_two_snapshots(site: tuple[routes.Mutabl
     assert main(["diff", str(tmp_path / "nowhere")]) == 2
 
 
+def test_status_and_diff_take_a_config_or_its_output_folder(site: tuple[routes.MutableSite, SiteServer],
+                                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mutable, server = site
+    config = write_config(tmp_path, server, snapshots={"keep": 5})
+    assert main([str(config)]) == 0
+    pages = ["/", "/a.html", "/b.html", "/c.html", "/etag-only.html", "/lastmod-only.html"]
+    for path in pages:
+        mutable.put(path, page(f"Changed {path}", "/a.html", "/b.html", "/c.html", "/etag-only.html",
+                               "/lastmod-only.html"), validators="etag" if "etag" in path else "both")
+    assert main([str(config)]) == 0
+    capsys.readouterr()
+    for target in (config, tmp_path / "out"):
+        assert main(["status", str(target)]) == 0
+        assert "completed" in capsys.readouterr().out
+        assert main(["diff", str(target)]) == 0
+        printed = capsys.readouterr().out
+        assert "6 modified" in printed
+        for path in pages:  # each once: not a few, "... and 1 more", then all of them again
+            assert printed.count(f"{server.url}{path.lstrip('/')}\n") == 1, printed
+        assert "more" not in printed
+    assert main(["status", str(tmp_path / "nowhere")]) == 2
+    assert "no such config file or output folder" in capsys.readouterr().err
+
+
 def test_warc_holds_every_exchange_and_revisits_for_unchanged_content(
         site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
     mutable, server = site
