@@ -37,7 +37,7 @@ from crawler.config_edit import LABEL, set_in_file
 from crawler.demo.server import SiteServer
 from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError, CrawlError, UsageError
 from crawler.pipeline import Pipeline
-from crawler.report import CrawlReport
+from crawler.report import ENDING, FIELDS, CrawlReport
 from crawler.schedule import (
     Scheduler,
     cron_line,
@@ -257,8 +257,8 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> in
     with _stop_on_signals(pipeline.stop), watching:
         report = pipeline.run()
     # Printed on stdout, the summary is not repeated by a console log in text (the log file
-    # and JSON logs keep it).
-    log.info("%s", report.summary(), extra={SUMMARY_PRINTED: show_summary})
+    # and JSON logs keep it; JSON logs as fields).
+    log.info("%s", report.summary(), extra={SUMMARY_PRINTED: show_summary, FIELDS: report.log_fields()})
     if show_summary:
         print(report.summary(), flush=True)
     if pipeline.fatal_error is not None:
@@ -267,6 +267,8 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> in
     if status == EXIT_FAILURES:  # one line, even without a terminal: cron mails it
         print(f"crawl: {failure_line(report)} (see {Path(report.output) / 'report.json'})",
               file=sys.stderr, flush=True)
+    elif status == EXIT_INTERRUPTED:  # a terminal shows the summary; cron and scripts see this
+        print("crawl: interrupted; run the same command again to resume", file=sys.stderr, flush=True)
     return status
 
 
@@ -283,7 +285,8 @@ def failure_line(report: CrawlReport) -> str:
         return f"snapshot {report.snapshot} failed its health checks: {'; '.join(report.health_problems or [])}"
     if report.failed_start_urls():
         return f"start URL failed: {', '.join(report.failed_start_urls())}"
-    return f"{len(report.serious_failures)} URLs failed after retries"
+    failed = len(report.serious_failures)
+    return f"{failed} URL{'s' if failed != 1 else ''} failed after retries"
 
 
 # -- plumbing ---------------------------------------------------------------------------
@@ -311,11 +314,17 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 
 
 class JsonFormatter(logging.Formatter):
-    """--log-format json: one JSON object per line, for log collectors."""
+    """--log-format json: one JSON object per line, for log collectors. A record with fields
+    (the summary: outcome, counts...; a failure: url, reason) has them as keys of their own,
+    and the first line of its message."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                  "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        fields = getattr(record, FIELDS, None)
+        if fields:
+            entry["message"] = entry["message"].partition("\n")[0]
+            entry.update((key, value) for key, value in fields.items() if key not in entry)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -334,8 +343,9 @@ def _setup_logging(verbosity: int, log_file: str | None, log_format: str = "text
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(formatter)
     console.setLevel(level)
-    if log_format != "json":
-        console.addFilter(lambda record: not getattr(record, SUMMARY_PRINTED, False))
+    if log_format != "json":  # what the command prints itself, a console log in text leaves out
+        console.addFilter(lambda record: not getattr(record, SUMMARY_PRINTED, False)
+                          and not getattr(record, ENDING, False))
     handlers: list[logging.Handler] = [console]
     if log_file:
         try:

@@ -416,8 +416,26 @@ def _suggestion(loc: tuple[Any, ...]) -> str:
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return ""
         model = annotation
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(model.model_fields)})"
+    name = str(loc[-1])
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    # A key of another section, written where it does not belong (`timeout:` for http.timeout).
+    elsewhere = [key for key in _dotted_keys(Config) if key.rpartition(".")[2] == name] or \
+        difflib.get_close_matches(name, _dotted_keys(Config), n=1, cutoff=0.8)
+    if elsewhere:
+        return f" (did you mean {elsewhere[0]!r}?)"
+    return f" (known keys: {', '.join(model.model_fields)})"
+
+
+def _dotted_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every key of the config tree below `model`, as section.key."""
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys += _dotted_keys(field.annotation, f"{prefix}{name}.")
+    return keys
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

@@ -53,7 +53,7 @@ from crawler.frontier import Frontier
 from crawler.models import HTML_TYPES, CrawlItem, Failure, Link, LinkKind, Page, Response, SavedFile, is_html
 from crawler.parser import ParsedDocument, parse_document, sitemap_links
 from crawler.recrawl import KnownLinks, StoredCopies
-from crawler.report import STAGES, CrawlReport, Stats, Tally
+from crawler.report import ENDING, FIELDS, STAGES, CrawlReport, Stats, Tally
 from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.scope import Scope
 from crawler.snapshot import Layout, health_problems, latest_snapshot, layout, prune, publish, snapshot_name
@@ -322,7 +322,7 @@ class Pipeline:
             report.published = True
         else:
             log.error("snapshot %s failed its health checks: %s", self.layout.snapshot,
-                      "; ".join(report.health_problems))
+                      "; ".join(report.health_problems), extra={ENDING: True})
             report.published = False
         self.writer.write_metadata("report.json", report.to_json())
         latest = latest_snapshot(self.config.output_dir)
@@ -643,7 +643,8 @@ class Pipeline:
         """Record a failed URL. Pages already written with a link to the file it will not be
         get fixed: by the writers, or at once (`fix_now`) where waiting on their queue could
         block the thread that empties it."""
-        log.info("failed %s: %s", failure.url, failure.message)
+        log.info("failed %s: %s", failure.url, failure.message,
+                 extra={FIELDS: {"url": failure.url, "reason": failure.reason, "status": failure.status}})
         tally.failures.append(failure)
         self.state.failed(failure)
         misplaced = self.links.unsaved(failure.url)
@@ -656,7 +657,7 @@ class Pipeline:
     def _abort(self, error: CrawlError) -> None:
         """A fatal error (disk full, state unwritable): stop everything, keep what is pending."""
         if not self._aborted.is_set():
-            log.error("%s", error)
+            log.error("%s", error, extra={ENDING: True})
             self._fatal_errors.put(error)
             self._aborted.set()
         self.frontier.stop()

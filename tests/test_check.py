@@ -130,6 +130,24 @@ def test_json_logs(tmp_path: Path) -> None:
     assert any(entry["message"].startswith("completed:") for entry in entries)
 
 
+def test_json_logs_give_the_summary_and_failures_as_fields(tmp_path: Path) -> None:
+    site = {"/": routes.html(routes.page("/gone.html"))}
+    with SiteServer(root=None, routes=site) as server:
+        config = tmp_path / "site.yaml"
+        config.write_text(yaml.safe_dump({"start_urls": [server.url], "output": str(tmp_path / "out"),
+                                          "mirror": {"sitemaps": False}}))
+        result = subprocess.run([sys.executable, "-m", "crawler", str(config), "-v", "--log-format", "json"],
+                                capture_output=True, text=True, timeout=60, check=False)
+    entries = [json.loads(text) for text in result.stderr.splitlines()]
+    assert all("\n" not in entry["message"] for entry in entries)
+    summary = next(entry for entry in entries if entry["message"].startswith("completed:"))
+    assert summary["outcome"] == "completed" and summary["output"] == str(tmp_path / "out")
+    assert summary["counts"]["saved"] == 1 and summary["counts"]["failed_broken_links"] == 1
+    assert summary["failures_by_reason"] == {"http_404": 1}
+    failed = next(entry for entry in entries if entry["message"].startswith("failed "))
+    assert (failed["url"], failed["reason"]) == (server.url + "gone.html", "http_404")
+
+
 @pytest.mark.parametrize(("busy", "queued", "frontier", "retrying", "bound"), [
     ({"fetch": 4}, {}, 100, 0, "the network"),
     ({"fetch": 4}, {"page queue": 10, "write queue": 10}, 100, 0, "writing"),

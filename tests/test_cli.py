@@ -74,6 +74,7 @@ def test_unusable_output_folder_exits_1_with_one_line(tmp_path: Path, site: Site
     assert main([str(write_config(tmp_path / "c.yaml", site.url, tmp_path / "out"))]) == 1
     error = capsys.readouterr().err
     assert error.startswith("crawl: error: output folder") and error.count("\n") == 1
+    assert error.endswith("is a file, not a folder\n")
     assert site.requests() == {}
 
 
@@ -109,6 +110,7 @@ def test_sigint_stops_the_crawl_with_exit_130(tmp_path: Path) -> None:
             _, stderr = process.communicate(timeout=10)
     assert process.returncode == 130, stderr
     assert "stopping" in stderr
+    assert stderr.endswith("crawl: interrupted; run the same command again to resume\n")
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["outcome"] == "interrupted" and report["counts"]["not_fetched"] > 0
     assert len(read_manifest(tmp_path / "out")) == report["counts"]["saved"]
@@ -213,3 +215,20 @@ def config_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
             keys += config_keys(field.annotation, f"{prefix}{name}.")
     return keys
+
+
+def test_the_summary_says_where_the_mirror_is(tmp_path: Path, site: SiteServer,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(write_config(tmp_path / "c.yaml", site.url, tmp_path / "out")), "-v"]) == 0
+    assert f"\nmirror: {tmp_path / 'out'}\n" in capsys.readouterr().out
+    assert main([str(write_config(tmp_path / "c.yaml", site.url, tmp_path / "snaps", snapshots={"keep": 2})),
+                 "-v"]) == 0
+    snapshot = next((tmp_path / "snaps" / "snapshots").iterdir())
+    assert f"\nmirror: {snapshot}\n" in capsys.readouterr().out
+
+
+def test_one_failed_url_is_one_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site_routes = {"/": routes.html(routes.page("/down.html")), "/down.html": routes.status(503)}
+    with SiteServer(root=None, routes=site_routes) as server:
+        assert main([str(write_config(tmp_path / "c.yaml", server.url, tmp_path / "out"))]) == 1
+    assert capsys.readouterr().err.startswith("crawl: 1 URL failed after retries (see ")
