@@ -275,7 +275,7 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> in
 def exit_status(report: CrawlReport) -> int:
     if report.outcome == "interrupted":
         return EXIT_INTERRUPTED
-    if report.serious_failures or report.failed_start_urls() or report.published is False:
+    if report.serious_failures or report.start_url_failures() or report.published is False:
         return EXIT_FAILURES
     return EXIT_OK
 
@@ -283,8 +283,11 @@ def exit_status(report: CrawlReport) -> int:
 def failure_line(report: CrawlReport) -> str:
     if report.published is False:
         return f"snapshot {report.snapshot} failed its health checks: {'; '.join(report.health_problems or [])}"
-    if report.failed_start_urls():
-        return f"start URL failed: {', '.join(report.failed_start_urls())}"
+    causes = "; ".join(f"{url}: {failure.message}" for url, failure in report.start_url_failures().items())
+    if report.outcome == "unreachable":
+        return f"could not reach the site: {causes}"
+    if causes:
+        return f"start URL failed: {causes}"
     failed = len(report.serious_failures)
     return f"{failed} URL{'s' if failed != 1 else ''} failed after retries"
 

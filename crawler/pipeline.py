@@ -265,6 +265,8 @@ class Pipeline:
             resumed_from=self._resumed_from, snapshot=self.layout.snapshot if self.layout else None,
             cpu_seconds=time.process_time() - self._cpu_at_start,
             files_this_run=sum(part.files_saved for part in self._tallies))
+        if outcome == "completed" and report.unreachable():  # no page to compare or publish
+            report.outcome = outcome = "unreachable"
         try:
             self.state.flush()  # the saved files' entries come from the state, streamed
             if outcome == "completed":
@@ -283,7 +285,8 @@ class Pipeline:
             if self.archive is not None:
                 self.archive.close()
             # Only now: a crawl that stops before this point resumes, and finishes, next time.
-            self.state.finish(completed=outcome == "completed" and self.fatal_error is None,
+            # An unreachable site has nothing to resume: the next run starts anew.
+            self.state.finish(completed=outcome in ("completed", "unreachable") and self.fatal_error is None,
                               totals=tally.counters())
         return report
 
@@ -444,8 +447,9 @@ class Pipeline:
             if allowed:
                 self.frontier.task_done(item)
                 return
-            error = FetchError(f"robots.txt unavailable, so none of this host is fetched: {error}",
-                               item.url, "robots_unavailable", status=error.status)
+            if error.status is not None:  # without an answer (refused, DNS, TLS...), that is the cause to tell
+                error = FetchError(f"robots.txt unavailable, so none of this host is fetched: {error}",
+                                   item.url, "robots_unavailable", status=error.status)
         if item.guessed:  # a /sitemap.xml that is not there is no failure of the site
             log.debug("no %s: %s", item.url, error)
             self.frontier.task_done(item)

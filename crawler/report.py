@@ -16,6 +16,7 @@ from crawler.changes import Changes
 from crawler.converter import OfflineLinks
 from crawler.models import Failure
 from crawler.snapshot import SNAPSHOTS
+from crawler.urls import origin_of
 
 REPORT_VERSION = 1
 # Attributes of log records (`extra=`): FIELDS, a dict that JSON logs give as fields of their
@@ -87,7 +88,7 @@ class CrawlReport:
     output: str
     started_at: datetime
     finished_at: datetime
-    outcome: str  # "completed", "interrupted" or "aborted"
+    outcome: str  # "completed", "interrupted", "aborted", or "unreachable" (completed, but no start URL answered)
     tally: Tally
     skipped: dict[str, str]  # URL -> scope rule
     not_fetched: list[str]  # admitted but never fetched (a stop, or max_pages reached)
@@ -111,9 +112,24 @@ class CrawlReport:
     def duration_s(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
 
-    def failed_start_urls(self) -> list[str]:
-        starts = set(self.start_urls)
-        return [f.url for f in self.tally.failures if f.url in starts]
+    def start_url_failures(self) -> dict[str, Failure]:
+        """Why start URLs were not saved: their own failure, or that of their host's robots.txt
+        when it kept them out (it failed: nothing of the host is fetched)."""
+        failures = {f.url: f for f in self.tally.failures}
+        causes = {}
+        for url in self.start_urls:
+            failure = failures.get(url)
+            if failure is None and self.skipped.get(url) == "robots_unavailable":
+                failure = failures.get(origin_of(url) + "/robots.txt")
+            if failure is not None:
+                causes[url] = failure
+        return causes
+
+    def unreachable(self) -> bool:
+        """Nothing saved, and no start URL got an answer (connection refused, DNS, TLS...)."""
+        causes = self.start_url_failures()
+        return self.tally.files_saved == 0 and len(causes) == len(self.start_urls) and \
+            all(failure.status is None for failure in causes.values())
 
     def to_dict(self) -> dict[str, object]:
         tally = self.tally
@@ -150,6 +166,8 @@ class CrawlReport:
             "not_fetched": [{"url": url, "reason": "max_pages" if self.outcome == "completed" else self.outcome}
                             for url in sorted(self.not_fetched)],
             "parse_errors": [_failure_dict(f) for f in tally.parse_errors],
+            "start_urls_failed": [{**_failure_dict(failure), "url": url}
+                                  for url, failure in self.start_url_failures().items()],
             "fatal_error": self.fatal_error,
         }
 

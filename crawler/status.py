@@ -22,12 +22,13 @@ from crawler.snapshot import SNAPSHOTS
 from crawler.state import LOCK_FILE, STATE_DIR, STATE_FILE
 
 RUNNING, INTERRUPTED, COMPLETED, NEVER = "running", "interrupted", "completed", "never"
+UNREACHABLE = "unreachable"  # the last crawl ended, but no start URL got an answer
 
 
 @dataclass(frozen=True)
 class CrawlStatus:
     output: str
-    state: str  # running | interrupted (the next run resumes it) | completed | never
+    state: str  # running | interrupted (the next run resumes it) | completed | unreachable | never
     pid: int | None  # of the running crawl
     started_at: str | None
     snapshot: str | None  # the snapshot the crawl writes into (snapshot mode)
@@ -56,6 +57,7 @@ class CrawlStatus:
             RUNNING: f"crawl running (pid {self.pid}) since {started}{where}",
             INTERRUPTED: f"crawl started {started}{where} was interrupted; the next run resumes it",
             COMPLETED: f"last crawl started {started}{where} completed",
+            UNREACHABLE: f"last crawl started {started}{where} could not reach the site: {self._causes()}",
         }[self.state]
         lines = [f"{self.output}: {head}",
                  f"  {self.files_saved:,} files saved ({self.bytes_saved / 1e6:,.1f} MB), "
@@ -65,6 +67,13 @@ class CrawlStatus:
             lines.append(f"  report: {self.report.get('outcome')} at {self.report.get('finished_at')}, "
                          f"{self.report.get('duration_s')} s")
         return "\n".join(lines)
+
+
+    def _causes(self) -> str:
+        failed = self.report.get("start_urls_failed") if self.report else None
+        if not isinstance(failed, list):
+            return "?"
+        return "; ".join(f"{entry.get('url')}: {entry.get('message')}" for entry in failed)
 
 
 def _moment(iso: str | None) -> str:
@@ -94,8 +103,10 @@ def crawl_status(target: Config | Path) -> CrawlStatus:
     pid = _running_pid(output / STATE_DIR / LOCK_FILE)
     state = RUNNING if pid is not None else COMPLETED if meta.get("status") == "completed" else INTERRUPTED
     report_root = output / SNAPSHOTS / snapshot if snapshot else output
-    return CrawlStatus(str(output), state, pid, meta.get("started_at"), snapshot, *counts,
-                       report=_report(report_root / "report.json"))
+    report = _report(report_root / "report.json")
+    if state == COMPLETED and report and report.get("outcome") == UNREACHABLE:
+        state = UNREACHABLE
+    return CrawlStatus(str(output), state, pid, meta.get("started_at"), snapshot, *counts, report=report)
 
 
 def _read_state(path: Path) -> tuple[dict[str, str], tuple[int, int, int, int, int, int]]:
@@ -138,5 +149,5 @@ def _report(path: Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     keys = ("outcome", "started_at", "finished_at", "duration_s", "pages_per_second", "offline_links_ok",
-            "offline_links_total", "fatal_error")
+            "offline_links_total", "fatal_error", "start_urls_failed")
     return {key: report.get(key) for key in keys}

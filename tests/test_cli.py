@@ -232,3 +232,31 @@ def test_one_failed_url_is_one_url(tmp_path: Path, capsys: pytest.CaptureFixture
     with SiteServer(root=None, routes=site_routes) as server:
         assert main([str(write_config(tmp_path / "c.yaml", server.url, tmp_path / "out"))]) == 1
     assert capsys.readouterr().err.startswith("crawl: 1 URL failed after retries (see ")
+
+
+@pytest.mark.parametrize("robots", [True, False])
+def test_a_site_that_cannot_be_reached_says_so_and_why(tmp_path: Path, robots: bool,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    with SiteServer() as server:
+        url = server.url  # nothing listens on its port once it is gone
+    config = write_config(tmp_path / "c.yaml", url, tmp_path / "out", politeness={"robots": robots})
+    assert main([str(config)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"crawl: could not reach the site: {url}: connection failed: ")
+    assert "Connection refused" in error and error.count("\n") == 1
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["outcome"] == "unreachable"
+    assert "robots_unavailable" not in report["failures_by_reason"]  # the cause, not what it led to
+    assert [(f["url"], f["reason"]) for f in report["start_urls_failed"]] == [(url, "connection_error")]
+    assert main(["status", str(config)]) == 1
+    status = capsys.readouterr().out
+    assert f"could not reach the site: {url}: connection failed" in status and "completed" not in status
+
+
+def test_a_start_url_that_robots_txt_keeps_out_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site_routes = {"/robots.txt": routes.status(503), "/": routes.html(routes.page())}
+    with SiteServer(root=None, routes=site_routes) as server:
+        assert main([str(write_config(tmp_path / "c.yaml", server.url, tmp_path / "out"))]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"crawl: start URL failed: {server.url}: robots.txt unavailable, so none of this host is fetched: HTTP 503")
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["outcome"] == "completed"  # the site answered
