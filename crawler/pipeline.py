@@ -56,7 +56,16 @@ from crawler.recrawl import KnownLinks, StoredCopies
 from crawler.report import ENDING, FIELDS, STAGES, CrawlReport, Stats, Tally
 from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.scope import Scope
-from crawler.snapshot import Layout, health_problems, latest_snapshot, layout, prune, publish, snapshot_name
+from crawler.snapshot import (
+    MANIFEST,
+    Layout,
+    health_problems,
+    latest_snapshot,
+    layout,
+    prune,
+    publish,
+    snapshot_name,
+)
 from crawler.state import CrawlLock, CrawlState, Resumed, remove_temporary_files
 from crawler.urls import InvalidURLError, canonicalize, origin_of
 from crawler.writer import TEMP_SUFFIX, Writer, checked_join
@@ -129,8 +138,13 @@ class Pipeline:
         try:
             output, keep = self.config.output_dir, self.config.snapshots.keep
             new_snapshot = snapshot_name(output, started) if keep else None
-            resumed = self.state.open(self.config.model_dump_json(), started.isoformat(), new_snapshot)
-            self._lay_out(resumed.snapshot if resumed else new_snapshot)
+            # A plain mirror's previous crawl is the manifest in the folder: the one an
+            # interrupted first crawl leaves there is no previous crawl of the resumed one.
+            first = not keep and not (output / MANIFEST).is_file()
+            resumed = self.state.open(self.config.model_dump_json(), started.isoformat(), new_snapshot,
+                                      first_crawl=first)
+            self._lay_out(resumed.snapshot if resumed else new_snapshot,
+                          first_crawl=resumed is not None and resumed.first_crawl)
             self._seed_or_resume(resumed)
             threads = self.config.threads
             fetchers = self._start(threads.fetchers, "fetch", self._fetch_loop)
@@ -145,9 +159,12 @@ class Pipeline:
             self.state.close()  # if the run broke off before _finish: what it journaled is kept
             self.lock.release()
 
-    def _lay_out(self, snapshot: str | None) -> None:
-        """This run's mirror folder (a snapshot's, in snapshot mode) and the crawl before it."""
+    def _lay_out(self, snapshot: str | None, first_crawl: bool = False) -> None:
+        """This run's mirror folder (a snapshot's, in snapshot mode) and the crawl before it
+        (none for the `first_crawl` of the folder, resumed)."""
         self.layout = layout(self.config.output_dir, self.config.snapshots.keep, snapshot)
+        if first_crawl:
+            self.layout.previous = None
         if self.layout.root != self.config.output_dir:
             self.writer = Writer(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
                                  on_move=self._file_moved)

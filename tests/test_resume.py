@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,3 +242,24 @@ def test_a_crawl_state_from_before_parking_is_resumed(tmp_path: Path) -> None:
     state.close()
     assert resumed is not None and resumed.started_at == "then"
     assert [item.url for item in resumed.pending] == ["http://site.test/next.html"] and resumed.parked == {}
+
+
+def test_a_first_crawl_interrupted_and_resumed_is_still_a_first_crawl(server: SiteServer, tmp_path: Path) -> None:
+    config = make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 2}, mirror={"sitemaps": False})
+    pipeline = Pipeline(config)
+    before = len(server.request_log())
+
+    def stop_soon() -> None:
+        wait_for_requests(server, before, 40)
+        pipeline.stop()
+
+    stopper = threading.Thread(target=stop_soon)
+    stopper.start()
+    assert pipeline.run().outcome == "interrupted"
+    stopper.join()
+    resumed = Pipeline(config).run()
+    assert resumed.outcome == "completed" and resumed.resumed_from is not None
+    assert resumed.changes is not None and resumed.changes.compared_with is None
+    assert "changes (first crawl)" in resumed.summary()
+    changes = json.loads((tmp_path / "changes.json").read_text())
+    assert changes["summary"]["added"] == len(read_manifest(tmp_path)) == 2 * PAGES
