@@ -326,6 +326,30 @@ def test_status_and_diff_take_a_config_or_its_output_folder(site: tuple[routes.M
     assert "no such config file or output folder" in capsys.readouterr().err
 
 
+def test_pages_max_pages_left_out_are_not_checked_in_changes_json_and_in_diff_alike(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not reached is never removed: neither the pages the cap left out nor an image only they link."""
+    mutable, server = site
+    mutable.put("/c.html", page("Page C", "/", extra='<img src="/c.png">'))
+    mutable.put("/c.png", PNG, "image/png")
+    server.routes.update(mutable.routes())
+    config = write_config(tmp_path, server, snapshots={"keep": 5, "health": {"min_pages_ratio": 0}})
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    assert main([str(config), "--set", "scope.max_pages=1"]) == 0  # only the start page this time
+    written = changes(out, latest(out))
+    assert written["removed"] == []
+    assert server.url + "c.png" in written["not_checked"]
+    assert urls(({"url": url} for url in written["not_checked"]), server) == [
+        "a.html", "b.html", "c.html", "c.png", "etag-only.html", "lastmod-only.html"]
+    capsys.readouterr()
+    assert main(["diff", str(out), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["removed"], shown["not_checked"]) == (written["removed"], written["not_checked"])
+    assert main(["diff", str(out)]) == 0
+    assert "0 removed, 2 unchanged, 6 not checked" in capsys.readouterr().out
+
+
 def test_warc_holds_every_exchange_and_revisits_for_unchanged_content(
         site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
     mutable, server = site
