@@ -63,7 +63,8 @@ class ScopeConfig(Section):
     max_depth: int | None = Field(default=20, ge=0)
     """Link hops from a start URL. 0: the start URLs only. null: no limit."""
     max_pages: int | None = Field(default=100_000, ge=1)
-    """Stop queueing new pages after this many HTML pages were saved. null: no limit."""
+    """Save at most this many HTML pages: those closest to the start URLs, the same ones every
+    run of an unchanged site (their images, stylesheets and scripts are fetched too). null: no limit."""
     max_url_length: int = Field(default=2048, ge=16)
     """Longer URLs are not fetched (a crawler trap, or a broken link generator)."""
     max_repeats: int = Field(default=3, ge=0)

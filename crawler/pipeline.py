@@ -264,16 +264,16 @@ class Pipeline:
         for part in [self._earlier, *self._tallies]:
             tally.merge(part)
         offline_links = None
+        not_fetched = [item.url for item in self.frontier.pending()]
         if not self._aborted.is_set():
             try:
-                offline_links = self._finish_links(tally)
+                offline_links = self._finish_links(tally, not_fetched)
             except OutputError as error:
                 self._abort(error)
         outcome = "aborted" if self._aborted.is_set() else "interrupted" if self._interrupted.is_set() \
             else "completed"
         if self._aborted.is_set():
             self.fatal_error = self._fatal_errors.get()
-        not_fetched = [item.url for item in self.frontier.pending()]
         report = CrawlReport(
             start_urls=list(self.config.start_urls), output=str(self.config.output_dir),
             started_at=started, finished_at=datetime.now(timezone.utc), outcome=outcome,
@@ -348,18 +348,20 @@ class Pipeline:
         latest = latest_snapshot(self.config.output_dir)
         prune(self.config.output_dir, self.config.snapshots.keep, protect={self.layout.snapshot, latest or ""})
 
-    def _finish_links(self, tally: Tally) -> OfflineLinks:
+    def _finish_links(self, tally: Tally, not_fetched: list[str]) -> OfflineLinks:
         """Fix up the links converted during the crawl once every outcome is known (not for an
-        interrupted crawl: resuming it does that), and count the links that work offline."""
+        interrupted crawl: resuming it does that), and count the links that work offline
+        (those to pages max_pages left out are not meant to)."""
         broken = [failure.url for failure in tally.failures if failure.is_client_error]
         excluded = self.frontier.skipped()
+        left_out = () if self._interrupted.is_set() else not_fetched  # interrupted: to be fetched yet
         self.state.flush()
         if not self.config.mirror.convert_links:
             return count_unconverted(self.writer.root, self.state.entries(), final_url=self.links.final_url,
                                      path_of=self.links.final_path, in_domains=self.scope.in_domains,
-                                     broken=broken, excluded=excluded)
+                                     broken=broken, excluded=excluded, left_out=left_out)
         finisher = Finisher(self.writer.root, self.links, self._fixer, in_domains=self.scope.in_domains,
-                            broken=broken, excluded=excluded)
+                            broken=broken, excluded=excluded, left_out=left_out)
         return finisher.finish(self.state.entries(), self._converted_earlier, fix=not self._interrupted.is_set())
 
     def _page_links_changed(self, path: str, fixes: dict[str, str | None] | None) -> None:
@@ -532,7 +534,7 @@ class Pipeline:
                 page.left_out.add(link.url)
         # robots.txt, where already known, is asked now, so that this page's links to what it
         # disallows are written as URLs at once.
-        page.left_out.update(self.frontier.add_all(admitted, skipped=rejected))
+        page.left_out.update(self.frontier.add_all(admitted, skipped=rejected, source=item, links=page.links))
         self.writes.put(page)
 
     def _parsed(self, response: Response) -> ParsedDocument | None:
