@@ -339,10 +339,25 @@ class Frontier:
             return len(self._seen)
 
     def backlog(self) -> tuple[int, int]:
-        """(URLs queued for a fetcher, URLs waiting out a retry delay)."""
+        """(URLs queued for a fetcher, URLs waiting out a retry delay); not the pages max_pages
+        holds back (see page_limit)."""
         with self._lock:
-            queued = sum(len(host.requisites) + len(host.pages) + host.parked for host in self._hosts.values())
+            pages = self._page_budget_left()
+            queued = sum(len(host.requisites) + (len(host.pages) + host.parked if pages else 0)
+                         for host in self._hosts.values())
             return queued, len(self._delayed)
+
+    def page_limit(self) -> tuple[int, bool]:
+        """(pages max_pages holds back, whether it is used up: by pages saved, or in flight)."""
+        with self._lock:
+            held = len(self._order) if self._order is not None else 0
+            if self._max_pages is None:
+                return held, False
+            in_play = self._order.open_pages() if self._order is not None else self._pages_in_flight
+            reached = self._html_pages_saved + max(in_play, self._pages_in_flight) >= self._max_pages
+            if reached:
+                held += sum(len(host.pages) + host.parked for host in self._hosts.values())
+            return held, reached
 
     def skipped(self) -> dict[str, str]:
         with self._lock:

@@ -231,6 +231,7 @@ class Pipeline:
         stages = {name: [tally for tally in self._tallies if tally.stage == name] for name in STAGES}
         tallies = [self._earlier, *self._tallies]
         frontier, retrying = self.frontier.backlog()
+        held, page_limit_reached = self.frontier.page_limit()
         return Stats(
             elapsed=time.monotonic() - self._started_at, saved=sum(t.files_saved for t in tallies),
             discovered=self.frontier.seen_count(), bytes=sum(t.bytes_downloaded for t in tallies),
@@ -238,7 +239,8 @@ class Pipeline:
             busy={name: sum(t.busy for t in members) for name, members in stages.items()},
             threads={name: len(members) for name, members in stages.items()},
             queued={"page queue": self.pages.qsize(), "write queue": self.writes.qsize()},
-            queue_size=self.config.queue_size, frontier=frontier, retrying=retrying)
+            queue_size=self.config.queue_size, frontier=frontier, retrying=retrying, held=held,
+            page_limit_reached=page_limit_reached)
 
     def _start(self, count: int, name: str, loop: Callable[[Tally], None]) -> list[threading.Thread]:
         threads = []

@@ -44,6 +44,8 @@ class Stats:
     queue_size: int
     frontier: int = 0  # URLs waiting in the frontier for a fetcher (and their host's turn)
     retrying: int = 0  # URLs waiting out a retry delay
+    held: int = 0  # pages max_pages holds back: waiting for the pages before them, or left out
+    page_limit_reached: bool = False  # max_pages is used up (by pages saved, or in flight)
 
 
 @dataclass

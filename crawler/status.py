@@ -33,7 +33,7 @@ class CrawlStatus:
     started_at: str | None
     snapshot: str | None  # the snapshot the crawl writes into (snapshot mode)
     urls_seen: int
-    urls_pending: int  # admitted, not fetched (or not written) yet
+    urls_pending: int  # admitted, not fetched (or not written) yet; once the crawl ended: left out by max_pages
     files_saved: int
     bytes_saved: int
     failures: int
@@ -59,10 +59,12 @@ class CrawlStatus:
             COMPLETED: f"last crawl started {started}{where} completed",
             UNREACHABLE: f"last crawl started {started}{where} could not reach the site: {self._causes()}",
         }[self.state]
+        # A crawl that ended waits for nothing: what it did not fetch, max_pages left out.
+        pending = f"{self.urls_pending:,} URLs waiting, " if self.state in (RUNNING, INTERRUPTED) else \
+            f"{self.urls_pending:,} not fetched (max_pages), " if self.urls_pending else ""
         lines = [f"{self.output}: {head}",
                  f"  {self.files_saved:,} files saved ({self.bytes_saved / 1e6:,.1f} MB), "
-                 f"{self.urls_pending:,} URLs waiting, {self.urls_seen:,} seen, "
-                 f"{self.failures:,} failed, {self.skipped:,} skipped"]
+                 f"{pending}{self.urls_seen:,} seen, {self.failures:,} failed, {self.skipped:,} skipped"]
         if self.report and self.state != RUNNING:
             lines.append(f"  report: {self.report.get('outcome')} at {self.report.get('finished_at')}, "
                          f"{self.report.get('duration_s')} s")

@@ -168,6 +168,30 @@ def test_progress_says_what_the_crawl_is_bound_by(busy: dict[str, int], queued: 
     assert f"bound by {bound}" in console.export_text()
 
 
+@pytest.mark.parametrize(("busy", "queued", "held", "limit", "bound"), [
+    ({"fetch": 2}, {}, 0, True, "max_pages reached"),
+    ({"fetch": 0, "write": 2}, {"write queue": 3}, 40, True, "max_pages reached"),
+    ({"fetch": 0}, {}, 12, False, "max_pages order"),
+    ({"fetch": 0, "parse": 1, "write": 2}, {"write queue": 3}, 0, False, "finishing"),
+])
+def test_progress_says_when_max_pages_or_the_last_writes_hold_the_crawl(
+        busy: dict[str, int], queued: dict[str, int], held: int, limit: bool, bound: str) -> None:
+    stats = Stats(elapsed=1, saved=1, discovered=2, bytes=0, errors=0, busy=busy,
+                  threads={"fetch": 4, "parse": 2, "write": 2}, queued=queued, queue_size=10,
+                  held=held, page_limit_reached=limit)
+    assert bound_by(stats).startswith(bound)
+
+
+def test_a_crawl_that_reached_max_pages_says_so_not_politeness(tmp_path: Path) -> None:
+    with SiteServer(root=None, routes=routes.tree_site(60)) as server:
+        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path, scope={"max_pages": 5},
+                                        politeness={"robots": False}, mirror={"sitemaps": False}))
+        pipeline.run()
+    stats = pipeline.stats()
+    assert stats.frontier == 0 and stats.held > 0
+    assert bound_by(stats).startswith("max_pages reached")
+
+
 def test_a_polite_crawl_logs_that_politeness_holds_it_back(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # One host, four fetchers, a delay between requests: fetchers wait, URLs wait, and the
     # progress line says why.

@@ -348,6 +348,9 @@ def test_pages_max_pages_left_out_are_not_checked_in_changes_json_and_in_diff_al
     assert (shown["removed"], shown["not_checked"]) == (written["removed"], written["not_checked"])
     assert main(["diff", str(out)]) == 0
     assert "0 removed, 2 unchanged, 6 not checked" in capsys.readouterr().out
+    assert main(["status", str(config)]) == 0
+    status = capsys.readouterr().out
+    assert "not fetched (max_pages)" in status and "waiting" not in status  # a completed crawl waits for nothing
 
 
 def test_warc_holds_every_exchange_and_revisits_for_unchanged_content(
