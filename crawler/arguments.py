@@ -55,8 +55,9 @@ def demo_parser() -> argparse.ArgumentParser:
 
 
 def diff_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl diff", description="What changed between two snapshots.")
-    parser.add_argument("output", help="the output folder of a config with snapshots.keep > 0")
+    parser = _ArgumentParser(prog="crawl diff", description="What changed between two snapshots, or what the "
+                                                            "last run of a plain mirror changed.")
+    parser.add_argument("output", metavar="CONFIG|OUTPUT", help="a config, or the output folder it writes to")
     parser.add_argument("old", nargs="?", help="earlier snapshot name (default: the one before NEW)")
     parser.add_argument("new", nargs="?", help="later snapshot name (default: the newest)")
     parser.add_argument("--json", action="store_true", help="print JSON, as in changes.json")
@@ -84,7 +85,7 @@ def status_parser() -> argparse.ArgumentParser:
                              description="Is a crawl of this config running, and how far has it got; else how "
                                          "did the last one end. Exit 0: running or completed; 1: interrupted "
                                          "or never run.")
-    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("config", metavar="CONFIG|OUTPUT", help="a config, or the output folder it writes to")
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
     _settings_option(parser)
     return parser

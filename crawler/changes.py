@@ -13,18 +13,26 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import logging
 import re
+import sqlite3
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from crawler.config import IgnoreRule
 from crawler.errors import UsageError
 from crawler.models import Failure, SavedFile, is_html
-from crawler.snapshot import MANIFEST, SNAPSHOTS, load_manifest, snapshots
+from crawler.snapshot import MANIFEST, SNAPSHOTS, kept_copies, load_manifest, snapshots
+from crawler.state import STATE_DIR, STATE_FILE
 from crawler.writer import StreamedList
 
+log = logging.getLogger(__name__)
+
 INVISIBLE = ("script", "style", "noscript", "template", "head")
+CHANGES = "changes.json"
 PREVIOUS_CRAWL = "previous crawl"  # what a plain mirror's changes are against
 
 
@@ -51,6 +59,16 @@ class Changes:
             "added": self.added, "modified": self.modified, "removed": self.removed,
             "noise_only": self.noise_only, "unavailable": self.unavailable, "not_checked": self.not_checked,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Changes:
+        """Changes as changes.json holds them."""
+        return cls(added=list(data.get("added", [])), modified=list(data.get("modified", [])),
+                   removed=list(data.get("removed", [])), noise_only=list(data.get("noise_only", [])),
+                   unavailable=list(data.get("unavailable", [])), not_checked=list(data.get("not_checked", [])),
+                   unchanged=int(data.get("summary", {}).get("unchanged", 0)),
+                   compared_with=data.get("compared_with"),
+                   ignore=tuple(IgnoreRule.model_validate(rule) for rule in data.get("ignore", [])))
 
     def headline(self) -> str:
         """The counts, in one line."""
@@ -149,16 +167,19 @@ def page_text(path: Path, charset: str | None, ignore: tuple[IgnoreRule, ...] = 
 
 
 def visible_text(data: bytes, charset: str | None, ignore: tuple[IgnoreRule, ...] = ()) -> str:
-    from bs4 import BeautifulSoup  # only comparisons need it: not imported by every crawl
+    from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning  # only comparisons need it
 
     patterns = [re.compile(rule.regex) for rule in ignore if rule.regex]
+    markup: bytes | str = data
     if patterns:
-        text = data.decode(charset or "utf-8", "replace")
+        markup = data.decode(charset or "utf-8", "replace")
         for pattern in patterns:
-            text = pattern.sub("", text)
-        soup = BeautifulSoup(text, "lxml")
-    else:
-        soup = BeautifulSoup(data, "lxml", from_encoding=charset)
+            markup = pattern.sub("", markup)
+    with warnings.catch_warnings():
+        # XHTML served as text/html (it starts with <?xml ...>) is read as HTML on purpose: it
+        # is what a browser shows. bs4 would print its advice on the terminal for every page.
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = BeautifulSoup(markup, "lxml", from_encoding=charset if isinstance(markup, bytes) else None)
     for element in soup(INVISIBLE):
         element.decompose()
     for rule in ignore:
@@ -175,6 +196,72 @@ def text_diff(earlier: Path, later: Path, url: str, *, charset_before: str | Non
     before = page_text(earlier, charset_before, ignore).splitlines()
     after = page_text(later, charset_after, ignore).splitlines()
     return "\n".join(difflib.unified_diff(before, after, f"{url} (before)", f"{url} (after)", lineterm=""))
+
+
+@dataclass(frozen=True)
+class Diff:
+    """What changed from one crawl of an output folder to a later one, and where to find the
+    files of each side (to show the text of what changed)."""
+
+    changes: Changes
+    old: str  # the earlier side's name: a snapshot, or "previous crawl"
+    new: str
+    old_root: Path
+    new_root: Path
+    texts: bool = True  # the files of both sides are still there (see diff_plain_mirror)
+
+    def text_diffs(self) -> Iterator[str]:
+        """A unified diff of the visible text of each modified HTML page."""
+        if not self.texts:
+            return
+        earlier = {entry.url: entry for entry in load_manifest(self.old_root / MANIFEST) or []}
+        later = {entry.url: entry for entry in load_manifest(self.new_root / MANIFEST) or []}
+        for record in self.changes.modified:
+            url = str(record["url"])
+            before, after = earlier.get(url), later.get(url)
+            if before is None or after is None or not (is_html(before.content_type) and is_html(after.content_type)):
+                continue
+            diff = text_diff(self.old_root / before.path, self.new_root / after.path, url,
+                             charset_before=before.charset, charset_after=after.charset, ignore=self.changes.ignore)
+            if diff:
+                yield diff
+
+
+def diff_output(output: Path, old: str | None = None, new: str | None = None) -> Diff:
+    """What changed in `output`: between two of its snapshots (default: the last two), or, in a
+    plain mirror, in its last completed run."""
+    if not snapshots(output) and (output / CHANGES).is_file() and old is None and new is None:
+        return diff_plain_mirror(output)
+    changes, old, new = diff_snapshots(output, old, new)
+    return Diff(changes, old, new, output / SNAPSHOTS / old, output / SNAPSHOTS / new)
+
+
+def diff_plain_mirror(output: Path) -> Diff:
+    """What the last completed run of a plain mirror changed: its changes.json, and the copies
+    it kept of the pages it replaced (see snapshot.Layout.keep_replaced)."""
+    try:
+        changes = Changes.from_dict(json.loads((output / CHANGES).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot read {output / CHANGES}: {error}") from None
+    texts = not _unfinished_crawl(output)
+    if not texts:
+        log.warning("a crawl of %s started after the last completed one and has not finished: these are the "
+                    "changes of the last completed crawl; the earlier text of its pages is no longer kept", output)
+    return Diff(changes, PREVIOUS_CRAWL, "last crawl", kept_copies(output), output, texts=texts)
+
+
+def _unfinished_crawl(output: Path) -> bool:
+    """Does the crawl state say a crawl is running, or was interrupted?"""
+    path = output / STATE_DIR / STATE_FILE
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'status'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] != "completed"
 
 
 def diff_snapshots(output: Path, old: str | None = None, new: str | None = None,
@@ -202,21 +289,6 @@ def diff_snapshots(output: Path, old: str | None = None, new: str | None = None,
     failures, not_checked = _recorded_outcomes(new_root / "report.json")
     return compare(earlier_entries, old_root, later_entries, new_root, ignore=ignore, failures=failures,
                    not_checked=not_checked, earlier_name=old), old, new
-
-
-def text_diffs(output: Path, old: str, new: str, changes: Changes) -> Iterator[str]:
-    """A unified diff of the visible text of each modified HTML page."""
-    earlier = {entry.url: entry for entry in load_manifest(output / SNAPSHOTS / old / MANIFEST) or []}
-    later = {entry.url: entry for entry in load_manifest(output / SNAPSHOTS / new / MANIFEST) or []}
-    for record in changes.modified:
-        url = str(record["url"])
-        before, after = earlier.get(url), later.get(url)
-        if before is None or after is None or not (is_html(before.content_type) and is_html(after.content_type)):
-            continue
-        diff = text_diff(output / SNAPSHOTS / old / before.path, output / SNAPSHOTS / new / after.path, url,
-                         charset_before=before.charset, charset_after=after.charset, ignore=changes.ignore)
-        if diff:
-            yield diff
 
 
 def _recorded_outcomes(path: Path) -> tuple[list[Failure], list[str]]:

@@ -66,7 +66,8 @@ class Checker:
         if start:
             return Verdict(canonical, True, "start_url", f"a start URL; {reason}")
         depth = self._config.scope.max_depth
-        if not as_requisite and depth is not None:
+        follows_depth = not as_requisite or not self._config.mirror.requisites
+        if follows_depth and depth is not None:
             if depth == 0:
                 return Verdict(canonical, False, "max_depth", "scope.max_depth is 0: only the start URLs")
             reason += f"; if linked within {depth} hops of a start URL"

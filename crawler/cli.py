@@ -1,16 +1,21 @@
 """Command line; signals -> stop; exceptions -> exit codes.
 
     crawl CONFIG                       crawl (or resume) the site of a config
+    crawl URL [-o DIR]                 mirror a site with the defaults
+    crawl init URL [-o CONFIG]         write a config for a site, every key explained
     crawl demo                         serve the bundled sample site and mirror it
     crawl check CONFIG [URL ...]       is the config valid; would these URLs be crawled, and why
-    crawl status CONFIG                is a crawl of it running, how far has it got, how did it end
-    crawl diff OUTPUT [OLD] [NEW]      what changed between two snapshots
+    crawl status CONFIG|OUTPUT         is a crawl of it running, how far has it got, how did it end
+    crawl diff CONFIG|OUTPUT [OLD] [NEW]  what changed between two snapshots (or in a plain mirror's last run)
     crawl schedule CONFIG --at HH:MM   a nightly crontab line or systemd timer
     crawl run-scheduled FOLDER         run every config of a folder on its schedule
+    crawl config set CONFIG KEY=VALUE  change a setting of a config file for good
+Commands that take a config take `--set KEY=VALUE` too: a setting for this run only.
 
 `main` is the one place where errors become exit statuses:
-0 crawl completed; 1 URLs failed after retries, a start URL failed, the snapshot failed its
-health checks, or the output folder is unusable; 2 bad config or usage; 130 interrupted.
+0 crawl completed; 1 URLs failed after retries, a start URL failed, the site could not be
+reached, the snapshot failed its health checks, or the output folder is unusable; 2 bad
+config or usage; 130 interrupted; 141 the output was closed early (`crawl diff | head`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from types import FrameType
 
 from crawler import arguments
 from crawler.arguments import DEMO_PORT
-from crawler.changes import diff_snapshots, text_diffs
+from crawler.changes import diff_output
 from crawler.check import Checker, describe
 from crawler.config import Config, load_config, parse_config, parse_setting
 from crawler.config_edit import LABEL, set_in_file
@@ -124,7 +129,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     output = _output_folder(args.output)
-    changes, old, new = diff_snapshots(output, args.old, args.new)
+    diff = diff_output(output, args.old, args.new)
+    changes, old, new = diff.changes, diff.old, diff.new
     if args.json:
         print(json.dumps({"old": old, "new": new, **changes.to_dict()}, indent=2, ensure_ascii=False))
     else:
@@ -137,8 +143,8 @@ def _diff(args: argparse.Namespace) -> int:
                 for entry in entries:
                     print(f"  {entry['url']}")
     if args.text:
-        for diff in text_diffs(output, old, new, changes):
-            print(diff)
+        for text in diff.text_diffs():
+            print(text)
     return EXIT_OK
 
 

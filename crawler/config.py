@@ -125,6 +125,10 @@ class HttpConfig(Section):
     max_time: float = Field(default=300.0, gt=0)
     """Seconds one response may take in all, headers and body: a server that trickles bytes
     forever is cut off."""
+    min_rate: int = Field(default=1000, ge=0)
+    """Bytes per second a body must arrive at, over any `timeout`-long stretch (curl's
+    --speed-limit/--speed-time): a slower one is cut as too_slow and retried like a timeout.
+    0: no minimum."""
     retries: int = Field(default=3, ge=0, le=20)
     """Tries after the first, for connection errors, timeouts, 429 and 5xx. 0: no retry."""
     retry_backoff: float = Field(default=1.0, ge=0)
@@ -189,11 +193,13 @@ class MirrorConfig(Section):
     """Read /sitemap.xml of each start host (and the sitemaps robots.txt names) for more pages."""
     revalidate: Literal["auto", "always"] = "auto"
     """On a re-crawl, "always" sends a conditional request for every URL saved before; "auto"
-    skips the ones still fresh by their HTTP caching headers (max-age, Expires) or, without
-    those, for `heuristic_freshness` seconds after they were checked."""
-    heuristic_freshness: float = Field(default=3600, ge=0)
-    """Seconds a response without explicit freshness stays fresh (RFC 9111 heuristic, at most
-    10% of its age since Last-Modified). 0: always revalidated."""
+    skips the ones the server said are still fresh (Cache-Control max-age, Expires) and,
+    with `heuristic_freshness`, those without such a lifetime for a while after they were
+    checked."""
+    heuristic_freshness: float = Field(default=0, ge=0)
+    """Seconds a response the server gave no lifetime stays fresh (RFC 9111 heuristic: 10%
+    of its age since Last-Modified, at most this). 0: such responses are asked about on every
+    run, so a file fixed on the site is fetched by the next run."""
     delete_removed: bool = False
     """Plain mirrors (snapshots.keep: 0): delete the files of URLs that are gone from the site
     (404/410, or no longer linked), as rsync --delete does."""

@@ -17,13 +17,15 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
@@ -247,16 +249,63 @@ class Fetcher:
         if declared.isdigit() and int(declared) > limit:
             raise FetchError(f"Content-Length {declared} exceeds max_bytes {limit}", url, "too_large")
         chunks, size = [], 0
+        rate = TransferRate(self._config.min_rate, self._config.timeout, time.monotonic())
         try:
-            # iter_content yields decoded bytes, so the limit also stops a compression bomb.
-            for chunk in raw.iter_content(CHUNK):
+            # Decoded bytes, so the limit also stops a compression bomb.
+            for chunk in _arriving(raw):
                 size += len(chunk)
                 if size > limit:
                     raise FetchError(f"body exceeds max_bytes {limit}", url, "too_large")
                 chunks.append(chunk)
+                if rate.too_slow(time.monotonic(), raw.raw.tell()):
+                    raise FetchError(f"the body arrived slower than min_rate ({self._config.min_rate} bytes/s) "
+                                     f"for {self._config.timeout:g} s", url, "too_slow", retryable=True)
         except requests.exceptions.RequestException as exc:
             raise _translate(exc, url) from None
+        raw.raw.release_conn()  # read to its end: the connection may carry the next request
         return b"".join(chunks)
+
+
+class TransferRate:
+    """Is a body arriving slower than `minimum` bytes per second over the last `window`
+    seconds? Samples of (time, bytes so far) at least a tenth of the window apart."""
+
+    def __init__(self, minimum: float, window: float, start: float) -> None:
+        self._minimum = minimum
+        self._window = window
+        self._samples: deque[tuple[float, int]] = deque([(start, 0)])
+
+    def too_slow(self, now: float, received: int) -> bool:
+        if not self._minimum:
+            return False
+        samples = self._samples
+        if now - samples[-1][0] >= self._window / 10:
+            samples.append((now, received))
+        # The oldest sample kept is the last one at least a window ago.
+        while len(samples) > 1 and samples[1][0] <= now - self._window:
+            samples.popleft()
+        since, base = samples[0]
+        elapsed = now - since
+        return elapsed >= self._window and received - base < self._minimum * elapsed
+
+
+def _arriving(raw: requests.Response) -> Iterator[bytes]:
+    """The decoded body as it arrives: each chunk is what one read of the socket brought, so
+    the caller sees a trickle as it trickles (requests' iter_content waits for a whole chunk).
+    urllib3's errors become requests' ones, as iter_content would raise them."""
+    stream = raw.raw
+    errors = requests.exceptions
+    try:
+        while chunk := stream.read1(CHUNK, decode_content=True):
+            yield chunk
+    except urllib3.exceptions.ProtocolError as exc:
+        raise errors.ChunkedEncodingError(exc) from None
+    except urllib3.exceptions.DecodeError as exc:
+        raise errors.ContentDecodingError(exc) from None
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise errors.ConnectionError(exc) from None
+    except urllib3.exceptions.SSLError as exc:
+        raise errors.SSLError(exc) from None
 
 
 @lru_cache(maxsize=1024)

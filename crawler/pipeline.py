@@ -193,6 +193,8 @@ class Pipeline:
 
     def _seed_or_resume(self, resumed: Resumed | None) -> None:
         if resumed is None:
+            assert self.layout is not None
+            self.layout.start_keeping()
             self.frontier.add_all(self._seeds())
             return
         self._resumed_from = resumed.started_at
@@ -313,8 +315,10 @@ class Pipeline:
         """changes.json: what changed since the crawl before; in a plain mirror with
         mirror.delete_removed, the files of removed pages go."""
         previous = self.layout.previous if self.layout else None
+        # A plain mirror's pages were replaced in place: their earlier text is in the copies kept.
+        earlier_root = (self.layout.kept or previous.root) if self.layout and previous else None
         report.changes = compare(
-            previous.entries.values() if previous else (), previous.root if previous else None,
+            previous.entries.values() if previous else (), earlier_root,
             self.state.entries(),
             self.writer.root, ignore=self.config.snapshots.ignore, failures=tally.failures,
             not_checked=not_fetched,
@@ -525,8 +529,8 @@ class Pipeline:
         for link in page.links:
             if link.url in seen:
                 continue
-            # Pages count a hop and restart the requisite chain; requisites extend the chain.
-            depth = item.depth + 1 if link.kind is LinkKind.PAGE else item.depth
+            # Pages restart the requisite chain; requisites extend it.
+            depth = self.scope.link_depth(link.kind, item.depth)
             chain = 0 if link.kind is LinkKind.PAGE else item.chain + 1
             rule = self.scope.rejection(link.url, link.kind, depth, chain)
             if rule is None:
@@ -586,6 +590,8 @@ class Pipeline:
             saved = self.writer.shared(response.url, entry)
             page_number, written_links = None, None
             if saved is None:
+                if unchanged is None and self.layout is not None:
+                    self.layout.keep_replaced(response.url)
                 data, page_number, written_links = self._converted(page)
                 # An unchanged file is a hard link to the previous snapshot's (or, in a plain
                 # mirror, left alone) when its bytes are the same after conversion too.

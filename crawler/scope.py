@@ -37,6 +37,15 @@ class Scope:
         return (host in self._exact_hosts or host in self._wildcard_roots
                 or (bool(self._host_suffixes) and host.endswith(self._host_suffixes)))
 
+    def link_depth(self, kind: LinkKind, page_depth: int) -> int:
+        """The depth of a link found on a page `page_depth` hops from a start URL. A page link
+        is one hop more; so is a requisite when requisites follow the rules of pages
+        (mirror.requisites: false), while one fetched whatever the depth stays at its page's,
+        as does a sitemap named by another sitemap or robots.txt."""
+        if kind is LinkKind.PAGE or (kind is LinkKind.REQUISITE and not self._requisites_anywhere):
+            return page_depth + 1
+        return page_depth
+
     def rejection(self, url: str, kind: LinkKind, depth: int, chain: int = 0) -> str | None:
         """The name of the first rule that keeps `url` out of the crawl, or None to crawl it.
 

@@ -22,7 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crawler.config import HealthConfig
-from crawler.models import SavedFile
+from crawler.errors import CrawlError
+from crawler.models import SavedFile, is_html
+from crawler.state import STATE_DIR
+from crawler.writer import checked_join
 
 if TYPE_CHECKING:
     from crawler.report import CrawlReport
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"
 LATEST = "latest"
 MANIFEST = "manifest.jsonl"
+KEPT = "previous"  # in STATE_DIR: plain mode's copies of the pages the last run replaced
 _NAME = re.compile(r"^\d{4}-\d\d-\d\dT\d{6}Z(-\d+)?$")
 _SAVED_FIELDS = {f.name for f in fields(SavedFile)}
 
@@ -51,6 +55,33 @@ class Layout:
     root: Path  # this run's mirror: `output` itself, or output/snapshots/<name>
     snapshot: str | None  # the snapshot's name, in snapshot mode
     previous: Previous | None
+    # Plain mode: where the pages this run replaces are kept (see keep_replaced), so that what
+    # changed can be compared, and shown by `crawl diff`, until the next run.
+    kept: Path | None = None
+
+    def start_keeping(self) -> None:
+        """A new run begins: the copies kept by the run before go; the previous manifest is
+        kept beside the copies it describes (a hard link: the run will replace it)."""
+        if self.kept is None:
+            return
+        shutil.rmtree(self.kept, ignore_errors=True)
+        if self.previous is not None:
+            self.kept.mkdir(parents=True, exist_ok=True)
+            _link(self.output / MANIFEST, self.kept / MANIFEST)
+
+    def keep_replaced(self, url: str) -> None:
+        """Plain mode: this run is about to replace the file of the page `url` (its content
+        changed); keep the old one. Pages only: other files are compared by their SHA-256."""
+        old = self.previous.entries.get(url) if self.previous is not None else None
+        if self.kept is None or old is None or not is_html(old.content_type):
+            return
+        try:
+            copy = checked_join(self.kept, old.path)
+            os.makedirs(os.path.dirname(copy), exist_ok=True)
+        except (OSError, CrawlError) as error:
+            log.debug("cannot keep the previous copy of %s: %s", url, error)
+            return
+        _link(self.output / old.path, Path(copy))
 
 
 def snapshot_name(output: Path, now: datetime | None = None) -> str:
@@ -69,7 +100,7 @@ def layout(output: Path, keep: int, snapshot: str | None) -> Layout:
     mode, or a resumed snapshot's name)."""
     if keep == 0:
         previous = read_previous(output)
-        return Layout(output, output, None, previous)
+        return Layout(output, output, None, previous, kept=kept_copies(output))
     latest = latest_snapshot(output)
     previous = read_previous(output / SNAPSHOTS / latest, latest) if latest and latest != snapshot else None
     assert snapshot is not None
@@ -100,6 +131,23 @@ def load_manifest(path: Path) -> list[SavedFile] | None:
         except (ValueError, TypeError):
             log.warning("skipping a damaged line of %s", path)
     return entries
+
+
+def kept_copies(output: Path) -> Path:
+    """Plain mode: the folder of the previous copies of the pages the last run changed."""
+    return output / STATE_DIR / KEPT
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-link `source` as `target` (a copy where links are impossible); an existing target
+    is left alone (kept by an interrupted run that this one resumes)."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        pass
+    except OSError:
+        with contextlib.suppress(OSError):
+            shutil.copyfile(source, target)
 
 
 def snapshots(output: Path) -> list[str]:

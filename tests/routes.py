@@ -136,6 +136,22 @@ def trickle_body(interval: float = 0.05, total: int = 100_000) -> Route:
     return route
 
 
+def paced_body(total: int, chunk: int, interval: float, content_type: str = "application/octet-stream") -> Route:
+    """A body of `total` bytes sent `chunk` bytes at a time, one chunk every `interval` seconds:
+    a slow but steady link."""
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(total))
+        handler.end_headers()
+        with contextlib.suppress(OSError):
+            for start in range(0, total, chunk):
+                handler.wfile.write(bytes([start // chunk % 251]) * min(chunk, total - start))
+                handler.wfile.flush()
+                time.sleep(interval)
+    return route
+
+
 def trickle_headers(interval: float = 0.05) -> Route:
     """A status line, then header bytes one at a time, forever."""
     def route(handler: BaseHTTPRequestHandler) -> None:

@@ -168,6 +168,46 @@ def test_a_trickling_body_is_cut_off_at_max_time(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("slow.html"))
 
 
+@pytest.mark.timeout(30)
+def test_a_body_slower_than_min_rate_is_cut_within_seconds_and_retried(tmp_path: Path) -> None:
+    # One byte every half second never trips the silence timeout, and max_time is 5 minutes.
+    trickling = routes.trickle_body(interval=0.5, total=10_000)
+    site = linking({"/slow.html": trickling,
+                    "/once-slow.html": _first_then(trickling, routes.html(b"<p>fine now</p>"))})
+    started = time.monotonic()
+    report, server = crawl_site(site, tmp_path, http={"timeout": 2, "retries": 1, "retry_backoff": 0.1})
+    assert reasons(report) == {"slow.html": "too_slow"}
+    assert "min_rate" in report.tally.failures[0].message
+    assert server.requests()["/slow.html"] == 2  # retried like a timeout
+    assert (tmp_path / server.url.split("/")[2] / "once-slow.html").read_bytes() == b"<p>fine now</p>"
+    assert time.monotonic() - started < 20
+
+
+def test_a_large_body_on_a_slow_but_steady_link_is_not_cut(tmp_path: Path) -> None:
+    # 3 KB/s, three times the default min_rate, for longer than http.timeout.
+    site = linking({"/big.bin": routes.paced_body(total=9_000, chunk=300, interval=0.1)})
+    report, server = crawl_site(site, tmp_path, http={"timeout": 1, "retries": 0})
+    assert reasons(report) == {}
+    assert (tmp_path / server.url.split("/")[2] / "big.bin").stat().st_size == 9_000
+
+
+def test_min_rate_zero_lets_a_trickle_run_to_max_time(tmp_path: Path) -> None:
+    site = linking({"/slow.html": routes.trickle_body(interval=0.2, total=10_000)})
+    started = time.monotonic()
+    report, _ = crawl_site(site, tmp_path, http={"timeout": 1, "retries": 0, "min_rate": 0, "max_time": 3})
+    assert reasons(report) == {"slow.html": "too_slow"}
+    assert "max_time" in report.tally.failures[0].message
+    assert time.monotonic() - started >= 3
+
+
+def _first_then(first: routes.Route, then: routes.Route) -> routes.Route:
+    answered = itertools.count()
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        (first if next(answered) == 0 else then)(handler)
+    return route
+
+
 def test_trickling_headers_are_cut_off_at_max_time(tmp_path: Path) -> None:
     site = linking({"/slow.html": routes.trickle_headers(interval=0.05)})
     report, _ = crawl_site(site, tmp_path, http={**FAST, "max_time": 1})

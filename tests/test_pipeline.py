@@ -123,6 +123,31 @@ def test_max_depth_counts_hops(tmp_path: Path) -> None:
         assert sorted(server.requests()) == [f"/chain/{n}.html" for n in range(4)]
 
 
+def test_without_requisites_images_follow_the_depth_limit_of_pages(tmp_path: Path) -> None:
+    """mirror.requisites: false -- an image is one more hop, like a page link."""
+    site = {"/": routes.html(b'<img src="/root.png"><a href="/p1.html">p1</a>'),
+            "/p1.html": routes.html(b'<img src="/p1.png"><a href="/p2.html">p2</a>'),
+            "/p2.html": routes.html(b"<p>two hops</p>"),
+            "/root.png": routes.raw(b"png", "image/png"), "/p1.png": routes.raw(b"png", "image/png")}
+    with SiteServer(root=None, routes=site) as server:
+        report = Pipeline(make_config(server.url, tmp_path, scope={"max_depth": 1},
+                                      mirror={"sitemaps": False, "requisites": False},
+                                      politeness={"robots": False})).run()
+        assert sorted(server.requests()) == ["/", "/p1.html", "/root.png"]
+    assert report.skipped[server.url + "p1.png"] == "max_depth"
+    assert report.skipped[server.url + "p2.html"] == "max_depth"
+
+
+def test_with_requisites_images_of_the_deepest_pages_are_fetched(tmp_path: Path) -> None:
+    site = {"/": routes.html(b'<a href="/p1.html">p1</a>'),
+            "/p1.html": routes.html(b'<img src="/p1.png"><a href="/p2.html">p2</a>'),
+            "/p1.png": routes.raw(b"png", "image/png")}
+    with SiteServer(root=None, routes=site) as server:
+        Pipeline(make_config(server.url, tmp_path, scope={"max_depth": 1}, mirror={"sitemaps": False},
+                             politeness={"robots": False})).run()
+        assert sorted(server.requests()) == ["/", "/p1.html", "/p1.png"]
+
+
 def test_max_pages_stops_after_that_many_html_pages(tmp_path: Path) -> None:
     with SiteServer(root=None, routes=routes.tree_site(100)) as server:
         pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",

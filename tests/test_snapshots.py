@@ -17,9 +17,9 @@ import yaml
 from warcio.archiveiterator import ArchiveIterator
 
 import crawler.pipeline as pipeline_module
-from crawler.changes import compare
+from crawler.changes import compare, visible_text
 from crawler.cli import main
-from crawler.config import load_config
+from crawler.config import IgnoreRule, load_config
 from crawler.demo.server import SiteServer
 from crawler.models import SavedFile
 from crawler.pipeline import Pipeline
@@ -217,6 +217,17 @@ def test_a_snapshot_that_fails_its_health_checks_is_not_published(
     assert any("start URL not saved" in problem for problem in report["health_problems"])
 
 
+def test_xhtml_pages_compare_by_their_text_without_warnings() -> None:
+    """Debian's PostgreSQL docs: XHTML with an XML declaration, served as text/html."""
+    xhtml = (b'<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n<!DOCTYPE html PUBLIC '
+             b'"-//W3C//DTD XHTML 1.0 Transitional//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">'
+             b'<html xmlns="http://www.w3.org/1999/xhtml"><head><title>SELECT</title>'
+             b'<link rel="stylesheet" type="text/css" href="stylesheet.css" />' * 8 +
+             b'</head><body><p>retrieve rows from a table or view</p></body></html>')
+    assert visible_text(xhtml, "utf-8") == "retrieve rows from a table or view"  # warnings are errors here
+    assert visible_text(xhtml, "utf-8", (IgnoreRule(regex="or view"),)) == "retrieve rows from a table"
+
+
 def test_noise_is_not_a_modification(site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
     mutable, server = site
     config = write_config(tmp_path, server, snapshots={"keep": 3, "ignore": [
@@ -232,6 +243,71 @@ def test_noise_is_not_a_modification(site: tuple[routes.MutableSite, SiteServer]
     latest_changes = changes(out, latest(out))
     assert urls(latest_changes["noise_only"], server) == ["b.html"]
     assert urls(latest_changes["modified"], server) == ["c.html"]
+
+
+@pytest.mark.parametrize("keep", [0, 3], ids=["plain", "snapshots"])
+def test_an_edited_text_is_modified_and_a_markup_change_is_noise_in_either_mode(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, keep: int) -> None:
+    mutable, server = site
+    mutable.put("/a.html", page("Page A", "/", extra="<p>The price is 10 euros.</p>"))
+    mutable.put("/b.html", page("Page B", "/", extra="<p>Same words.</p>"))
+    server.routes.update(mutable.routes())
+    config = write_config(tmp_path, server, snapshots={"keep": keep})
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    mutable.put("/a.html", page("Page A", "/", extra="<p>The price is 99 euros.</p>"))
+    mutable.put("/b.html", page("Page B", "/", extra='<p class="new">Same   words.</p>'))
+    assert main([str(config)]) == 0
+    found = json.loads((out / "changes.json").read_text()) if keep == 0 else changes(out, latest(out))
+    assert urls(found["modified"], server) == ["a.html"]
+    assert urls(found["noise_only"], server) == ["b.html"]
+
+
+def test_diff_of_a_plain_mirror_shows_what_the_last_run_changed(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mutable, server = site
+    mutable.put("/a.html", page("Page A", "/", extra="<p>The price is 10 euros.</p>"))
+    server.routes.update(mutable.routes())
+    config = write_config(tmp_path, server)
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    mutable.put("/a.html", page("Page A", "/", extra="<p>The price is 99 euros.</p>"))
+    assert main([str(config)]) == 0
+    capsys.readouterr()
+
+    assert main(["diff", str(out), "--text"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 modified" in printed and server.url + "a.html" in printed
+    assert "-The price is 10 euros." in printed and "+The price is 99 euros." in printed
+
+    assert main(["diff", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert urls(data["modified"], server) == ["a.html"]
+
+    # The next run changes nothing: nothing to show, and the copies kept for the diff are gone.
+    assert main([str(config)]) == 0
+    capsys.readouterr()
+    assert main(["diff", str(out), "--text"]) == 0
+    printed = capsys.readouterr().out
+    assert "0 modified" in printed and "euros" not in printed
+    assert not [path for path in (out / ".crawl").rglob("*") if path.is_file() and path.suffix == ".html"]
+
+
+def test_a_rerun_asks_about_files_that_only_have_last_modified(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
+    """The default: a file the server gave no lifetime is revalidated on every run."""
+    mutable, server = site
+    config = write_config(tmp_path, server, mirror={"sitemaps": False})  # heuristic_freshness by default
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    mutable.put("/lastmod-only.html", page("Last-Modified only, fixed"), validators="last_modified")
+    mutable.answers.clear()
+    assert main([str(config)]) == 0
+    assert mutable.statuses("/lastmod-only.html") == [200]
+    assert "fixed" in (out / server.url.split("/")[2] / "lastmod-only.html").read_text()
+    assert urls(json.loads((out / "changes.json").read_text())["modified"], server) == ["lastmod-only.html"]
+    assert {path for path, _, _ in mutable.answers} == {"/", "/a.html", "/b.html", "/c.html", "/etag-only.html",
+                                                        "/lastmod-only.html", "/logo.png"}
 
 
 def test_plain_mirror_updates_in_place_and_deletes_removed_pages_when_asked(
