@@ -188,8 +188,8 @@ def test_a_crawl_that_reached_max_pages_says_so_not_politeness(tmp_path: Path) -
                                         politeness={"robots": False}, mirror={"sitemaps": False}))
         pipeline.run()
     stats = pipeline.stats()
-    assert stats.frontier == 0 and stats.held > 0
     assert bound_by(stats).startswith("max_pages reached")
+    assert stats.frontier == 0 and stats.held > 0
 
 
 def test_a_polite_crawl_logs_that_politeness_holds_it_back(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
