@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from crawler import __version__
 from crawler.errors import ConfigError
@@ -419,30 +420,37 @@ def _suggestion(loc: tuple[Any, ...]) -> str:
     model: type[BaseModel] = Config
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        section = section_of(field) if field else None
+        if section is None:
             return ""
-        model = annotation
+        model = section
     name = str(loc[-1])
     close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.6)
     if close:
         return f" (did you mean {close[0]!r}?)"
     # A key of another section, written where it does not belong (`timeout:` for http.timeout).
-    elsewhere = [key for key in _dotted_keys(Config) if key.rpartition(".")[2] == name] or \
-        difflib.get_close_matches(name, _dotted_keys(Config), n=1, cutoff=0.8)
+    elsewhere = [key for key in dotted_keys(Config) if key.rpartition(".")[2] == name] or \
+        difflib.get_close_matches(name, dotted_keys(Config), n=1, cutoff=0.8)
     if elsewhere:
         return f" (did you mean {elsewhere[0]!r}?)"
     return f" (known keys: {', '.join(model.model_fields)})"
 
 
-def _dotted_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    """Every key of the config tree below `model`, as section.key."""
+def dotted_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every key of the config tree below `model`, sections and their keys, as section.key."""
     keys = []
     for name, field in model.model_fields.items():
         keys.append(prefix + name)
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            keys += _dotted_keys(field.annotation, f"{prefix}{name}.")
+        section = section_of(field)
+        if section is not None:
+            keys += dotted_keys(section, f"{prefix}{name}.")
     return keys
+
+
+def section_of(field: FieldInfo) -> type[BaseModel] | None:
+    """The model of a field that is a section of keys (scope, http...), else None."""
+    annotation = field.annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

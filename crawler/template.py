@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from crawler import __version__
-from crawler.config import Config, parse_config
+from crawler.config import Config, parse_config, section_of
 from crawler.config_edit import one_line
 from crawler.errors import UsageError
 from crawler.urls import host_of
@@ -70,8 +70,7 @@ def _section(model: type[BaseModel], values: dict[str, Any], prefix: str, indent
     pad = " " * indent
     for name, field in model.model_fields.items():
         key = prefix + name
-        sub = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) \
-            else None
+        sub = section_of(field)
         about = field.description or (sub.__doc__ if sub is not None else None) or ""
         lines += [pad + "# " + text for text in textwrap.wrap(" ".join(about.split()), WIDTH - indent - 2)]
         if sub is not None:

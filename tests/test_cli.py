@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import BaseModel
 
 from crawler.cli import main
-from crawler.config import Config, load_config, parse_config
+from crawler.config import Config, dotted_keys, load_config, parse_config
 from crawler.demo.server import SiteServer
 from tests import routes
 from tests.conftest import DEMO_URL_COUNT, read_manifest
@@ -193,7 +192,7 @@ def test_init_writes_a_config_with_every_key_its_default_and_what_it_means(
     text = path.read_text()
     assert load_config(path) == parse_config(f"start_urls: [{site.url}]")  # the defaults, nothing else
     lines = text.splitlines()
-    for key in config_keys(Config):
+    for key in dotted_keys(Config):
         name = key.rpartition(".")[2]
         at = next(n for n, line in enumerate(lines) if re.match(rf" *(# )?{name}:", line) and
                   len(line) - len(line.lstrip()) == 2 * key.count("."))
@@ -205,16 +204,6 @@ def test_init_writes_a_config_with_every_key_its_default_and_what_it_means(
     assert path.read_text() == text
     assert main(["init", site.url, "-o", "configs/site.yaml", "--output", "mirrors/site"]) == 0
     assert load_config(tmp_path / "configs" / "site.yaml").output_dir == tmp_path / "mirrors" / "site"
-
-
-def config_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    """Every key of a config section, sections and their keys, dotted."""
-    keys = []
-    for name, field in model.model_fields.items():
-        keys.append(prefix + name)
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            keys += config_keys(field.annotation, f"{prefix}{name}.")
-    return keys
 
 
 def test_the_summary_says_where_the_mirror_is(tmp_path: Path, site: SiteServer,
