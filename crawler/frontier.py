@@ -148,7 +148,7 @@ class Frontier:
         added, disallowed = [], []
         with self._lock:
             found_by = self._order.rank(source.url) if self._order is not None and source is not None else INF
-            places = {link.url: place for place, link in enumerate(links)}
+            places = {link.url: place for place, link in enumerate(links)} if self._order is not None else {}
             for url, rule in skipped:
                 self._skip(url, rule)
             for index, item in enumerate(items):

@@ -472,7 +472,9 @@ class Pipeline:
             if allowed:
                 self.frontier.task_done(item)
                 return
-            if error.status is not None:  # without an answer (refused, DNS, TLS...), that is the cause to tell
+            # The server answered, but with no robots.txt. (No answer at all -- refused, DNS,
+            # TLS -- is the cause to tell as it is: the host cannot be reached.)
+            if error.status is not None:
                 error = FetchError(f"robots.txt unavailable, so none of this host is fetched: {error}",
                                    item.url, "robots_unavailable", status=error.status)
         if item.guessed:  # a /sitemap.xml that is not there is no failure of the site
