@@ -70,14 +70,19 @@ class Changes:
                    compared_with=data.get("compared_with"),
                    ignore=tuple(IgnoreRule.model_validate(rule) for rule in data.get("ignore", [])))
 
-    def summary(self) -> str:
-        """A few lines for a person at a terminal."""
+    def headline(self) -> str:
+        """The counts, in one line."""
         against = f" since {self.compared_with}" if self.compared_with else " (first crawl)"
         if self.compared_with == PREVIOUS_CRAWL:
             against = " since the previous crawl"
-        lines = [f"changes{against}: {len(self.added)} added, {len(self.modified)} modified, "
-                 f"{len(self.removed)} removed, {self.unchanged} unchanged"
-                 + (f", {len(self.noise_only)} changed only in ignored noise" if self.noise_only else "")]
+        return (f"changes{against}: {len(self.added)} added, {len(self.modified)} modified, "
+                f"{len(self.removed)} removed, {self.unchanged} unchanged"
+                + (f", {len(self.not_checked)} not checked" if self.not_checked else "")
+                + (f", {len(self.noise_only)} changed only in ignored noise" if self.noise_only else ""))
+
+    def summary(self) -> str:
+        """A few lines for a person at a terminal."""
+        lines = [self.headline()]
         kinds = (("added", self.added), ("modified", self.modified), ("removed", self.removed))
         for title, entries in kinds[1:] if self.compared_with is None else kinds:  # first crawl: all added
             for entry in itertools.islice(entries, 5):
@@ -128,7 +133,9 @@ def compare(earlier: Iterable[SavedFile], earlier_root: Path | None, later: Iter
     for url in sorted(gone):
         old = before[url]
         failure = failed.get(url)
-        if url in unreached:
+        # A crawl that did not reach every page (max_pages) cannot know what nothing links to
+        # any more: the unreached pages may (an image of theirs, say).
+        if url in unreached or (unreached and failure is None):
             changes.not_checked.append(url)
         elif failure is not None and failure.status not in (404, 410):
             changes.unavailable.append({"url": url, "reason": failure.reason, "last_seen": _seen(old, earlier_name)})
@@ -279,7 +286,21 @@ def diff_snapshots(output: Path, old: str | None = None, new: str | None = None,
         ignore = _recorded_ignore(new_root / "changes.json")
     earlier_entries = load_manifest(old_root / MANIFEST) or []
     later_entries = load_manifest(new_root / MANIFEST) or []
-    return compare(earlier_entries, old_root, later_entries, new_root, ignore=ignore, earlier_name=old), old, new
+    failures, not_checked = _recorded_outcomes(new_root / "report.json")
+    return compare(earlier_entries, old_root, later_entries, new_root, ignore=ignore, failures=failures,
+                   not_checked=not_checked, earlier_name=old), old, new
+
+
+def _recorded_outcomes(path: Path) -> tuple[list[Failure], list[str]]:
+    """What the crawl of a snapshot failed to fetch and did not reach, from its report.json:
+    what tells removed pages from unavailable and unchecked ones, as when the crawl compared."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        failures = [Failure(entry["url"], entry["reason"], entry.get("message", ""), entry.get("status"))
+                    for entry in report.get("failures", [])]
+        return failures, [entry["url"] for entry in report.get("not_fetched", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [], []
 
 
 def _recorded_ignore(path: Path) -> tuple[IgnoreRule, ...]:

@@ -1,16 +1,21 @@
 """Command line; signals -> stop; exceptions -> exit codes.
 
     crawl CONFIG                       crawl (or resume) the site of a config
+    crawl URL [-o DIR]                 mirror a site with the defaults
+    crawl init URL [-o CONFIG]         write a config for a site, every key explained
     crawl demo                         serve the bundled sample site and mirror it
     crawl check CONFIG [URL ...]       is the config valid; would these URLs be crawled, and why
-    crawl status CONFIG                is a crawl of it running, how far has it got, how did it end
-    crawl diff OUTPUT [OLD] [NEW]      what changed between two snapshots (or in a plain mirror's last run)
+    crawl status CONFIG|OUTPUT         is a crawl of it running, how far has it got, how did it end
+    crawl diff CONFIG|OUTPUT [OLD] [NEW]  what changed between two snapshots (or in a plain mirror's last run)
     crawl schedule CONFIG --at HH:MM   a nightly crontab line or systemd timer
     crawl run-scheduled FOLDER         run every config of a folder on its schedule
+    crawl config set CONFIG KEY=VALUE  change a setting of a config file for good
+Commands that take a config take `--set KEY=VALUE` too: a setting for this run only.
 
 `main` is the one place where errors become exit statuses:
-0 crawl completed; 1 URLs failed after retries, a start URL failed, the snapshot failed its
-health checks, or the output folder is unusable; 2 bad config or usage; 130 interrupted.
+0 crawl completed; 1 URLs failed after retries, a start URL failed, the site could not be
+reached, the snapshot failed its health checks, or the output folder is unusable; 2 bad
+config or usage; 130 interrupted; 141 the output was closed early (`crawl diff | head`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -27,14 +33,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
-from crawler import __version__
+from crawler import arguments
+from crawler.arguments import DEMO_PORT
 from crawler.changes import diff_output
 from crawler.check import Checker, describe
-from crawler.config import Config, load_config, parse_config
+from crawler.config import Config, load_config, parse_config, parse_setting
+from crawler.config_edit import LABEL, set_in_file
 from crawler.demo.server import SiteServer
-from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CrawlError, UsageError
+from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError, CrawlError, UsageError
 from crawler.pipeline import Pipeline
-from crawler.report import CrawlReport
+from crawler.report import ENDING, FIELDS, CrawlReport
 from crawler.schedule import (
     Scheduler,
     cron_line,
@@ -45,11 +53,14 @@ from crawler.schedule import (
     unit_name,
 )
 from crawler.status import crawl_status
+from crawler.template import write_config
+from crawler.urls import InvalidURLError, canonicalize
 from crawler.writer import url_to_path
 
 log = logging.getLogger("crawler")
 
-DEMO_PORT = 8731
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # `crawl URL`: a scheme, not a file name
+EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE  # what the shell reports for any command a pipe cut short
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,8 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = COMMANDS.get(args[0]) if args else None
         if command is not None:
             make_parser, run = command
-            return run(make_parser().parse_args(args[1:]))
-        return _crawl(_crawl_parser().parse_args(args))
+            status = run(make_parser().parse_intermixed_args(args[1:]))
+        else:
+            status = _crawl(arguments.crawl_parser().parse_intermixed_args(args))
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+        return status
+    except BrokenPipeError:  # `crawl diff OUT | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return EXIT_PIPE_CLOSED
     except CrawlError as error:
         print(f"crawl: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -74,7 +91,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _crawl(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, args.log_file, args.log_format)
-    config = load_config(args.config)
+    overrides = {**_settings(args), **({"output": args.output} if args.output else {})}
+    if _URL.match(args.config):  # a quick mirror with the defaults, as `wget -m URL`
+        try:
+            start = canonicalize(args.config)
+        except InvalidURLError as error:
+            raise UsageError(f"{args.config}: {error}") from None
+        config = parse_config("", start, {**overrides, "start_urls": [start]})
+    elif not Path(args.config).exists() and not args.config.endswith((".yaml", ".yml")):
+        raise ConfigError(f"{args.config}: no such config file (to mirror a site: crawl https://SITE/ [-o FOLDER]; "
+                          "to write a config for it: crawl init https://SITE/)")
+    else:
+        config = load_config(args.config, overrides)
     return _run(config, show_summary=args.verbose > 0 or sys.stdout.isatty(),
                 progress_lines=bool(args.log_file) or args.verbose > 0)
 
@@ -88,7 +116,7 @@ def _demo(args: argparse.Namespace) -> int:
             with _stop_on_signals(lambda: None):
                 signal.pause()
             return EXIT_OK
-        overrides: dict[str, object] = {"start_urls": [server.url]}
+        overrides: dict[str, object] = {**_settings(args), "start_urls": [server.url]}
         if args.output:
             overrides["output"] = args.output
         config = parse_config(config_path.read_text(encoding="utf-8"), str(config_path), overrides)
@@ -100,14 +128,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    output = Path(args.output)
+    output = _output_folder(args.output)
     diff = diff_output(output, args.old, args.new)
     changes, old, new = diff.changes, diff.old, diff.new
     if args.json:
         print(json.dumps({"old": old, "new": new, **changes.to_dict()}, indent=2, ensure_ascii=False))
     else:
         print(f"{old} -> {new}")
-        print(changes.summary())
+        print(changes.headline())
         for title in ("added", "modified", "removed", "noise_only"):
             entries = getattr(changes, title)
             if entries:
@@ -121,13 +149,14 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    status = crawl_status(load_config(args.config))
+    target = Path(args.config)
+    status = crawl_status(target if target.is_dir() else _output_folder(args.config, _settings(args)))
     print(json.dumps(status.to_dict(), indent=2) if args.json else status.text())
     return status.exit_code
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, _settings(args))
     print(f"{args.config}: valid -- {describe(config)}")
     checker = Checker(config, fetch_robots=not args.no_robots)
     verdicts = [checker.verdict(url, as_requisite=args.requisite) for url in args.urls]
@@ -141,10 +170,11 @@ def _check(args: argparse.Namespace) -> int:
 
 def _schedule(args: argparse.Namespace) -> int:
     config = Path(args.config)
-    load_config(config)  # a broken config is an error now, not at 02:00
-    log_file = Path(args.log_file) if args.log_file else default_log_file(config)
+    overrides = _settings(args)
+    load_config(config, overrides)  # a broken config is an error now, not at 02:00
+    log_file = Path(args.log_file) if args.log_file else default_log_file(config, overrides)
     if args.systemd:
-        units = systemd_units(config, args.at, log_file)
+        units = systemd_units(config, args.at, log_file, args.settings)
         if args.install:
             folder = install_systemd(units)
             print(f"installed {', '.join(units)} in {folder}; see: systemctl --user list-timers {unit_name(config)}*")
@@ -152,7 +182,7 @@ def _schedule(args: argparse.Namespace) -> int:
             for name, text in units.items():
                 print(f"# ~/.config/systemd/user/{name}\n{text}")
         return EXIT_OK
-    line = cron_line(config, args.at, log_file)
+    line = cron_line(config, args.at, log_file, args.settings)
     if args.install:
         install_cron(line, config)
         print(f"installed in your crontab:\n{line}")
@@ -168,6 +198,46 @@ def _run_scheduled(args: argparse.Namespace) -> int:
         log.info("%s: %r, next run %s", job.config.name, job.cron, job.next_run.isoformat(timespec="seconds"))
     with _stop_on_signals(scheduler.stop):
         return scheduler.run()
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = Path(args.config) if args.config else None
+    path = write_config(args.url, path, args.output)
+    print(f"wrote {path}: every key with its default and what it means; edit it (or: crawl config set {path} "
+          f"KEY=VALUE), then run: crawl {path}")
+    return EXIT_OK
+
+
+def _config_set(args: argparse.Namespace) -> int:
+    settings = dict(parse_setting(text, LABEL) for text in args.settings)
+    before = load_config(args.config)
+    after = set_in_file(Path(args.config), settings)
+    for key in settings:
+        print(f"{args.config}: {key}: {_value_at(before, key)} -> {_value_at(after, key)}")
+    return EXIT_OK
+
+
+def _output_folder(target: str, overrides: dict[str, object] | None = None) -> Path:
+    """The output folder a command is about: given as such, or as the config that names it."""
+    path = Path(target)
+    if path.is_dir():
+        return path
+    if not path.exists():
+        raise UsageError(f"{target}: no such config file or output folder")
+    return load_config(path, overrides).output_dir
+
+
+def _settings(args: argparse.Namespace) -> dict[str, object]:
+    """The --set KEY=VALUE options of a command, as overrides of its config."""
+    return dict(parse_setting(text) for text in args.settings)
+
+
+def _value_at(config: Config, key: str) -> str:
+    """A config's value at a dotted key, as JSON (what the file says, in one line)."""
+    value: object = config.model_dump(mode="json")
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _demo_server(port: int | None) -> SiteServer:
@@ -193,8 +263,8 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> in
     with _stop_on_signals(pipeline.stop), watching:
         report = pipeline.run()
     # Printed on stdout, the summary is not repeated by a console log in text (the log file
-    # and JSON logs keep it).
-    log.info("%s", report.summary(), extra={SUMMARY_PRINTED: show_summary})
+    # and JSON logs keep it; JSON logs as fields).
+    log.info("%s", report.summary(), extra={SUMMARY_PRINTED: show_summary, FIELDS: report.log_fields()})
     if show_summary:
         print(report.summary(), flush=True)
     if pipeline.fatal_error is not None:
@@ -203,13 +273,15 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> in
     if status == EXIT_FAILURES:  # one line, even without a terminal: cron mails it
         print(f"crawl: {failure_line(report)} (see {Path(report.output) / 'report.json'})",
               file=sys.stderr, flush=True)
+    elif status == EXIT_INTERRUPTED:  # a terminal shows the summary; cron and scripts see this
+        print("crawl: interrupted; run the same command again to resume", file=sys.stderr, flush=True)
     return status
 
 
 def exit_status(report: CrawlReport) -> int:
     if report.outcome == "interrupted":
         return EXIT_INTERRUPTED
-    if report.serious_failures or report.failed_start_urls() or report.published is False:
+    if report.serious_failures or report.start_url_failures() or report.published is False:
         return EXIT_FAILURES
     return EXIT_OK
 
@@ -217,9 +289,13 @@ def exit_status(report: CrawlReport) -> int:
 def failure_line(report: CrawlReport) -> str:
     if report.published is False:
         return f"snapshot {report.snapshot} failed its health checks: {'; '.join(report.health_problems or [])}"
-    if report.failed_start_urls():
-        return f"start URL failed: {', '.join(report.failed_start_urls())}"
-    return f"{len(report.serious_failures)} URLs failed after retries"
+    causes = "; ".join(f"{url}: {failure.message}" for url, failure in report.start_url_failures().items())
+    if report.outcome == "unreachable":
+        return f"could not reach the site: {causes}"
+    if causes:
+        return f"start URL failed: {causes}"
+    failed = len(report.serious_failures)
+    return f"{failed} URL{'s' if failed != 1 else ''} failed after retries"
 
 
 # -- plumbing ---------------------------------------------------------------------------
@@ -247,11 +323,17 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 
 
 class JsonFormatter(logging.Formatter):
-    """--log-format json: one JSON object per line, for log collectors."""
+    """--log-format json: one JSON object per line, for log collectors. A record with fields
+    (the summary: outcome, counts...; a failure: url, reason) has them as keys of their own,
+    and the first line of its message."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                  "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        fields = getattr(record, FIELDS, None)
+        if fields:
+            entry["message"] = entry["message"].partition("\n")[0]
+            entry.update((key, value) for key, value in fields.items() if key not in entry)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -270,8 +352,9 @@ def _setup_logging(verbosity: int, log_file: str | None, log_format: str = "text
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(formatter)
     console.setLevel(level)
-    if log_format != "json":
-        console.addFilter(lambda record: not getattr(record, SUMMARY_PRINTED, False))
+    if log_format != "json":  # what the command prints itself, a console log in text leaves out
+        console.addFilter(lambda record: not getattr(record, SUMMARY_PRINTED, False)
+                          and not getattr(record, ENDING, False))
     handlers: list[logging.Handler] = [console]
     if log_file:
         try:
@@ -294,110 +377,13 @@ def _index_of(config: Config) -> str:
     return str(config.output_dir / url_to_path(config.start_urls[0]))
 
 
-def _crawl_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(
-        prog="crawl", description="Mirror a website to disk through a threaded pipeline.",
-        epilog="other commands: crawl demo | check CONFIG [URL ...] | status CONFIG | diff OUTPUT [OLD] [NEW] | "
-               "schedule CONFIG --at HH:MM | run-scheduled FOLDER  (crawl COMMAND --help)")
-    parser.add_argument("config", help="YAML config file, e.g. configs/site.yaml")
-    parser.add_argument("--log-file", help="also log progress and the summary to this file")
-    _common_options(parser)
-    return parser
-
-
-def _demo_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl demo",
-                             description="Serve the bundled sample site on 127.0.0.1 and mirror it.")
-    parser.add_argument("--output", help="mirror folder (default: output/demo)")
-    parser.add_argument("--port", type=int, default=None,
-                        help=f"port to serve on (default: {DEMO_PORT} if free, else any free port)")
-    parser.add_argument("--serve", action="store_true",
-                        help="only serve the site until Ctrl-C, to point your own config at it")
-    _common_options(parser)
-    return parser
-
-
-def _diff_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl diff", description="What changed between two snapshots, or what the "
-                                                            "last run of a plain mirror changed.")
-    parser.add_argument("output", help="the output folder of a config")
-    parser.add_argument("old", nargs="?", help="earlier snapshot name (default: the one before NEW)")
-    parser.add_argument("new", nargs="?", help="later snapshot name (default: the newest)")
-    parser.add_argument("--json", action="store_true", help="print JSON, as in changes.json")
-    parser.add_argument("--text", action="store_true",
-                        help="also print a unified diff of the visible text of each modified page")
-    return parser
-
-
-def _check_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl check",
-                             description="Validate a config and say, for each URL, whether it would be crawled "
-                                         "and which rule decides (fetches the hosts' robots.txt).")
-    parser.add_argument("config", help="YAML config file")
-    parser.add_argument("urls", nargs="*", metavar="URL", help="URLs to judge")
-    parser.add_argument("--requisite", action="store_true",
-                        help="judge the URLs as a page's images, stylesheets or scripts, not as pages")
-    parser.add_argument("--no-robots", action="store_true", help="do not fetch robots.txt")
-    parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    return parser
-
-
-def _status_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl status",
-                             description="Is a crawl of this config running, and how far has it got; else how "
-                                         "did the last one end. Exit 0: running or completed; 1: interrupted "
-                                         "or never run.")
-    parser.add_argument("config", help="YAML config file")
-    parser.add_argument("--json", action="store_true", help="print the status as JSON")
-    return parser
-
-
-def _schedule_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl schedule",
-                             description="Print (or install) what runs a config every night.")
-    parser.add_argument("config", help="YAML config file")
-    parser.add_argument("--at", required=True, help="time of day, HH:MM (local time)")
-    parser.add_argument("--systemd", action="store_true", help="a systemd user timer instead of a crontab line")
-    parser.add_argument("--install", action="store_true", help="install it, not only print it")
-    parser.add_argument("--log-file", help="where runs log (default: <output>/crawl.log)")
-    return parser
-
-
-def _run_scheduled_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="crawl run-scheduled",
-                             description="Run every config of a folder on its schedule: line, until Ctrl-C.")
-    parser.add_argument("folder", help="folder of YAML configs")
-    parser.add_argument("--max-runs", type=int, default=None, help="stop after this many runs of each config")
-    parser.add_argument("--log-file", help="also log to this file")
-    _common_options(parser)
-    return parser
-
-
-def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="print the summary even without a terminal; -vv for debug logs")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="json: one JSON object per log line")
-    parser.add_argument("--version", action="version", version=f"crawl {__version__}")
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    """argparse exits with status 2 by itself; this raises instead, so main() decides."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see {self.prog} --help)")
-
-    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
-        if message:
-            print(message, file=sys.stderr)
-        raise SystemExit(status if status == 0 else EXIT_USAGE)
-
-
 COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
-    "demo": (_demo_parser, _demo),
-    "check": (_check_parser, _check),
-    "status": (_status_parser, _status),
-    "diff": (_diff_parser, _diff),
-    "schedule": (_schedule_parser, _schedule),
-    "run-scheduled": (_run_scheduled_parser, _run_scheduled),
+    "demo": (arguments.demo_parser, _demo),
+    "check": (arguments.check_parser, _check),
+    "status": (arguments.status_parser, _status),
+    "diff": (arguments.diff_parser, _diff),
+    "schedule": (arguments.schedule_parser, _schedule),
+    "run-scheduled": (arguments.run_scheduled_parser, _run_scheduled),
+    "config": (arguments.config_parser, _config_set),
+    "init": (arguments.init_parser, _init),
 }

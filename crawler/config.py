@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from crawler import __version__
 from crawler.errors import ConfigError
@@ -44,12 +45,15 @@ Regex = Annotated[str, AfterValidator(_compile_regex)]
 
 
 class Section(BaseModel):
-    """Every config section: immutable, strict about unknown keys."""
+    """Every config section: immutable, strict about unknown keys. The docstring under each
+    field is what it means: `crawl init` writes it into the configs it makes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, use_attribute_docstrings=True)
 
 
 class ScopeConfig(Section):
+    """Which URLs the crawl fetches: hosts, patterns, depth and limits."""
+
     domains: tuple[str, ...] = ()
     """Hosts whose pages are crawled. `*.example.com` also matches every subdomain.
     Empty: the hosts of the start URLs."""
@@ -60,7 +64,8 @@ class ScopeConfig(Section):
     max_depth: int | None = Field(default=20, ge=0)
     """Link hops from a start URL. 0: the start URLs only. null: no limit."""
     max_pages: int | None = Field(default=100_000, ge=1)
-    """Stop queueing new pages after this many HTML pages were saved. null: no limit."""
+    """Save at most this many HTML pages: those closest to the start URLs, the same ones every
+    run of an unchanged site (their images, stylesheets and scripts are fetched too). null: no limit."""
     max_url_length: int = Field(default=2048, ge=16)
     """Longer URLs are not fetched (a crawler trap, or a broken link generator)."""
     max_repeats: int = Field(default=3, ge=0)
@@ -81,6 +86,8 @@ class ScopeConfig(Section):
 
 
 class ThreadsConfig(Section):
+    """Threads of each pipeline stage."""
+
     fetchers: int = Field(default=8, ge=1, le=512)
     """Threads downloading in parallel (network-bound)."""
     parsers: int = Field(default=2, ge=1, le=64)
@@ -94,7 +101,9 @@ class AuthConfig(Section):
     environment variable, so that no secret sits in the config file."""
 
     username: str = Field(min_length=1)
+    """The user name."""
     password_env: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The environment variable that holds the password."""
 
     @model_validator(mode="after")
     def _password_is_set(self) -> AuthConfig:
@@ -110,6 +119,8 @@ class AuthConfig(Section):
 
 
 class HttpConfig(Section):
+    """How requests are made: timeouts, retries, size limits, headers."""
+
     timeout: float = Field(default=30.0, gt=0)
     """Seconds to connect, and seconds of silence allowed while reading."""
     max_time: float = Field(default=300.0, gt=0)
@@ -128,6 +139,8 @@ class HttpConfig(Section):
     max_redirects: int = Field(default=20, ge=0, le=100)
     """Redirects followed for one URL; a longer chain fails. 0: redirects are not followed."""
     user_agent: str = DEFAULT_USER_AGENT
+    """The User-Agent header. Adding a contact lets a site's operator reach you instead of
+    blocking you: "my-archiver/1.0 (+mailto:me@example.com)"."""
     max_bytes: int = Field(default=50_000_000, ge=1)
     """Largest body accepted, counted after decompression. Bigger responses fail."""
     headers: dict[str, str] = Field(default_factory=dict)
@@ -154,6 +167,8 @@ class HttpConfig(Section):
 
 
 class PolitenessConfig(Section):
+    """How gently each host is treated."""
+
     robots: bool = True
     """Obey robots.txt (fetched once per host, before any other URL of that host)."""
     per_host: int = Field(default=4, ge=1, le=512)
@@ -164,6 +179,8 @@ class PolitenessConfig(Section):
 
 
 class MirrorConfig(Section):
+    """What the mirror holds and how it is written."""
+
     requisites: bool = True
     """Fetch every saved page's images, stylesheets, scripts, fonts and frames, whatever the
     depth and even on other hosts (a CDN). false: they follow the rules of pages."""
@@ -216,6 +233,8 @@ class HealthConfig(Section):
 
 
 class SnapshotsConfig(Section):
+    """Dated snapshots of every run, and what changed between them."""
+
     keep: int = Field(default=0, ge=0)
     """Dated snapshots kept in output/snapshots/, each a complete mirror (unchanged files are
     hard links to the previous one). 0: one plain mirror, updated in place."""
@@ -226,6 +245,7 @@ class SnapshotsConfig(Section):
 
 class Config(Section):
     start_urls: tuple[str, ...] = Field(min_length=1)
+    """Where the crawl starts: http(s) URLs. A single URL may be written without the list brackets."""
     output: Path | None = None
     """Mirror folder. Relative paths are taken from the working directory.
     Default: output/<host of the first start URL>."""
@@ -290,21 +310,52 @@ class Config(Section):
         return self.output
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; every problem is one ConfigError line."""
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate a config file, with `overrides` (see parse_config); every problem
+    is one ConfigError line."""
+    return parse_config(read_config_text(path), source=str(path), overrides=overrides)
+
+
+def read_config_text(path: str | Path) -> str:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    return parse_config(text, source=str(path))
 
 
-def parse_config(text: str, source: str = "<config>",
-                 overrides: dict[str, Any] | None = None) -> Config:
-    """Validate YAML text; `overrides` replace top-level keys (e.g. the demo's start URL)."""
+def parse_config(text: str, source: str = "<config>", overrides: dict[str, Any] | None = None,
+                 overrides_from: str = "--set") -> Config:
+    """Validate YAML text. `overrides` map dotted keys ("snapshots.keep") to the values that
+    replace what the text says there (`--set`, the demo's start URL); they are validated
+    like the text, and a problem with one is told as `{overrides_from} KEY: ...`."""
+    root, data = _read_yaml(text, source)
+    for key, value in (overrides or {}).items():
+        _apply(data, key, value, f"{overrides_from} {key}", source)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, root, source, overrides or {}, overrides_from)) from None
+
+
+def parse_setting(text: str, label: str = "--set") -> tuple[str, Any]:
+    """`KEY=VALUE` of --set and `crawl config set`: a dotted key, and a value read as YAML
+    (30, true, null, [a, b], {keep: 3}: what the same text would mean in the file)."""
+    key, equals, value = text.partition("=")
+    key = key.strip()
+    if not equals or not key or any(not part.strip() for part in key.split(".")):
+        raise ConfigError(f"{label} {text}: give KEY=VALUE, e.g. snapshots.keep=30")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label} {key}: cannot read {value!r} as a YAML value: "
+                          f"{getattr(exc, 'problem', None) or exc}") from None
+
+
+def _read_yaml(text: str, source: str) -> tuple[yaml.Node | None, dict[str, Any]]:
+    """The document's node tree (for line numbers) and its data, which must be a mapping."""
     loader = _StrictLoader(text)
     try:
         root = loader.get_single_node()
@@ -320,19 +371,37 @@ def parse_config(text: str, source: str = "<config>",
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the config must be a mapping of keys (start_urls: ...)")
-    try:
-        return Config.model_validate({**data, **(overrides or {})})
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, root, source)) from None
+    return root, data
 
 
-def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
-    """The first validation problem, as `file:line: key: what is wrong`."""
+def _apply(data: dict[str, Any], key: str, value: Any, label: str, source: str) -> None:
+    """Put `value` at the dotted `key` of `data`, creating the sections on the way."""
+    *sections, last = key.split(".")
+    for depth, name in enumerate(sections):
+        section = data.get(name)
+        if section is None:
+            section = data[name] = {}
+        elif not isinstance(section, dict):
+            where = ".".join(sections[: depth + 1])
+            raise ConfigError(f"{label}: {where} in {source} is not a mapping of keys")
+        data = section
+    data[last] = value
+
+
+def _describe(exc: ValidationError, root: yaml.Node | None, source: str, overrides: dict[str, Any],
+              overrides_from: str) -> str:
+    """The first validation problem, as `file:line: key: what is wrong` -- or `--set KEY: what
+    is wrong` when the value came from an override."""
     error = exc.errors()[0]
     loc = tuple(error["loc"])
     key = ".".join(str(part) for part in loc) or "(top level)"
-    line = _line_of(root, loc)
-    where = f"{source}:{line}" if line else source
+    overridden = [name for name in overrides if key == name or key.startswith(name + ".")]
+    if overridden:
+        where = f"{overrides_from} {overridden[0]}"
+        key = key if key != overridden[0] else ""
+    else:
+        line = _line_of(root, loc)
+        where = f"{source}:{line}" if line else source
     kind = error["type"]
     if kind == "extra_forbidden":
         message = f"unknown key{_suggestion(loc)}"
@@ -344,19 +413,44 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
         message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
     else:
         message = f"{error['msg'][0].lower()}{error['msg'][1:]} (got {error.get('input')!r})"
-    return f"{where}: {key}: {message}"
+    return f"{where}: {key}: {message}" if key else f"{where}: {message}"
 
 
 def _suggestion(loc: tuple[Any, ...]) -> str:
     model: type[BaseModel] = Config
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        section = section_of(field) if field else None
+        if section is None:
             return ""
-        model = annotation
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(model.model_fields)})"
+        model = section
+    name = str(loc[-1])
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    # A key of another section, written where it does not belong (`timeout:` for http.timeout).
+    elsewhere = [key for key in dotted_keys(Config) if key.rpartition(".")[2] == name] or \
+        difflib.get_close_matches(name, dotted_keys(Config), n=1, cutoff=0.8)
+    if elsewhere:
+        return f" (did you mean {elsewhere[0]!r}?)"
+    return f" (known keys: {', '.join(model.model_fields)})"
+
+
+def dotted_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every key of the config tree below `model`, sections and their keys, as section.key."""
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        section = section_of(field)
+        if section is not None:
+            keys += dotted_keys(section, f"{prefix}{name}.")
+    return keys
+
+
+def section_of(field: FieldInfo) -> type[BaseModel] | None:
+    """The model of a field that is a section of keys (scope, http...), else None."""
+    annotation = field.annotation
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

@@ -14,8 +14,9 @@ served without .css) are fixed up. Pages written by an interrupted run are conve
 full when the crawl completes, reading their converted links back through the same map.
 
 The figure counts the links meant to work offline -- their target was saved or belongs to a
-crawled host, leaving out links the site itself answers 4xx for and targets a scope rule or
-robots.txt excluded -- and how many of them open a saved file under file:// rules.
+crawled host, leaving out links the site itself answers 4xx for, targets a scope rule or
+robots.txt excluded and pages max_pages left out -- and how many of them open a saved file
+under file:// rules.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class OfflineLinks:
     external: int = 0  # to hosts not crawled
     broken_on_site: int = 0  # the site answered 4xx for the target
     excluded: int = 0  # a scope rule (or robots.txt) kept the target out on purpose
+    left_out: int = 0  # the target is a page max_pages left out
     files_converted: int = 0  # pages fixed up or converted after the crawl
     missing: dict[str, int] = field(default_factory=dict)  # target URL -> links to it that fail
 
@@ -62,6 +64,7 @@ class OfflineLinks:
         worst = sorted(self.missing.items(), key=lambda item: (-item[1], item[0]))[:20]
         return {"ok": self.ok, "total": self.total, "external": self.external,
                 "broken_on_site": self.broken_on_site, "excluded_by_scope": self.excluded,
+                "left_out_by_max_pages": self.left_out,
                 "files_converted_after_crawl": self.files_converted,
                 "missing_targets": [{"url": url, "links": count} for url, count in worst]}
 
@@ -441,7 +444,7 @@ class Finisher:
     the pages an interrupted run converted, and counts the offline links."""
 
     def __init__(self, root: Path, links: LinkMap, fixer: LinkFixer, *, in_domains: Callable[[str], bool],
-                 broken: Iterable[str], excluded: Iterable[str],
+                 broken: Iterable[str], excluded: Iterable[str], left_out: Iterable[str] = (),
                  recorded_targets: Callable[[SavedFile], list[str] | None] = lambda entry: None,
                  ) -> None:
         """`recorded_targets(entry)`: the target URLs of a page's links, in order, as recorded
@@ -453,6 +456,7 @@ class Finisher:
         self._in_domains = in_domains
         self._broken = set(broken)
         self._excluded = set(excluded)
+        self._left_out = set(left_out)
         self._existing: dict[str, bool] = {}
         self._relative = relative_from_folder
 
@@ -485,6 +489,9 @@ class Finisher:
                 return
             if final in self._excluded or url in self._excluded:
                 result.excluded += count
+                return
+            if final in self._left_out or url in self._left_out:
+                result.left_out += count
                 return
         result.total += count
         if path is not None and self._exists(path):
@@ -563,11 +570,11 @@ def _converted_target(value: str, folder: str, url_of_file: dict[str, str]) -> s
 
 def count_unconverted(root: Path, saved: Iterable[SavedFile], *, final_url: Callable[[str], str],
                       path_of: Callable[[str], str | None], in_domains: Callable[[str], bool],
-                      broken: Iterable[str], excluded: Iterable[str]) -> OfflineLinks:
+                      broken: Iterable[str], excluded: Iterable[str], left_out: Iterable[str] = ()) -> OfflineLinks:
     """The offline-links figure for a mirror whose links were not converted: each link is
     read as a browser reads it from the saved file."""
     result = OfflineLinks()
-    broken_set, excluded_set, existing = set(broken), set(excluded), {}
+    broken_set, excluded_set, left_out_set, existing = set(broken), set(excluded), set(left_out), {}
     done: set[str] = set()
     for entry in saved:
         if entry.path in done or not (is_html(entry.content_type) or is_css(entry.content_type)):
@@ -587,11 +594,14 @@ def count_unconverted(root: Path, saved: Iterable[SavedFile], *, final_url: Call
             final = final_url(target[0])
             path = path_of(final)
             if path is None and (not in_domains(final) or final in broken_set or final in excluded_set
-                                 or target[0] in broken_set or target[0] in excluded_set):
+                                 or target[0] in broken_set or target[0] in excluded_set
+                                 or final in left_out_set or target[0] in left_out_set):
                 if not in_domains(final):
                     result.external += 1
                 elif final in broken_set or target[0] in broken_set:
                     result.broken_on_site += 1
+                elif final in left_out_set or target[0] in left_out_set:
+                    result.left_out += 1
                 else:
                     result.excluded += 1
                 continue

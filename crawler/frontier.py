@@ -5,6 +5,10 @@ known (its robots.txt request goes first), fewer than `per_host` of its requests
 flight, and its `delay` since the last request start has passed; other hosts are never held
 up by a slow one. A URL robots.txt disallows is skipped when its turn comes.
 
+Under max_pages, page URLs are first *held* in a `PageOrder` (ordering.py), which lets them
+go to their host's queue closest to the start first, so that a capped crawl saves the same
+pages every run.
+
 Page URLs wait in memory up to `max_queued_pages`; beyond that, a host's new page URLs are
 *parked* in the crawl state (they are journaled there anyway) and read back, in order, a batch
 at a time when the host's queue runs dry -- so a site that links to millions of pages does not
@@ -24,11 +28,12 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from crawler.models import CrawlItem, LinkKind
+from crawler.models import CrawlItem, Link, LinkKind
+from crawler.ordering import INF, START, PageOrder
 from crawler.robots import ALLOW_ALL, RobotsRules
 from crawler.urls import origin_of
 
@@ -102,6 +107,7 @@ class Frontier:
         self._pages_in_flight = 0
         self._html_pages_saved = 0
         self._max_pages = max_pages
+        self._order = PageOrder() if max_pages is not None else None  # which held page goes next
         self._per_host = per_host
         self._delay = delay
         self._robots = robots
@@ -119,10 +125,11 @@ class Frontier:
         """Queue `item` unless its URL was ever seen in this crawl (or robots.txt disallows
         it): True if it was queued. One test-and-set."""
         with self._lock:
-            added = self._admit(item)
+            added = self._admit(item, START if item.depth == 0 else INF, 0)
             if added:
                 self._journal.added([item])
                 self._park_new()
+                self._release()
                 self._changed.notify()
             return added
 
@@ -131,26 +138,37 @@ class Frontier:
         with self._lock:
             return {url for url in urls if url in self._seen}
 
-    def add_all(self, items: Iterable[CrawlItem], skipped: Iterable[tuple[str, str]] = ()) -> list[str]:
+    def add_all(self, items: Iterable[CrawlItem], skipped: Iterable[tuple[str, str]] = (), *,
+                source: CrawlItem | None = None, links: Sequence[Link] = ()) -> list[str]:
         """Queue each item whose URL is new, under one lock for all of a page's links, and
         record the page's links `skipped` by a scope rule, as (URL, rule). The URLs the known
-        robots.txt of their host disallows are returned (and skipped)."""
+        robots.txt of their host disallows are returned (and skipped). `source`: the page (or
+        sitemap) whose `links`, all of them in order, these items are: under max_pages, where
+        a page is linked decides when it goes."""
         added, disallowed = [], []
         with self._lock:
+            found_by = self._order.rank(source.url) if self._order is not None and source is not None else INF
+            places = {link.url: place for place, link in enumerate(links)} if self._order is not None else {}
             for url, rule in skipped:
                 self._skip(url, rule)
-            for item in items:
-                if self._admit(item):
+            for index, item in enumerate(items):
+                by = found_by if source is not None else START if item.depth == 0 else INF
+                if self._admit(item, by, places.get(item.url, index)):
                     added.append(item)
                 elif item.url in self._skipped and self._skipped[item.url].startswith("robots"):
                     disallowed.append(item.url)
+            if self._order is not None and source is not None:
+                for place, link in enumerate(links):  # pages held since an earlier link found them again
+                    if link.kind is LinkKind.PAGE:
+                        self._order.relink(link.url, source.depth + 1, found_by, place, source.url)
             if added:
                 self._journal.added(added)
                 self._park_new()
+                self._release()
                 self._changed.notify(len(added))
         return disallowed
 
-    def _admit(self, item: CrawlItem) -> bool:
+    def _admit(self, item: CrawlItem, found_by: int = INF, place: int = 0) -> bool:
         """Caller holds the lock."""
         if item.url in self._seen:
             return False
@@ -163,7 +181,7 @@ class Frontier:
             return False
         self._seen.add(item.url)
         self._skipped.pop(item.url, None)
-        self._enqueue(item)
+        self._enqueue(item, found_by=found_by, place=place)
         return True
 
     def restore(self, seen: Iterable[str], pending: Iterable[CrawlItem], skipped: dict[str, str],
@@ -178,8 +196,9 @@ class Frontier:
                 self._host(origin).parked += count  # before the rest: they were queued earlier
             for item in pending:
                 self._seen.add(item.url)
-                self._enqueue(item)
+                self._enqueue(item, found_by=START if item.depth == 0 else INF)
             self._park_new()
+            self._release()
             self._changed.notify_all()
 
     def claim(self, url: str) -> bool:
@@ -280,6 +299,8 @@ class Frontier:
             if saved_html_page:
                 self._html_pages_saved += 1
             self._journal.done(item.url)
+            if self._order is not None and self._order.done(item.url):
+                self._release()
             # Waking every fetcher for every finished page would cost more CPU than the pages:
             # only the end of the crawl concerns all of them, and a page out of flight may free
             # room under max_pages for one more.
@@ -328,10 +349,25 @@ class Frontier:
             return len(self._seen)
 
     def backlog(self) -> tuple[int, int]:
-        """(URLs queued for a fetcher, URLs waiting out a retry delay)."""
+        """(URLs queued for a fetcher, URLs waiting out a retry delay); not the pages max_pages
+        holds back (see page_limit)."""
         with self._lock:
-            queued = sum(len(host.requisites) + len(host.pages) + host.parked for host in self._hosts.values())
+            pages = self._page_budget_left()
+            queued = sum(len(host.requisites) + (len(host.pages) + host.parked if pages else 0)
+                         for host in self._hosts.values())
             return queued, len(self._delayed)
+
+    def page_limit(self) -> tuple[int, bool]:
+        """(pages max_pages holds back, whether it is used up: by pages saved, or in flight)."""
+        with self._lock:
+            held = len(self._order) if self._order is not None else 0
+            if self._max_pages is None:
+                return held, False
+            in_play = self._order.open_pages() if self._order is not None else self._pages_in_flight
+            reached = self._html_pages_saved + max(in_play, self._pages_in_flight) >= self._max_pages
+            if reached:
+                held += sum(len(host.pages) + host.parked for host in self._hosts.values())
+            return held, reached
 
     def skipped(self) -> dict[str, str]:
         with self._lock:
@@ -342,6 +378,7 @@ class Frontier:
         with self._lock:
             waiting = [item for host in self._hosts.values() for item in (*host.requisites, *host.pages)]
             waiting += [entry[2] for entry in self._delayed]
+            waiting += self._order.held() if self._order is not None else []
             parked = [(origin, host.parked_after) for origin, host in self._hosts.items() if host.parked]
         for origin, after in parked:  # read without the lock, as in _unpark
             assert self._parking is not None
@@ -360,7 +397,7 @@ class Frontier:
                 host.requisites.append(CrawlItem(robots_url, 0, LinkKind.ROBOTS))
         return host
 
-    def _enqueue(self, item: CrawlItem, front: bool = False) -> None:
+    def _enqueue(self, item: CrawlItem, front: bool = False, found_by: int = INF, place: int = 0) -> None:
         host = self._host(origin_of(item.url))
         queue = host.requisites
         if item.kind is LinkKind.PAGE:
@@ -370,7 +407,12 @@ class Frontier:
                 self._to_park.append(item)
                 return
             self._queued_pages += 1
+            if self._order is not None and not front:  # released to host.pages in its turn
+                self._order.hold(item, found_by, place)
+                return
             queue = host.pages
+        elif item.kind is LinkKind.SITEMAP and self._order is not None and not front:
+            self._order.producing(item)
         if front:
             queue.appendleft(item)
         else:
@@ -455,6 +497,19 @@ class Frontier:
         self._skipped[url] = rule
         self._journal.skipped(url, rule)
         self._journal.done(url)
+        if self._order is not None and self._order.done(url):
+            self._release()
+
+    def _release(self) -> None:
+        """Move the held pages whose turn it is (see ordering.py) to their hosts' queues."""
+        if self._order is None or self._max_pages is None:
+            return
+        budget = self._max_pages - self._html_pages_saved - self._order.open_pages()
+        released = self._order.release(budget)
+        for item in released:
+            self._host(origin_of(item.url)).pages.append(item)
+        if released:
+            self._changed.notify(len(released))
 
     def _delay_of(self, host: _Host) -> float:
         crawl_delay = host.robots.crawl_delay if host.robots is not None else None

@@ -53,10 +53,19 @@ from crawler.frontier import Frontier
 from crawler.models import HTML_TYPES, CrawlItem, Failure, Link, LinkKind, Page, Response, SavedFile, is_html
 from crawler.parser import ParsedDocument, parse_document, sitemap_links
 from crawler.recrawl import KnownLinks, StoredCopies
-from crawler.report import STAGES, CrawlReport, Stats, Tally
+from crawler.report import ENDING, FIELDS, STAGES, CrawlReport, Stats, Tally
 from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.scope import Scope
-from crawler.snapshot import Layout, health_problems, latest_snapshot, layout, prune, publish, snapshot_name
+from crawler.snapshot import (
+    MANIFEST,
+    Layout,
+    health_problems,
+    latest_snapshot,
+    layout,
+    prune,
+    publish,
+    snapshot_name,
+)
 from crawler.state import CrawlLock, CrawlState, Resumed, remove_temporary_files
 from crawler.urls import InvalidURLError, canonicalize, origin_of
 from crawler.writer import TEMP_SUFFIX, Writer, checked_join
@@ -130,8 +139,13 @@ class Pipeline:
         try:
             output, keep = self.config.output_dir, self.config.snapshots.keep
             new_snapshot = snapshot_name(output, started) if keep else None
-            resumed = self.state.open(self.config.model_dump_json(), started.isoformat(), new_snapshot)
-            self._lay_out(resumed.snapshot if resumed else new_snapshot)
+            # A plain mirror's previous crawl is the manifest in the folder: the one an
+            # interrupted first crawl leaves there is no previous crawl of the resumed one.
+            first = not keep and not (output / MANIFEST).is_file()
+            resumed = self.state.open(self.config.model_dump_json(), started.isoformat(), new_snapshot,
+                                      first_crawl=first)
+            self._lay_out(resumed.snapshot if resumed else new_snapshot,
+                          first_crawl=resumed is not None and resumed.first_crawl)
             self._seed_or_resume(resumed)
             threads = self.config.threads
             fetchers = self._start(threads.fetchers, "fetch", self._fetch_loop)
@@ -146,9 +160,12 @@ class Pipeline:
             self.state.close()  # if the run broke off before _finish: what it journaled is kept
             self.lock.release()
 
-    def _lay_out(self, snapshot: str | None) -> None:
-        """This run's mirror folder (a snapshot's, in snapshot mode) and the crawl before it."""
+    def _lay_out(self, snapshot: str | None, first_crawl: bool = False) -> None:
+        """This run's mirror folder (a snapshot's, in snapshot mode) and the crawl before it
+        (none for the `first_crawl` of the folder, resumed)."""
         self.layout = layout(self.config.output_dir, self.config.snapshots.keep, snapshot)
+        if first_crawl:
+            self.layout.previous = None
         if self.layout.root != self.config.output_dir:
             self.writer = Writer(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
                                  on_move=self._file_moved, on_write=self.state.file_written,
@@ -221,6 +238,7 @@ class Pipeline:
         stages = {name: [tally for tally in self._tallies if tally.stage == name] for name in STAGES}
         tallies = [self._earlier, *self._tallies]
         frontier, retrying = self.frontier.backlog()
+        held, page_limit_reached = self.frontier.page_limit()
         return Stats(
             elapsed=time.monotonic() - self._started_at, saved=sum(t.files_saved for t in tallies),
             discovered=self.frontier.seen_count(), bytes=sum(t.bytes_downloaded for t in tallies),
@@ -228,7 +246,8 @@ class Pipeline:
             busy={name: sum(t.busy for t in members) for name, members in stages.items()},
             threads={name: len(members) for name, members in stages.items()},
             queued={"page queue": self.pages.qsize(), "write queue": self.writes.qsize()},
-            queue_size=self.config.queue_size, frontier=frontier, retrying=retrying)
+            queue_size=self.config.queue_size, frontier=frontier, retrying=retrying, held=held,
+            page_limit_reached=page_limit_reached)
 
     def _start(self, count: int, name: str, loop: Callable[[Tally], None]) -> list[threading.Thread]:
         threads = []
@@ -254,16 +273,16 @@ class Pipeline:
         for part in [self._earlier, *self._tallies]:
             tally.merge(part)
         offline_links = None
+        not_fetched = [item.url for item in self.frontier.pending()]
         if not self._aborted.is_set():
             try:
-                offline_links = self._finish_links(tally)
+                offline_links = self._finish_links(tally, not_fetched)
             except OutputError as error:
                 self._abort(error)
         outcome = "aborted" if self._aborted.is_set() else "interrupted" if self._interrupted.is_set() \
             else "completed"
         if self._aborted.is_set():
             self.fatal_error = self._fatal_errors.get()
-        not_fetched = [item.url for item in self.frontier.pending()]
         report = CrawlReport(
             start_urls=list(self.config.start_urls), output=str(self.config.output_dir),
             started_at=started, finished_at=datetime.now(timezone.utc), outcome=outcome,
@@ -272,6 +291,8 @@ class Pipeline:
             resumed_from=self._resumed_from, snapshot=self.layout.snapshot if self.layout else None,
             cpu_seconds=time.process_time() - self._cpu_at_start,
             files_this_run=sum(part.files_saved for part in self._tallies))
+        if outcome == "completed" and report.unreachable():  # no page to compare or publish
+            report.outcome = outcome = "unreachable"
         try:
             self.state.flush()  # the saved files' entries come from the state, streamed
             if outcome == "completed":
@@ -290,7 +311,8 @@ class Pipeline:
             if self.archive is not None:
                 self.archive.close()
             # Only now: a crawl that stops before this point resumes, and finishes, next time.
-            self.state.finish(completed=outcome == "completed" and self.fatal_error is None,
+            # An unreachable site has nothing to resume: the next run starts anew.
+            self.state.finish(completed=outcome in ("completed", "unreachable") and self.fatal_error is None,
                               totals=tally.counters())
         return report
 
@@ -331,24 +353,27 @@ class Pipeline:
             report.published = True
         else:
             log.error("snapshot %s failed its health checks: %s", self.layout.snapshot,
-                      "; ".join(report.health_problems))
+                      "; ".join(report.health_problems), extra={ENDING: True})
             report.published = False
         self.writer.write_metadata("report.json", report.to_json())
         latest = latest_snapshot(self.config.output_dir)
         prune(self.config.output_dir, self.config.snapshots.keep, protect={self.layout.snapshot, latest or ""})
 
-    def _finish_links(self, tally: Tally) -> OfflineLinks:
+    def _finish_links(self, tally: Tally, not_fetched: list[str]) -> OfflineLinks:
         """Fix up the links converted during the crawl once every outcome is known (not for an
-        interrupted crawl: resuming it does that), and count the links that work offline."""
+        interrupted crawl: resuming it does that), and count the links that work offline
+        (those to pages max_pages left out are not meant to)."""
         broken = [failure.url for failure in tally.failures if failure.is_client_error]
         excluded = self.frontier.skipped()
+        left_out = () if self._interrupted.is_set() else not_fetched  # interrupted: to be fetched yet
         self.state.flush()
         if not self.config.mirror.convert_links:
             return count_unconverted(self.writer.root, self.state.entries(), final_url=self.links.final_url,
                                      path_of=self.links.final_path, in_domains=self.scope.in_domains,
-                                     broken=broken, excluded=excluded)
+                                     broken=broken, excluded=excluded, left_out=left_out)
         finisher = Finisher(self.writer.root, self.links, self._fixer, in_domains=self.scope.in_domains,
-                            broken=broken, excluded=excluded, recorded_targets=self._recorded_targets)
+                            broken=broken, excluded=excluded, left_out=left_out,
+                            recorded_targets=self._recorded_targets)
         return finisher.finish(self.state.entries(), self._converted_earlier, fix=not self._interrupted.is_set())
 
     def _recorded_targets(self, entry: SavedFile) -> list[str] | None:
@@ -492,8 +517,11 @@ class Pipeline:
             if allowed:
                 self.frontier.task_done(item)
                 return
-            error = FetchError(f"robots.txt unavailable, so none of this host is fetched: {error}",
-                               item.url, "robots_unavailable", status=error.status)
+            # The server answered, but with no robots.txt. (No answer at all -- refused, DNS,
+            # TLS -- is the cause to tell as it is: the host cannot be reached.)
+            if error.status is not None:
+                error = FetchError(f"robots.txt unavailable, so none of this host is fetched: {error}",
+                                   item.url, "robots_unavailable", status=error.status)
         if item.guessed:  # a /sitemap.xml that is not there is no failure of the site
             log.debug("no %s: %s", item.url, error)
             self.frontier.task_done(item)
@@ -559,7 +587,7 @@ class Pipeline:
                 page.left_out.add(link.url)
         # robots.txt, where already known, is asked now, so that this page's links to what it
         # disallows are written as URLs at once.
-        page.left_out.update(self.frontier.add_all(admitted, skipped=rejected))
+        page.left_out.update(self.frontier.add_all(admitted, skipped=rejected, source=item, links=page.links))
         self.writes.put(page)
 
     def _parsed(self, response: Response) -> ParsedDocument | None:
@@ -692,7 +720,8 @@ class Pipeline:
         """Record a failed URL. Pages already written with a link to the file it will not be
         get fixed: by the writers, or at once (`fix_now`) where waiting on their queue could
         block the thread that empties it."""
-        log.info("failed %s: %s", failure.url, failure.message)
+        log.info("failed %s: %s", failure.url, failure.message,
+                 extra={FIELDS: {"url": failure.url, "reason": failure.reason, "status": failure.status}})
         tally.failures.append(failure)
         self.state.failed(failure)
         misplaced = self.links.unsaved(failure.url)
@@ -705,7 +734,7 @@ class Pipeline:
     def _abort(self, error: CrawlError) -> None:
         """A fatal error (disk full, state unwritable): stop everything, keep what is pending."""
         if not self._aborted.is_set():
-            log.error("%s", error)
+            log.error("%s", error, extra={ENDING: True})
             self._fatal_errors.put(error)
             self._aborted.set()
         self.frontier.stop()

@@ -4,8 +4,8 @@ The display shows what is done (pages saved and discovered, bytes, rate, errors)
 the crawl is bound: for each stage, how many of its threads are busy, and how full the queue
 after it is. Fetchers all busy and queues empty: the network is the limit; the page queue
 full: the parsers are; the write queue full: the writers are (converting links, saving
-files); fetchers idle while URLs wait in the frontier: politeness holds them back. `bound_by`
-says which, in words.
+files); fetchers idle while URLs wait in the frontier: politeness holds them back (or, under
+max_pages, the order pages go in, or the limit itself). `bound_by` says which, in words.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ def bound_by(stats: Stats) -> str:
         return "politeness (URLs wait for their host's turn: robots.txt, per_host, delay, Crawl-delay)"
     if stats.retrying:
         return "retries (URLs wait out their retry delay)"
+    if stats.page_limit_reached:
+        return f"max_pages reached (finishing what is in flight; {stats.held:,} pages left out)"
+    if stats.held:
+        return "max_pages order (pages wait for the links of the pages before them)"
+    if fetch_busy == 0 and (stats.busy.get("parse", 0) or stats.busy.get("write", 0) or any(stats.queued.values())):
+        return "finishing (the last pages are parsed and written)"
     return "discovery (new links come as pages are parsed)"
 
 
@@ -51,7 +57,8 @@ def render(stats: Stats, rate: float) -> Group:
         f"{stats.bytes / 1e6:,.1f} MB   ", (f"{rate:,.1f} pages/s", "cyan"), "   ",
         (f"{stats.errors:,} errors", "red" if stats.errors else "dim"), f"   {_clock(stats.elapsed)}")
     backlog = Text.assemble(
-        f"{stats.frontier:,} URLs waiting" + (f", {stats.retrying:,} to retry" if stats.retrying else ""),
+        f"{stats.frontier:,} URLs waiting" + (f", {stats.retrying:,} to retry" if stats.retrying else "")
+        + (f", {stats.held:,} pages held back by max_pages" if stats.held else ""),
         "   bound by ", (bound_by(stats), "bold"))
     table = Table.grid(padding=(0, 2))
     for _ in range(4):

@@ -10,12 +10,20 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from crawler.changes import Changes
 from crawler.converter import OfflineLinks
 from crawler.models import Failure
+from crawler.snapshot import SNAPSHOTS
+from crawler.urls import origin_of
 
 REPORT_VERSION = 1
+# Attributes of log records (`extra=`): FIELDS, a dict that JSON logs give as fields of their
+# own; ENDING, true on the record of what ended the run, which the caller reports itself (the
+# command line, in one line on stderr): a console log in text leaves it out, not to say it twice.
+FIELDS = "fields"
+ENDING = "ending"
 
 
 STAGES = ("fetch", "parse", "write")
@@ -36,6 +44,8 @@ class Stats:
     queue_size: int
     frontier: int = 0  # URLs waiting in the frontier for a fetcher (and their host's turn)
     retrying: int = 0  # URLs waiting out a retry delay
+    held: int = 0  # pages max_pages holds back: waiting for the pages before them, or left out
+    page_limit_reached: bool = False  # max_pages is used up (by pages saved, or in flight)
 
 
 @dataclass
@@ -80,7 +90,7 @@ class CrawlReport:
     output: str
     started_at: datetime
     finished_at: datetime
-    outcome: str  # "completed", "interrupted" or "aborted"
+    outcome: str  # "completed", "interrupted", "aborted", or "unreachable" (completed, but no start URL answered)
     tally: Tally
     skipped: dict[str, str]  # URL -> scope rule
     not_fetched: list[str]  # admitted but never fetched (a stop, or max_pages reached)
@@ -104,9 +114,24 @@ class CrawlReport:
     def duration_s(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
 
-    def failed_start_urls(self) -> list[str]:
-        starts = set(self.start_urls)
-        return [f.url for f in self.tally.failures if f.url in starts]
+    def start_url_failures(self) -> dict[str, Failure]:
+        """Why start URLs were not saved: their own failure, or that of their host's robots.txt
+        when it kept them out (it failed: nothing of the host is fetched)."""
+        failures = {f.url: f for f in self.tally.failures}
+        causes = {}
+        for url in self.start_urls:
+            failure = failures.get(url)
+            if failure is None and self.skipped.get(url) == "robots_unavailable":
+                failure = failures.get(origin_of(url) + "/robots.txt")
+            if failure is not None:
+                causes[url] = failure
+        return causes
+
+    def unreachable(self) -> bool:
+        """Nothing saved, and no start URL got an answer (connection refused, DNS, TLS...)."""
+        causes = self.start_url_failures()
+        return self.tally.files_saved == 0 and len(causes) == len(self.start_urls) and \
+            all(failure.status is None for failure in causes.values())
 
     def to_dict(self) -> dict[str, object]:
         tally = self.tally
@@ -128,22 +153,7 @@ class CrawlReport:
             "changes": self.changes.to_dict()["summary"] if self.changes is not None else None,
             "finished_at": _iso(self.finished_at),
             "duration_s": round(self.duration_s, 3),
-            "counts": {
-                "fetched": tally.requests_ok,
-                "saved": tally.files_saved,
-                "html_pages_saved": tally.html_pages_saved,
-                "failed": len(tally.failures),
-                "failed_broken_links": sum(f.is_client_error for f in tally.failures),
-                "failed_off_site": sum(f.off_site and not f.is_client_error for f in tally.failures),
-                "skipped_by_scope": sum(not rule.startswith("robots") for rule in self.skipped.values()),
-                "skipped_by_robots": sum(rule.startswith("robots") for rule in self.skipped.values()),
-                "redirects": tally.redirects,
-                "retries": tally.retries,
-                "not_modified": tally.not_modified,
-                "reused_without_request": tally.reused_fresh,
-                "not_fetched": len(self.not_fetched),
-                "parse_errors": len(tally.parse_errors),
-            },
+            "counts": self.counts(),
             "bytes_downloaded": tally.bytes_downloaded,
             "offline_links_ok": links.ok,
             "offline_links_total": links.total,
@@ -161,8 +171,45 @@ class CrawlReport:
             "not_fetched": [{"url": url, "reason": "max_pages" if self.outcome == "completed" else self.outcome}
                             for url in sorted(self.not_fetched)],
             "parse_errors": [_failure_dict(f) for f in tally.parse_errors],
+            "start_urls_failed": [{**_failure_dict(failure), "url": url}
+                                  for url, failure in self.start_url_failures().items()],
             "fatal_error": self.fatal_error,
         }
+
+    def counts(self) -> dict[str, int]:
+        tally = self.tally
+        return {
+            "fetched": tally.requests_ok,
+            "saved": tally.files_saved,
+            "html_pages_saved": tally.html_pages_saved,
+            "failed": len(tally.failures),
+            "failed_broken_links": sum(f.is_client_error for f in tally.failures),
+            "failed_off_site": sum(f.off_site and not f.is_client_error for f in tally.failures),
+            "skipped_by_scope": sum(not rule.startswith("robots") for rule in self.skipped.values()),
+            "skipped_by_robots": sum(rule.startswith("robots") for rule in self.skipped.values()),
+            "redirects": tally.redirects,
+            "retries": tally.retries,
+            "not_modified": tally.not_modified,
+            "reused_without_request": tally.reused_fresh,
+            "not_fetched": len(self.not_fetched),
+            "parse_errors": len(tally.parse_errors),
+        }
+
+    def log_fields(self) -> dict[str, object]:
+        """The summary as fields, for JSON logs: what report.json says, without the URL lists."""
+        links = self.offline_links or OfflineLinks()
+        return {"outcome": self.outcome, "output": self.output, "mirror": str(self.mirror), "snapshot": self.snapshot,
+                "counts": self.counts(), "bytes_downloaded": self.tally.bytes_downloaded,
+                "duration_s": round(self.duration_s, 3), "offline_links_ok": links.ok,
+                "offline_links_total": links.total,
+                "failures_by_reason": dict(Counter(f.reason for f in self.tally.failures).most_common()),
+                "changes": self.changes.to_dict()["summary"] if self.changes is not None else None,
+                "published_as_latest": self.published, "fatal_error": self.fatal_error}
+
+    @property
+    def mirror(self) -> Path:
+        """The folder this run's mirror is in: the output folder, or its snapshot's."""
+        return Path(self.output) / SNAPSHOTS / self.snapshot if self.snapshot else Path(self.output)
 
     def to_json(self) -> bytes:
         return (json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n").encode()
@@ -178,6 +225,7 @@ class CrawlReport:
             f"{sum(f.is_client_error for f in tally.failures)} broken links, "
             f"{sum(f.off_site and not f.is_client_error for f in tally.failures)} on other hosts); "
             f"skipped by scope or robots.txt: {len(self.skipped)}; not fetched: {len(self.not_fetched)}",
+            f"mirror: {self.mirror}",
         ]
         if self.offline_links is not None and self.offline_links.total:
             links = self.offline_links

@@ -1,6 +1,10 @@
 """Running crawls nightly: a crontab line or a systemd user timer (`crawl schedule`), or one
 long-lived process for machines without cron (`crawl run-scheduled`).
 
+A scheduled run writes exactly where `crawl CONFIG` run by hand from the same folder writes:
+it runs in the folder `crawl schedule` (or `crawl run-scheduled`) was run from, so that a
+relative `output:` means the same at 02:00 as at the terminal. (cron would start it in $HOME.)
+
 Scheduled runs log to a file (--log-file) and print nothing but errors, so cron mails the
 operator only when a crawl failed.
 """
@@ -15,9 +19,11 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from crawler.config import load_config
 from crawler.errors import ConfigError, CrawlError, UsageError
@@ -28,29 +34,32 @@ CRON_MARK = "# crawl:"
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
-def command_line(config: Path, log_file: Path) -> list[str]:
-    """How a scheduled run is started: this very Python and crawl, absolute paths."""
-    return [sys.executable, "-m", "crawler", str(config.resolve()), "--log-file", str(log_file.resolve())]
+def command_line(config: Path, log_file: Path, settings: Sequence[str] = ()) -> list[str]:
+    """How a scheduled run is started: this very Python and crawl, absolute paths, and the
+    --set KEY=VALUE options the schedule was made with."""
+    return [sys.executable, "-m", "crawler", str(config.resolve()), "--log-file", str(log_file.resolve()),
+            *(option for setting in settings for option in ("--set", setting))]
 
 
-def default_log_file(config: Path) -> Path:
-    return load_config(config).output_dir / "crawl.log"
+def default_log_file(config: Path, overrides: dict[str, Any] | None = None) -> Path:
+    return load_config(config, overrides).output_dir / "crawl.log"
 
 
-def cron_line(config: Path, at: str, log_file: Path) -> str:
+def cron_line(config: Path, at: str, log_file: Path, settings: Sequence[str] = ()) -> str:
+    """The crontab line: into the folder the schedule is made from, then crawl."""
     hour, minute = _at(at)
-    command = " ".join(shlex.quote(part) for part in command_line(config, log_file))
-    return f"{minute} {hour} * * * {command} {CRON_MARK}{config.resolve()}"
+    command = shlex.join(command_line(config, log_file, settings))
+    return f"{minute} {hour} * * * cd {shlex.quote(str(Path.cwd()))} && exec {command} {CRON_MARK}{config.resolve()}"
 
 
-def systemd_units(config: Path, at: str, log_file: Path) -> dict[str, str]:
+def systemd_units(config: Path, at: str, log_file: Path, settings: Sequence[str] = ()) -> dict[str, str]:
     """The files of a systemd user service and the timer that starts it every night."""
     hour, minute = _at(at)
     name = unit_name(config)
-    command = " ".join(shlex.quote(part) for part in command_line(config, log_file))
+    command = shlex.join(command_line(config, log_file, settings))
     return {
         f"{name}.service": (f"[Unit]\nDescription=crawl {config.name}\n\n[Service]\nType=oneshot\n"
-                            f"ExecStart={command}\n"),
+                            f"WorkingDirectory={Path.cwd()}\nExecStart={command}\n"),
         f"{name}.timer": (f"[Unit]\nDescription=nightly crawl {config.name}\n\n[Timer]\n"
                           f"OnCalendar=*-*-* {hour:02d}:{minute:02d}:00\nPersistent=true\n\n"
                           "[Install]\nWantedBy=timers.target\n"),
@@ -114,10 +123,12 @@ class Job:
 
 
 class Scheduler:
-    """Runs every config of a folder on its `schedule:`, each run a separate process, never two
+    """Runs every config of a folder on its `schedule:`, each run a separate process in the
+    folder the scheduler was started from (where relative paths of the configs lead), never two
     runs of one config at once (a run still going when the next is due skips that one)."""
 
     def __init__(self, folder: Path, max_runs: int | None = None) -> None:
+        self._workdir = Path.cwd()
         self.jobs = self._load(folder)
         self._max_runs = max_runs
         # Guards the jobs' processes; signalled when a run ends or the scheduler must stop.
@@ -161,7 +172,7 @@ class Scheduler:
             return
         job.runs += 1
         log.info("%s: starting run %d", job.config.name, job.runs)
-        job.process = subprocess.Popen(command_line(job.config, job.log_file))
+        job.process = subprocess.Popen(command_line(job.config, job.log_file), cwd=self._workdir)
         threading.Thread(target=self._await, args=(job, job.process), daemon=True,
                          name=f"await-{job.config.name}").start()
 

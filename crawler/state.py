@@ -87,6 +87,7 @@ class Resumed:
     parked: dict[str, int] = field(default_factory=dict)  # origin -> page URLs parked (not in `pending`)
     totals: dict[str, int] = field(default_factory=dict)  # counters of the earlier runs
     snapshot: str | None = None  # the snapshot it writes into (snapshot mode)
+    first_crawl: bool = False  # no crawl had completed before it: it has nothing to compare with
 
 
 class CrawlLock:
@@ -144,10 +145,12 @@ class CrawlState:
 
     # -- opening ---------------------------------------------------------------------------
 
-    def open(self, config_json: str, started_at: str, snapshot: str | None = None) -> Resumed | None:
+    def open(self, config_json: str, started_at: str, snapshot: str | None = None,
+             first_crawl: bool = False) -> Resumed | None:
         """Open the state; returns what an unfinished crawl left, or None for a fresh start
-        (no state yet, or the last crawl completed: a new crawl begins, into `snapshot`). An
-        unfinished crawl of the other mode (plain mirror / snapshots) is not resumed."""
+        (no state yet, or the last crawl completed: a new crawl begins, into `snapshot`; it is
+        the `first_crawl` of the output folder if none completed before). An unfinished crawl
+        of the other mode (plain mirror / snapshots) is not resumed."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
@@ -171,11 +174,13 @@ class CrawlState:
                         db.execute(f"DELETE FROM {table}")
                     db.execute("DELETE FROM meta")
                     self._set_meta(db, status="running", started_at=started_at, config=config_json,
-                                   schema=str(SCHEMA_VERSION), totals="{}", snapshot=snapshot or "")
+                                   schema=str(SCHEMA_VERSION), totals="{}", snapshot=snapshot or "",
+                                   first_crawl="1" if first_crawl else "")
                 else:
                     resumed.started_at = meta.get("started_at", started_at)
                     resumed.totals = json.loads(meta.get("totals", "{}"))
                     resumed.snapshot = meta.get("snapshot") or None
+                    resumed.first_crawl = bool(meta.get("first_crawl"))
                     if meta.get("config") != config_json:
                         log.warning("the config changed since the interrupted crawl; resuming with the new one")
                     self._set_meta(db, config=config_json)

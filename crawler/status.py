@@ -22,17 +22,18 @@ from crawler.snapshot import SNAPSHOTS
 from crawler.state import LOCK_FILE, STATE_DIR, STATE_FILE
 
 RUNNING, INTERRUPTED, COMPLETED, NEVER = "running", "interrupted", "completed", "never"
+UNREACHABLE = "unreachable"  # the last crawl ended, but no start URL got an answer
 
 
 @dataclass(frozen=True)
 class CrawlStatus:
     output: str
-    state: str  # running | interrupted (the next run resumes it) | completed | never
+    state: str  # running | interrupted (the next run resumes it) | completed | unreachable | never
     pid: int | None  # of the running crawl
     started_at: str | None
     snapshot: str | None  # the snapshot the crawl writes into (snapshot mode)
     urls_seen: int
-    urls_pending: int  # admitted, not fetched (or not written) yet
+    urls_pending: int  # admitted, not fetched (or not written) yet; once the crawl ended: left out by max_pages
     files_saved: int
     bytes_saved: int
     failures: int
@@ -56,15 +57,25 @@ class CrawlStatus:
             RUNNING: f"crawl running (pid {self.pid}) since {started}{where}",
             INTERRUPTED: f"crawl started {started}{where} was interrupted; the next run resumes it",
             COMPLETED: f"last crawl started {started}{where} completed",
+            UNREACHABLE: f"last crawl started {started}{where} could not reach the site: {self._causes()}",
         }[self.state]
+        # A crawl that ended waits for nothing: what it did not fetch, max_pages left out.
+        pending = f"{self.urls_pending:,} URLs waiting, " if self.state in (RUNNING, INTERRUPTED) else \
+            f"{self.urls_pending:,} not fetched (max_pages), " if self.urls_pending else ""
         lines = [f"{self.output}: {head}",
                  f"  {self.files_saved:,} files saved ({self.bytes_saved / 1e6:,.1f} MB), "
-                 f"{self.urls_pending:,} URLs waiting, {self.urls_seen:,} seen, "
-                 f"{self.failures:,} failed, {self.skipped:,} skipped"]
+                 f"{pending}{self.urls_seen:,} seen, {self.failures:,} failed, {self.skipped:,} skipped"]
         if self.report and self.state != RUNNING:
             lines.append(f"  report: {self.report.get('outcome')} at {self.report.get('finished_at')}, "
                          f"{self.report.get('duration_s')} s")
         return "\n".join(lines)
+
+
+    def _causes(self) -> str:
+        failed = self.report.get("start_urls_failed") if self.report else None
+        if not isinstance(failed, list):
+            return "?"
+        return "; ".join(f"{entry.get('url')}: {entry.get('message')}" for entry in failed)
 
 
 def _moment(iso: str | None) -> str:
@@ -80,8 +91,9 @@ def _moment(iso: str | None) -> str:
     return f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC ({ago} ago)"
 
 
-def crawl_status(config: Config) -> CrawlStatus:
-    output = config.output_dir
+def crawl_status(target: Config | Path) -> CrawlStatus:
+    """The status of the crawl of a config, or of the output folder it writes to."""
+    output = target.output_dir if isinstance(target, Config) else target
     state_file = output / STATE_DIR / STATE_FILE
     if not state_file.is_file():
         return CrawlStatus(str(output), NEVER, None, None, None, 0, 0, 0, 0, 0, 0, None)
@@ -93,8 +105,10 @@ def crawl_status(config: Config) -> CrawlStatus:
     pid = _running_pid(output / STATE_DIR / LOCK_FILE)
     state = RUNNING if pid is not None else COMPLETED if meta.get("status") == "completed" else INTERRUPTED
     report_root = output / SNAPSHOTS / snapshot if snapshot else output
-    return CrawlStatus(str(output), state, pid, meta.get("started_at"), snapshot, *counts,
-                       report=_report(report_root / "report.json"))
+    report = _report(report_root / "report.json")
+    if state == COMPLETED and report and report.get("outcome") == UNREACHABLE:
+        state = UNREACHABLE
+    return CrawlStatus(str(output), state, pid, meta.get("started_at"), snapshot, *counts, report=report)
 
 
 def _read_state(path: Path) -> tuple[dict[str, str], tuple[int, int, int, int, int, int]]:
@@ -137,5 +151,5 @@ def _report(path: Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     keys = ("outcome", "started_at", "finished_at", "duration_s", "pages_per_second", "offline_links_ok",
-            "offline_links_total", "fatal_error")
+            "offline_links_total", "fatal_error", "start_urls_failed")
     return {key: report.get(key) for key in keys}

@@ -228,6 +228,11 @@ class Writer:
             with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe", suffix=TEMP_SUFFIX):
                 pass
         except OSError as exc:
+            # A file where a folder must be: say so ("not writable: File exists" says nothing).
+            blocking = next((path for path in (self.root, *self.root.parents) if path.is_file()), None)
+            if blocking is not None:
+                where = "" if blocking == self.root else f" cannot be made: {blocking}"
+                raise OutputError(f"output folder {self.root}{where} is a file, not a folder", str(self.root)) from None
             raise OutputError(f"output folder {self.root} is not writable: {exc.strerror or exc}",
                               str(self.root)) from None
 

@@ -67,6 +67,14 @@ def test_check_json_and_requisites(checked_site: tuple[SiteServer, Path], capsys
                          "reason": "a requisite of a saved page: fetched whatever its host and depth"}]
 
 
+def test_options_may_come_between_the_config_and_the_urls(checked_site: tuple[SiteServer, Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _, config = checked_site
+    assert main(["check", str(config), "--requisite", "https://cdn.example/lib.js", "--no-robots"]) == 0
+    verdict = capsys.readouterr().out.splitlines()[1]
+    assert verdict.startswith("https://cdn.example/lib.js: crawled -- scope: a requisite of a saved page")
+
+
 def test_check_of_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("start_urls: [http://a/]\nscope: {max_dept: 2}\n")
@@ -122,6 +130,24 @@ def test_json_logs(tmp_path: Path) -> None:
     assert any(entry["message"].startswith("completed:") for entry in entries)
 
 
+def test_json_logs_give_the_summary_and_failures_as_fields(tmp_path: Path) -> None:
+    site = {"/": routes.html(routes.page("/gone.html"))}
+    with SiteServer(root=None, routes=site) as server:
+        config = tmp_path / "site.yaml"
+        config.write_text(yaml.safe_dump({"start_urls": [server.url], "output": str(tmp_path / "out"),
+                                          "mirror": {"sitemaps": False}}))
+        result = subprocess.run([sys.executable, "-m", "crawler", str(config), "-v", "--log-format", "json"],
+                                capture_output=True, text=True, timeout=60, check=False)
+    entries = [json.loads(text) for text in result.stderr.splitlines()]
+    assert all("\n" not in entry["message"] for entry in entries)
+    summary = next(entry for entry in entries if entry["message"].startswith("completed:"))
+    assert summary["outcome"] == "completed" and summary["output"] == str(tmp_path / "out")
+    assert summary["counts"]["saved"] == 1 and summary["counts"]["failed_broken_links"] == 1
+    assert summary["failures_by_reason"] == {"http_404": 1}
+    failed = next(entry for entry in entries if entry["message"].startswith("failed "))
+    assert (failed["url"], failed["reason"]) == (server.url + "gone.html", "http_404")
+
+
 @pytest.mark.parametrize(("busy", "queued", "frontier", "retrying", "bound"), [
     ({"fetch": 4}, {}, 100, 0, "the network"),
     ({"fetch": 4}, {"page queue": 10, "write queue": 10}, 100, 0, "writing"),
@@ -140,6 +166,30 @@ def test_progress_says_what_the_crawl_is_bound_by(busy: dict[str, int], queued: 
     console = Console(file=StringIO(), width=140, record=True)
     console.print(render(stats, 1.0))
     assert f"bound by {bound}" in console.export_text()
+
+
+@pytest.mark.parametrize(("busy", "queued", "held", "limit", "bound"), [
+    ({"fetch": 2}, {}, 0, True, "max_pages reached"),
+    ({"fetch": 0, "write": 2}, {"write queue": 3}, 40, True, "max_pages reached"),
+    ({"fetch": 0}, {}, 12, False, "max_pages order"),
+    ({"fetch": 0, "parse": 1, "write": 2}, {"write queue": 3}, 0, False, "finishing"),
+])
+def test_progress_says_when_max_pages_or_the_last_writes_hold_the_crawl(
+        busy: dict[str, int], queued: dict[str, int], held: int, limit: bool, bound: str) -> None:
+    stats = Stats(elapsed=1, saved=1, discovered=2, bytes=0, errors=0, busy=busy,
+                  threads={"fetch": 4, "parse": 2, "write": 2}, queued=queued, queue_size=10,
+                  held=held, page_limit_reached=limit)
+    assert bound_by(stats).startswith(bound)
+
+
+def test_a_crawl_that_reached_max_pages_says_so_not_politeness(tmp_path: Path) -> None:
+    with SiteServer(root=None, routes=routes.tree_site(60)) as server:
+        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path, scope={"max_pages": 5},
+                                        politeness={"robots": False}, mirror={"sitemaps": False}))
+        pipeline.run()
+    stats = pipeline.stats()
+    assert bound_by(stats).startswith("max_pages reached")
+    assert stats.frontier == 0 and stats.held > 0
 
 
 def test_a_polite_crawl_logs_that_politeness_holds_it_back(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -4,7 +4,7 @@ import threading
 import time
 
 from crawler.frontier import Frontier
-from crawler.models import CrawlItem, LinkKind
+from crawler.models import CrawlItem, Link, LinkKind
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
 
@@ -185,3 +185,34 @@ def test_page_urls_beyond_the_limit_wait_in_the_parking_and_come_back_in_order()
         frontier.task_done(taken)
     assert handed_out == [f"r{n}" for n in range(5)] + [f"p{n}" for n in range(50)] + ["late"]
     assert frontier.get() is None  # and then the crawl is over
+
+
+def test_under_max_pages_a_page_waits_only_for_the_pages_ranked_before_the_one_that_found_it() -> None:
+    """S links A, B. A's links may go while B is still fetched; B's must wait for A's links:
+    they might include a page that goes before them."""
+    frontier = Frontier(max_pages=100)
+
+    def found(source: CrawlItem, *paths: str) -> list[CrawlItem]:
+        pages = [item(path, depth=source.depth + 1) for path in paths]
+        frontier.add_all(pages, source=source, links=[Link(page.url, PAGE) for page in pages])
+        return pages
+
+    frontier.add(item("s"))
+    start = frontier.get()
+    assert start is not None
+    found(start, "a", "b")
+    frontier.task_done(start, saved_html_page=True)
+    a, b = frontier.get(), frontier.get()
+    assert a is not None and b is not None and (a.url, b.url) == ("http://h/a", "http://h/b")
+    found(b, "z")
+    waiter = threading.Thread(target=lambda: results.append(frontier.get()))
+    results: list[CrawlItem | None] = []
+    waiter.start()
+    waiter.join(timeout=0.2)
+    assert waiter.is_alive(), "z waits: a, ranked before b, may still find a page before it"
+    found(a, "x")
+    waiter.join(timeout=5)
+    assert results[0] is not None and results[0].url == "http://h/x"  # a is not even done: its links are in
+    frontier.task_done(a, saved_html_page=True)
+    z = frontier.get()
+    assert z is not None and z.url == "http://h/z"

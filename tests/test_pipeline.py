@@ -159,6 +159,43 @@ def test_max_pages_stops_after_that_many_html_pages(tmp_path: Path) -> None:
         assert len(report.not_fetched) > 0
 
 
+def uneven_tree(pages: int) -> dict[str, routes.Route]:
+    """A binary tree (page n links 2n+1, then 2n+2: breadth first in link order is 0, 1, 2, ...)
+    whose pages take uneven times, so that fetchers finish them out of order."""
+    return {f"/gen/{n}.html": routes.html(routes.page(*(f"/gen/{c}.html" for c in (2 * n + 1, 2 * n + 2) if c < pages)),
+                                          delay=(n * 7 % 5) * 0.003)
+            for n in range(pages)}
+
+
+def test_max_pages_saves_the_pages_closest_to_the_start_and_the_same_every_run(tmp_path: Path) -> None:
+    with SiteServer(root=None, routes=uneven_tree(200)) as server:
+        config = make_config(server.url + "gen/0.html", tmp_path / "out", scope={"max_pages": 40},
+                             threads={"fetchers": 8}, politeness={"robots": False}, mirror={"sitemaps": False})
+        first = Pipeline(config).run()
+        assert sorted(entry["url"] for entry in read_manifest(tmp_path / "out")) == \
+            sorted(f"{server.url}gen/{n}.html" for n in range(40))
+        second = Pipeline(config).run()  # the site did not change: neither did the mirror
+    links = first.offline_links
+    assert links is not None and links.ok == links.total  # the links to pages left out are not broken
+    assert links.left_out == 41  # pages 19 to 39 link to pages 40 to 80
+    assert second.changes is not None
+    assert (len(second.changes.added), len(second.changes.removed), second.changes.unchanged) == (0, 0, 40)
+    assert sorted(second.not_fetched) == sorted(first.not_fetched)
+
+
+def test_under_max_pages_a_page_takes_the_place_of_its_earliest_link(tmp_path: Path) -> None:
+    """/ links /a (slow) then /b; /a links /x, /y; /b links /z, /y. Breadth first, in link
+    order: /, /a, /b, /x, /y (its place in /a, before /z's in /b), /z."""
+    site = {"/": routes.html(routes.page("/a", "/b")), "/a": routes.html(routes.page("/x", "/y"), delay=0.2),
+            "/b": routes.html(routes.page("/z", "/y"))}
+    site |= {f"/{name}": routes.html(routes.page()) for name in "xyz"}
+    with SiteServer(root=None, routes=site) as server:
+        Pipeline(make_config(server.url, tmp_path / "out", scope={"max_pages": 5}, politeness={"robots": False},
+                             mirror={"sitemaps": False})).run()
+    assert sorted(entry["url"].removeprefix(server.url) for entry in read_manifest(tmp_path / "out")) == \
+        ["", "a", "b", "x", "y"]
+
+
 def test_other_hosts_are_not_crawled_unless_listed(tmp_path: Path) -> None:
     with SiteServer(root=None, routes={"/other.html": routes.html(routes.page())}) as other:
         other_url = other.url.replace("127.0.0.1", "localhost") + "other.html"  # another host name

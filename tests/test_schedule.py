@@ -104,3 +104,54 @@ def test_without_a_terminal_a_good_run_prints_nothing_and_a_bad_one_one_line(tmp
                              capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("crawl: start URL failed")
+
+
+def project_with_relative_output(tmp_path: Path, start: str) -> Path:
+    """A project folder as the README sets it up: configs/site.yaml with `output: output/site`."""
+    project = tmp_path / "project"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs" / "site.yaml").write_text(yaml.safe_dump({
+        "start_urls": [start], "output": "output/site", "http": {"timeout": 5, "retries": 0},
+        "mirror": {"sitemaps": False}, "politeness": {"robots": False}}))
+    return project
+
+
+def test_the_crontab_line_writes_where_a_crawl_by_hand_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """cron runs the line with sh from $HOME: the mirror, its log and `crawl status` must still
+    be in the project the schedule was made from."""
+    with SiteServer(root=None, routes={"/": routes.html(routes.page())}) as server:
+        project = project_with_relative_output(tmp_path, server.url)
+        monkeypatch.chdir(project)
+        assert main(["schedule", "configs/site.yaml", "--at", "02:00"]) == 0
+        command = capsys.readouterr().out.strip().split(" ", 5)[5]  # what follows "0 2 * * *"
+        home = tmp_path / "home"
+        home.mkdir()
+        cron = subprocess.run(["sh", "-c", command], cwd=home, env={**os.environ, "HOME": str(home)},
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert (cron.returncode, cron.stdout, cron.stderr) == (0, "", "")
+    assert list(home.iterdir()) == []
+    output = project / "output" / "site"
+    assert (output / "report.json").is_file()
+    assert "completed:" in (output / "crawl.log").read_text()
+    assert main(["status", "configs/site.yaml"]) == 0
+    assert "completed" in capsys.readouterr().out
+
+
+def test_the_systemd_service_runs_in_the_project_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    project = project_with_relative_output(tmp_path, "http://example.com/")
+    monkeypatch.chdir(project)
+    assert main(["schedule", "configs/site.yaml", "--at", "02:00", "--systemd"]) == 0
+    printed = capsys.readouterr().out
+    assert f"\nWorkingDirectory={project}\n" in printed
+    assert f"--log-file {project / 'output' / 'site' / 'crawl.log'}" in printed
+
+
+def test_set_options_of_a_schedule_hold_for_every_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, "http://example.com/")
+    assert main(["schedule", str(config), "--at", "02:00", "--set", "snapshots.keep=30",
+                 "--set", f"output={tmp_path}/elsewhere"]) == 0
+    line = capsys.readouterr().out
+    assert f"--set snapshots.keep=30 --set output={tmp_path}/elsewhere" in line
+    assert f"--log-file {tmp_path / 'elsewhere' / 'crawl.log'}" in line  # where that output is

@@ -378,6 +378,57 @@ def test_diff_shows_what_changed_between_two_snapshots(site: tuple[routes.Mutabl
     assert main(["diff", str(tmp_path / "nowhere")]) == 2
 
 
+def test_status_and_diff_take_a_config_or_its_output_folder(site: tuple[routes.MutableSite, SiteServer],
+                                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mutable, server = site
+    config = write_config(tmp_path, server, snapshots={"keep": 5})
+    assert main([str(config)]) == 0
+    pages = ["/", "/a.html", "/b.html", "/c.html", "/etag-only.html", "/lastmod-only.html"]
+    for path in pages:
+        mutable.put(path, page(f"Changed {path}", "/a.html", "/b.html", "/c.html", "/etag-only.html",
+                               "/lastmod-only.html"), validators="etag" if "etag" in path else "both")
+    assert main([str(config)]) == 0
+    capsys.readouterr()
+    for target in (config, tmp_path / "out"):
+        assert main(["status", str(target)]) == 0
+        assert "completed" in capsys.readouterr().out
+        assert main(["diff", str(target)]) == 0
+        printed = capsys.readouterr().out
+        assert "6 modified" in printed
+        for path in pages:  # each once: not a few, "... and 1 more", then all of them again
+            assert printed.count(f"{server.url}{path.lstrip('/')}\n") == 1, printed
+        assert "more" not in printed
+    assert main(["status", str(tmp_path / "nowhere")]) == 2
+    assert "no such config file or output folder" in capsys.readouterr().err
+
+
+def test_pages_max_pages_left_out_are_not_checked_in_changes_json_and_in_diff_alike(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not reached is never removed: neither the pages the cap left out nor an image only they link."""
+    mutable, server = site
+    mutable.put("/c.html", page("Page C", "/", extra='<img src="/c.png">'))
+    mutable.put("/c.png", PNG, "image/png")
+    server.routes.update(mutable.routes())
+    config = write_config(tmp_path, server, snapshots={"keep": 5, "health": {"min_pages_ratio": 0}})
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    assert main([str(config), "--set", "scope.max_pages=1"]) == 0  # only the start page this time
+    written = changes(out, latest(out))
+    assert written["removed"] == []
+    assert server.url + "c.png" in written["not_checked"]
+    assert urls(({"url": url} for url in written["not_checked"]), server) == [
+        "a.html", "b.html", "c.html", "c.png", "etag-only.html", "lastmod-only.html"]
+    capsys.readouterr()
+    assert main(["diff", str(out), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["removed"], shown["not_checked"]) == (written["removed"], written["not_checked"])
+    assert main(["diff", str(out)]) == 0
+    assert "0 removed, 2 unchanged, 6 not checked" in capsys.readouterr().out
+    assert main(["status", str(config)]) == 0
+    status = capsys.readouterr().out
+    assert "not fetched (max_pages)" in status and "waiting" not in status  # a completed crawl waits for nothing
+
+
 def test_warc_holds_every_exchange_and_revisits_for_unchanged_content(
         site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
     mutable, server = site

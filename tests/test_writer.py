@@ -189,7 +189,7 @@ def test_unwritable_output_is_an_output_error() -> None:
 
 def test_output_that_is_a_file_is_an_output_error(tmp_path: Path) -> None:
     (tmp_path / "out").write_text("not a folder")
-    with pytest.raises(OutputError, match="not writable"):
+    with pytest.raises(OutputError, match="is a file, not a folder"):
         Writer(tmp_path / "out").prepare()
 
 
