@@ -144,7 +144,7 @@ class Pipeline:
             first = not keep and not (output / MANIFEST).is_file()
             resumed = self.state.open(self.config.model_dump_json(), started.isoformat(), new_snapshot,
                                       first_crawl=first)
-            self._lay_out(resumed.snapshot if resumed else new_snapshot,
+            self._lay_out(resumed.snapshot if resumed else new_snapshot, resuming=resumed is not None,
                           first_crawl=resumed is not None and resumed.first_crawl)
             self._seed_or_resume(resumed)
             threads = self.config.threads
@@ -160,10 +160,10 @@ class Pipeline:
             self.state.close()  # if the run broke off before _finish: what it journaled is kept
             self.lock.release()
 
-    def _lay_out(self, snapshot: str | None, first_crawl: bool = False) -> None:
+    def _lay_out(self, snapshot: str | None, resuming: bool = False, first_crawl: bool = False) -> None:
         """This run's mirror folder (a snapshot's, in snapshot mode) and the crawl before it
         (none for the `first_crawl` of the folder, resumed)."""
-        self.layout = layout(self.config.output_dir, self.config.snapshots.keep, snapshot)
+        self.layout = layout(self.config.output_dir, self.config.snapshots.keep, snapshot, resuming=resuming)
         if first_crawl:
             self.layout.previous = None
         if self.layout.root != self.config.output_dir:

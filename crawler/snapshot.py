@@ -95,12 +95,19 @@ def snapshot_name(output: Path, now: datetime | None = None) -> str:
     return base if number == 1 else f"{base}-{number}"
 
 
-def layout(output: Path, keep: int, snapshot: str | None) -> Layout:
+def layout(output: Path, keep: int, snapshot: str | None, resuming: bool = False) -> Layout:
     """The layout of a run: `snapshot` is the name of the snapshot to write into (None in plain
     mode, or a resumed snapshot's name)."""
     if keep == 0:
+        kept = kept_copies(output)
         previous = read_previous(output)
-        return Layout(output, output, None, previous, kept=kept_copies(output))
+        if resuming and (kept / MANIFEST).is_file():
+            # The manifest in the folder is the interrupted run's, partial: the crawl before it
+            # is the one kept when that run started.
+            previous = read_previous(kept)
+            if previous is not None:
+                previous.root = output
+        return Layout(output, output, None, previous, kept=kept)
     latest = latest_snapshot(output)
     previous = read_previous(output / SNAPSHOTS / latest, latest) if latest and latest != snapshot else None
     assert snapshot is not None

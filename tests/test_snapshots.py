@@ -293,6 +293,42 @@ def test_diff_of_a_plain_mirror_shows_what_the_last_run_changed(
     assert not [path for path in (out / ".crawl").rglob("*") if path.is_file() and path.suffix == ".html"]
 
 
+def test_an_interrupted_recrawl_of_a_plain_mirror_resumes_against_the_crawl_before_it(
+        site: tuple[routes.MutableSite, SiteServer], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mutable, server = site
+    mutable.put("/a.html", page("Page A", "/", extra="<p>The price is 10 euros.</p>"))
+    server.routes.update(mutable.routes())
+    config = write_config(tmp_path, server)
+    out = tmp_path / "out"
+    assert main([str(config)]) == 0
+    mutable.put("/a.html", page("Page A", "/", extra="<p>The price is 99 euros.</p>"))
+    release = threading.Event()
+
+    def waiting(handler: object) -> None:  # /b.html answers only once the test says so
+        release.wait(10)
+        mutable.routes()["/b.html"](handler)  # type: ignore[arg-type]
+
+    server.routes["/b.html"] = waiting
+    pipeline = Pipeline(load_config(config))
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    while "/b.html" not in server.requests():
+        runner.join(0.02)
+    pipeline.stop()
+    release.set()
+    runner.join(10)
+    server.routes.update(mutable.routes())
+
+    assert main([str(config)]) == 0  # resumed
+    found = json.loads((out / "changes.json").read_text())
+    assert found["compared_with"] == "previous crawl"
+    assert urls(found["modified"], server) == ["a.html"]
+    assert found["added"] == [] and found["removed"] == []
+    capsys.readouterr()
+    assert main(["diff", str(out), "--text"]) == 0
+    assert "+The price is 99 euros." in capsys.readouterr().out
+
+
 def test_a_rerun_asks_about_files_that_only_have_last_modified(
         site: tuple[routes.MutableSite, SiteServer], tmp_path: Path) -> None:
     """The default: a file the server gave no lifetime is revalidated on every run."""
