@@ -48,8 +48,18 @@ def default_log_file(config: Path, overrides: dict[str, Any] | None = None) -> P
 def cron_line(config: Path, at: str, log_file: Path, settings: Sequence[str] = ()) -> str:
     """The crontab line: into the folder the schedule is made from, then crawl."""
     hour, minute = _at(at)
-    command = shlex.join(command_line(config, log_file, settings))
-    return f"{minute} {hour} * * * cd {shlex.quote(str(Path.cwd()))} && exec {command} {CRON_MARK}{config.resolve()}"
+    command = f"cd {shlex.quote(str(Path.cwd()))} && exec {shlex.join(command_line(config, log_file, settings))}"
+    return f"{minute} {hour} * * * {_cron_escaped(command)} {_cron_mark(config)}"
+
+
+def _cron_mark(config: Path) -> str:
+    """The comment that ends the line of a config: an installed line for it is replaced."""
+    return _cron_escaped(f"{CRON_MARK}{config.resolve()}")
+
+
+def _cron_escaped(text: str) -> str:
+    """cron ends a command at its first "%" (what follows is its input), unless escaped."""
+    return text.replace("%", "\\%")
 
 
 def systemd_units(config: Path, at: str, log_file: Path, settings: Sequence[str] = ()) -> dict[str, str]:
@@ -77,7 +87,7 @@ def install_cron(line: str, config: Path) -> None:
         raise CrawlError("no crontab command on this machine: use --systemd, or crawl run-scheduled")
     current = subprocess.run([crontab, "-l"], capture_output=True, text=True, check=False)
     lines = current.stdout.splitlines() if current.returncode == 0 else []
-    mark = f"{CRON_MARK}{config.resolve()}"
+    mark = _cron_mark(config)
     kept = [existing for existing in lines if not existing.endswith(mark)]
     result = subprocess.run([crontab, "-"], input="\n".join([*kept, line]) + "\n", capture_output=True,
                             text=True, check=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -106,9 +107,9 @@ def test_without_a_terminal_a_good_run_prints_nothing_and_a_bad_one_one_line(tmp
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("crawl: start URL failed")
 
 
-def project_with_relative_output(tmp_path: Path, start: str) -> Path:
+def project_with_relative_output(tmp_path: Path, start: str, name: str = "project") -> Path:
     """A project folder as the README sets it up: configs/site.yaml with `output: output/site`."""
-    project = tmp_path / "project"
+    project = tmp_path / name
     (project / "configs").mkdir(parents=True)
     (project / "configs" / "site.yaml").write_text(yaml.safe_dump({
         "start_urls": [start], "output": "output/site", "http": {"timeout": 5, "retries": 0},
@@ -116,15 +117,20 @@ def project_with_relative_output(tmp_path: Path, start: str) -> Path:
     return project
 
 
+@pytest.mark.parametrize("folder", ["project", "100% mine"])
 def test_the_crontab_line_writes_where_a_crawl_by_hand_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+                                                             capsys: pytest.CaptureFixture[str], folder: str) -> None:
     """cron runs the line with sh from $HOME: the mirror, its log and `crawl status` must still
     be in the project the schedule was made from."""
     with SiteServer(root=None, routes={"/": routes.html(routes.page())}) as server:
-        project = project_with_relative_output(tmp_path, server.url)
+        project = project_with_relative_output(tmp_path, server.url, folder)
         monkeypatch.chdir(project)
         assert main(["schedule", "configs/site.yaml", "--at", "02:00"]) == 0
-        command = capsys.readouterr().out.strip().split(" ", 5)[5]  # what follows "0 2 * * *"
+        line = capsys.readouterr().out.strip().split(" ", 5)[5]  # what follows "0 2 * * *"
+        # cron ends the command at the first unescaped "%" (the rest is its input) and reads
+        # "\%" as "%".
+        assert not re.search(r"(?<!\\)%", line)
+        command = line.replace("\\%", "%")
         home = tmp_path / "home"
         home.mkdir()
         cron = subprocess.run(["sh", "-c", command], cwd=home, env={**os.environ, "HOME": str(home)},
