@@ -12,8 +12,8 @@ import yaml
 
 from crawler.config import Config, parse_config
 from crawler.demo.server import SiteServer
-from crawler.pipeline import Pipeline
-from crawler.report import CrawlReport
+from crawler.engine.pipeline import Pipeline
+from crawler.history.report import CrawlReport
 
 # Every file a browser needs to show the sample site, as a complete mirror saves it:
 # path under the host folder -> the site file it comes from.

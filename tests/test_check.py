@@ -12,11 +12,11 @@ import pytest
 import yaml
 from rich.console import Console
 
-from crawler.cli import main
+from crawler.cli.main import main
+from crawler.cli.progress import ProgressReporter, bound_by, line, render
 from crawler.demo.server import SiteServer
-from crawler.pipeline import Pipeline
-from crawler.progress import ProgressReporter, bound_by, line, render
-from crawler.report import Stats
+from crawler.engine.pipeline import Pipeline
+from crawler.history.report import Stats
 from tests import routes
 from tests.conftest import make_config
 
@@ -110,10 +110,10 @@ def test_a_stage_with_every_thread_busy_shows_a_full_bar_on_a_16_colour_terminal
 def test_progress_is_logged_while_a_crawl_runs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with SiteServer(root=None, routes=routes.tree_site(60, delay=0.02)) as server:
         pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 2}))
-        with caplog.at_level("INFO", logger="crawler.progress"), \
+        with caplog.at_level("INFO", logger="crawler.cli.progress"), \
                 ProgressReporter(pipeline.stats, live=False, every=0.1):
             pipeline.run()
-    lines = [record.getMessage() for record in caplog.records if record.name == "crawler.progress"]
+    lines = [record.getMessage() for record in caplog.records if record.name == "crawler.cli.progress"]
     assert len(lines) >= 3 and all(message.startswith("progress: ") for message in lines)
     assert any("fetch " in message and "busy" in message for message in lines)
 
@@ -198,8 +198,8 @@ def test_a_polite_crawl_logs_that_politeness_holds_it_back(tmp_path: Path, caplo
     with SiteServer(root=None, routes=routes.tree_site(30)) as server:
         pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 4},
                                         politeness={"robots": False, "per_host": 1, "delay": 0.05}))
-        with caplog.at_level("INFO", logger="crawler.progress"), \
+        with caplog.at_level("INFO", logger="crawler.cli.progress"), \
                 ProgressReporter(pipeline.stats, live=False, every=0.2):
             pipeline.run()
-    lines = [record.getMessage() for record in caplog.records if record.name == "crawler.progress"]
+    lines = [record.getMessage() for record in caplog.records if record.name == "crawler.cli.progress"]
     assert any("bound by politeness" in message for message in lines)

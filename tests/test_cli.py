@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crawler.cli import main
+from crawler.cli.main import main
 from crawler.config import Config, dotted_keys, load_config, parse_config
 from crawler.demo.server import SiteServer
 from tests import routes

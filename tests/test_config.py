@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from crawler.cli import main
+from crawler.cli.main import main
 from crawler.config import DEFAULT_USER_AGENT, load_config, parse_config, parse_setting
 from crawler.errors import ConfigError
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler.converter import (
+from crawler.history.recrawl import KnownLinks
+from crawler.mirror.converter import (
     Finisher,
     LinkFixer,
     LinkMap,
@@ -20,11 +21,10 @@ from crawler.converter import (
     relative_from_folder,
     relative_link,
 )
-from crawler.markup import html_spots
+from crawler.mirror.links import parse_document
+from crawler.mirror.markup import html_spots
+from crawler.mirror.writer import Writer
 from crawler.models import LinkKind, SavedFile
-from crawler.parser import parse_document
-from crawler.recrawl import KnownLinks
-from crawler.writer import Writer
 
 SITE = "http://h/"
 

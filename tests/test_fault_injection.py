@@ -26,10 +26,10 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
+from crawler.engine.pipeline import Pipeline
+from crawler.mirror.writer import TEMP_SUFFIX
 from crawler.models import is_css, is_html
-from crawler.pipeline import Pipeline
 from crawler.urls import canonicalize
-from crawler.writer import TEMP_SUFFIX
 from tests.conftest import make_config, mirrored_files, read_manifest, url_places
 from tests.faulty_site import READ_TIMEOUT, REASONS, FaultyServer, FaultySite, page_name
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from crawler.demo.server import SiteServer
-from crawler.pipeline import Pipeline
-from crawler.report import CrawlReport
+from crawler.engine.pipeline import Pipeline
+from crawler.history.report import CrawlReport
 from tests import routes
 from tests.conftest import make_config, url_places
 

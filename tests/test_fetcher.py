@@ -14,7 +14,7 @@ import urllib3
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
-from crawler.fetcher import (
+from crawler.http.fetcher import (
     Fetcher,
     Follow,
     Redirected,

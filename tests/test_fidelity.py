@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crawler.demo.server import SiteServer
-from crawler.pipeline import Pipeline
+from crawler.engine.pipeline import Pipeline
 from tests.conftest import DEMO_CDN_FILES, DEMO_DISALLOWED, DEMO_SITE_FILES, make_config, read_manifest
 from tests.offline_check import check_mirror
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 import time
 
-from crawler.frontier import Frontier
+from crawler.engine.frontier import Frontier
 from crawler.models import CrawlItem, Link, LinkKind
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE

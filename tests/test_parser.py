@@ -10,10 +10,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from crawler import markup
-from crawler.markup import css_spots, html_spots, srcset_spans
+from crawler.mirror import markup
+from crawler.mirror.links import extract_links, sitemap_links
+from crawler.mirror.markup import css_spots, html_spots, srcset_spans
 from crawler.models import Link, LinkKind
-from crawler.parser import extract_links, sitemap_links
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
 BASE = "http://h/dir/page.html"
@@ -229,7 +229,7 @@ def test_the_skip_takes_linear_time_on_a_tag_with_many_attributes() -> None:
 
 
 def test_the_skip_agrees_with_reading_every_tag_on_the_sample_site() -> None:
-    pages = sorted((Path(markup.__file__).parent / "demo" / "site").rglob("*.html"))
+    pages = sorted((Path(markup.__file__).parent.parent / "demo" / "site").rglob("*.html"))
     assert pages
     for page in pages:
         body = page.read_bytes()

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-import crawler.frontier as frontier_module
-import crawler.pipeline as pipeline_module
+import crawler.engine.frontier as frontier_module
+import crawler.engine.pipeline as pipeline_module
 from crawler.demo.server import SiteServer
-from crawler.parser import extract_links
-from crawler.pipeline import Pipeline
-from crawler.report import CrawlReport
-from crawler.scope import repeats_segments
-from crawler.writer import COLLISION_SUFFIX, Writer
+from crawler.engine.pipeline import Pipeline
+from crawler.engine.scope import repeats_segments
+from crawler.history.report import CrawlReport
+from crawler.mirror.links import extract_links
+from crawler.mirror.writer import COLLISION_SUFFIX, Writer
 from tests import routes
 from tests.conftest import (
     DEMO_CDN_FILES,

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-import crawler.writer as writer_module
-from crawler.cli import main
+import crawler.mirror.writer as writer_module
+from crawler.cli.main import main
 from crawler.demo.server import SiteServer
+from crawler.engine.pipeline import Pipeline
+from crawler.engine.state import CrawlState
 from crawler.errors import OutputError
-from crawler.pipeline import Pipeline
-from crawler.report import CrawlReport
-from crawler.state import CrawlState
-from crawler.writer import Writer
+from crawler.history.report import CrawlReport
+from crawler.mirror.writer import Writer
 from tests import routes
 from tests.conftest import make_config, mirrored_files, read_manifest
 

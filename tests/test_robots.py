@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from crawler.demo.server import SiteServer
-from crawler.pipeline import Pipeline
-from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules, product_token
+from crawler.engine.pipeline import Pipeline
+from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules, product_token
 from tests import routes
 from tests.conftest import make_config
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crawler.cli import main
+from crawler.cli.main import main
 from crawler.demo.server import SiteServer
 from tests import routes
 

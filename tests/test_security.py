@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crawler.demo.server import SiteServer
-from crawler.pipeline import Pipeline
+from crawler.engine.pipeline import Pipeline
 from tests import routes
 from tests.conftest import make_config
 

@@ -16,14 +16,14 @@ import pytest
 import yaml
 from warcio.archiveiterator import ArchiveIterator
 
-import crawler.pipeline as pipeline_module
-from crawler.changes import compare, visible_text
-from crawler.cli import main
+import crawler.engine.pipeline as pipeline_module
+from crawler.cli.main import main
+from crawler.cli.status import crawl_status
 from crawler.config import IgnoreRule, load_config
 from crawler.demo.server import SiteServer
+from crawler.engine.pipeline import Pipeline
+from crawler.history.changes import compare, visible_text
 from crawler.models import SavedFile
-from crawler.pipeline import Pipeline
-from crawler.status import crawl_status
 from tests import routes
 from tests.offline_check import check_mirror
 

@@ -14,11 +14,9 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from crawler.demo.server import SiteServer
+from crawler.engine.pipeline import Pipeline
 from crawler.errors import OutputError, UnsafePathError
-from crawler.models import SavedFile
-from crawler.pipeline import Pipeline
-from crawler.urls import InvalidURLError, canonicalize
-from crawler.writer import (
+from crawler.mirror.writer import (
     COLLISION_SUFFIX,
     MAX_NAME_BYTES,
     TEMP_SUFFIX,
@@ -27,6 +25,8 @@ from crawler.writer import (
     checked_join,
     url_to_path,
 )
+from crawler.models import SavedFile
+from crawler.urls import InvalidURLError, canonicalize
 from tests import routes
 from tests.conftest import make_config
 
@@ -197,7 +197,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
     from crawler.models import SavedFile
-    from crawler.writer import Writer
+    from crawler.mirror.writer import Writer
     writer = Writer(Path(sys.argv[1]))
     body = b"x" * 4_000_000
     for number in range(10_000):

@@ -33,17 +33,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
-from crawler import arguments
-from crawler.arguments import DEMO_PORT
-from crawler.changes import diff_output
-from crawler.check import Checker, describe
-from crawler.config import Config, load_config, parse_config, parse_setting
-from crawler.config_edit import LABEL, set_in_file
-from crawler.demo.server import SiteServer
-from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError, CrawlError, UsageError
-from crawler.pipeline import Pipeline
-from crawler.report import ENDING, FIELDS, CrawlReport
-from crawler.schedule import (
+from crawler.cli import arguments
+from crawler.cli.arguments import DEMO_PORT
+from crawler.cli.check import Checker, describe
+from crawler.cli.config_edit import LABEL, set_in_file
+from crawler.cli.schedule import (
     Scheduler,
     cron_line,
     default_log_file,
@@ -52,10 +46,16 @@ from crawler.schedule import (
     systemd_units,
     unit_name,
 )
-from crawler.status import crawl_status
-from crawler.template import write_config
+from crawler.cli.status import crawl_status
+from crawler.cli.template import write_config
+from crawler.config import Config, load_config, parse_config, parse_setting
+from crawler.demo.server import SiteServer
+from crawler.engine.pipeline import Pipeline
+from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError, CrawlError, UsageError
+from crawler.history.changes import diff_output
+from crawler.history.report import ENDING, FIELDS, CrawlReport
+from crawler.mirror.writer import url_to_path
 from crawler.urls import InvalidURLError, canonicalize
-from crawler.writer import url_to_path
 
 log = logging.getLogger("crawler")
 
@@ -109,7 +109,7 @@ def _crawl(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, None, args.log_format)
-    config_path = Path(__file__).parent / "demo" / "demo.yaml"
+    config_path = Path(__file__).parent.parent / "demo" / "demo.yaml"
     with _demo_server(args.port) as server:
         if args.serve:
             print(f"serving the sample site at {server.url} (Ctrl-C to stop)", flush=True)
@@ -257,7 +257,7 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> in
     live = sys.stderr.isatty()
     watching: AbstractContextManager[object] = nullcontext()
     if live or progress_lines:
-        from crawler.progress import ProgressReporter  # rich: only when someone watches
+        from crawler.cli.progress import ProgressReporter  # rich: only when someone watches
 
         watching = ProgressReporter(pipeline.stats, live=live)
     with _stop_on_signals(pipeline.stop), watching:

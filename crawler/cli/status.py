@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from crawler.config import Config
+from crawler.engine.state import LOCK_FILE, STATE_DIR, STATE_FILE
 from crawler.errors import OutputError
-from crawler.snapshot import SNAPSHOTS
-from crawler.state import LOCK_FILE, STATE_DIR, STATE_FILE
+from crawler.history.snapshot import SNAPSHOTS
 
 RUNNING, INTERRUPTED, COMPLETED, NEVER = "running", "interrupted", "completed", "never"
 UNREACHABLE = "unreachable"  # the last crawl ended, but no start URL got an answer

@@ -34,9 +34,27 @@ from datetime import datetime, timezone
 from hashlib import sha256
 from typing import TYPE_CHECKING
 
-from crawler.changes import PREVIOUS_CRAWL, compare
 from crawler.config import Config
-from crawler.converter import (
+from crawler.engine.frontier import Frontier
+from crawler.engine.scope import Scope
+from crawler.engine.state import CrawlLock, CrawlState, Resumed, remove_temporary_files
+from crawler.errors import CrawlError, FetchError, OutputError
+from crawler.history.changes import PREVIOUS_CRAWL, compare
+from crawler.history.recrawl import KnownLinks, StoredCopies
+from crawler.history.report import ENDING, FIELDS, STAGES, CrawlReport, Stats, Tally
+from crawler.history.snapshot import (
+    MANIFEST,
+    Layout,
+    health_problems,
+    latest_snapshot,
+    layout,
+    prune,
+    publish,
+    snapshot_name,
+)
+from crawler.http.fetcher import Fetcher, Follow, Redirected
+from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
+from crawler.mirror.converter import (
     Finisher,
     LinkFixer,
     LinkMap,
@@ -47,31 +65,13 @@ from crawler.converter import (
     read_converted_links,
     relative_from_folder,
 )
-from crawler.errors import CrawlError, FetchError, OutputError
-from crawler.fetcher import Fetcher, Follow, Redirected
-from crawler.frontier import Frontier
+from crawler.mirror.links import ParsedDocument, parse_document, sitemap_links
+from crawler.mirror.writer import TEMP_SUFFIX, Writer, checked_join
 from crawler.models import HTML_TYPES, CrawlItem, Failure, Link, LinkKind, Page, Response, SavedFile, is_html
-from crawler.parser import ParsedDocument, parse_document, sitemap_links
-from crawler.recrawl import KnownLinks, StoredCopies
-from crawler.report import ENDING, FIELDS, STAGES, CrawlReport, Stats, Tally
-from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
-from crawler.scope import Scope
-from crawler.snapshot import (
-    MANIFEST,
-    Layout,
-    health_problems,
-    latest_snapshot,
-    layout,
-    prune,
-    publish,
-    snapshot_name,
-)
-from crawler.state import CrawlLock, CrawlState, Resumed, remove_temporary_files
 from crawler.urls import InvalidURLError, canonicalize, origin_of
-from crawler.writer import TEMP_SUFFIX, Writer, checked_join
 
 if TYPE_CHECKING:
-    from crawler.warc import WarcArchive
+    from crawler.history.warc import WarcArchive
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class Pipeline:
 
     def _open_archive(self) -> WarcArchive:
         """A snapshot's WARC sits in the snapshot; a plain mirror keeps one per run in warc/."""
-        from crawler.warc import WARC_NAME, WarcArchive  # warcio: only for output_formats: warc
+        from crawler.history.warc import WARC_NAME, WarcArchive  # warcio: only for output_formats: warc
 
         assert self.layout is not None
         if self.layout.snapshot is not None:

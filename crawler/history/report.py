@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from crawler.changes import Changes
-from crawler.converter import OfflineLinks
+from crawler.history.changes import Changes
+from crawler.history.snapshot import SNAPSHOTS
+from crawler.mirror.converter import OfflineLinks
 from crawler.models import Failure
-from crawler.snapshot import SNAPSHOTS
 from crawler.urls import origin_of
 
 REPORT_VERSION = 1

@@ -30,9 +30,9 @@ from urllib3.response import GzipDecoderState
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
+from crawler.http.watchdog import Watchdog, WatchedAdapter
 from crawler.models import CrawlItem, Response, SavedFile
 from crawler.urls import InvalidURLError, origin_of, resolve
-from crawler.watchdog import Watchdog, WatchedAdapter
 
 CHUNK = 64 * 1024
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from crawler import __version__
+from crawler.cli.config_edit import one_line
 from crawler.config import Config, parse_config, section_of
-from crawler.config_edit import one_line
 from crawler.errors import UsageError
 from crawler.urls import host_of
 

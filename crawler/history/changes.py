@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from crawler.config import IgnoreRule
+from crawler.engine.state import STATE_DIR, STATE_FILE
 from crawler.errors import UsageError
+from crawler.history.snapshot import MANIFEST, SNAPSHOTS, kept_copies, load_manifest, snapshots
+from crawler.mirror.writer import StreamedList
 from crawler.models import Failure, SavedFile, is_html
-from crawler.snapshot import MANIFEST, SNAPSHOTS, kept_copies, load_manifest, snapshots
-from crawler.state import STATE_DIR, STATE_FILE
-from crawler.writer import StreamedList
 
 log = logging.getLogger(__name__)
 

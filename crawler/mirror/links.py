@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from crawler.markup import (
+from crawler.mirror.markup import (
     Context,
     Document,
     Spot,

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from crawler.history.snapshot import Previous
 from crawler.models import Link, LinkKind, Response, SavedFile, distinct_links
-from crawler.snapshot import Previous
 
 log = logging.getLogger(__name__)
 

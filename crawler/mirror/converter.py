@@ -34,9 +34,9 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from crawler.errors import UnsafePathError
-from crawler.markup import Spot, encode_value, spot_value
+from crawler.mirror.links import ParsedDocument, parse_document, tokenize
+from crawler.mirror.markup import Spot, encode_value, spot_value
 from crawler.models import LinkKind, SavedFile, is_css, is_html
-from crawler.parser import ParsedDocument, parse_document, tokenize
 from crawler.urls import clean_href
 
 log = logging.getLogger(__name__)

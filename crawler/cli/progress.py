@@ -21,9 +21,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from crawler.report import STAGES, Stats
+from crawler.history.report import STAGES, Stats
 
-log = logging.getLogger("crawler.progress")
+log = logging.getLogger("crawler.cli.progress")
 
 QUEUE_AFTER = {"fetch": "page queue", "parse": "write queue"}
 

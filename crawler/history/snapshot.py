@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crawler.config import HealthConfig
+from crawler.engine.state import STATE_DIR
 from crawler.errors import CrawlError
+from crawler.mirror.writer import checked_join
 from crawler.models import SavedFile, is_html
-from crawler.state import STATE_DIR
-from crawler.writer import checked_join
 
 if TYPE_CHECKING:
-    from crawler.report import CrawlReport
+    from crawler.history.report import CrawlReport
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from crawler.engine.ordering import INF, START, PageOrder
+from crawler.http.robots import ALLOW_ALL, RobotsRules
 from crawler.models import CrawlItem, Link, LinkKind
-from crawler.ordering import INF, START, PageOrder
-from crawler.robots import ALLOW_ALL, RobotsRules
 from crawler.urls import origin_of
 
 

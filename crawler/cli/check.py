@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crawler.config import Config
+from crawler.engine.scope import Scope
 from crawler.errors import FetchError
-from crawler.fetcher import Fetcher, Follow
+from crawler.http.fetcher import Fetcher, Follow
+from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.models import CrawlItem, LinkKind, Response
-from crawler.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
-from crawler.scope import Scope
 from crawler.urls import InvalidURLError, canonicalize, origin_of
 
 MAX_ROBOTS_BYTES = 500 * 1024
