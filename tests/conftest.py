@@ -12,7 +12,7 @@ import yaml
 
 from crawler.config import Config, parse_config
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
+from crawler.engine.run import CrawlRun
 from crawler.history.report import CrawlReport
 
 # Every file a browser needs to show the sample site, as a complete mirror saves it:
@@ -59,15 +59,15 @@ def make_config(start: str | list[str], output: Path, **sections: Any) -> Config
     return parse_config(yaml.safe_dump(data), "test.yaml")
 
 
-CrawlRunner = Callable[..., tuple[CrawlReport, Pipeline]]
+CrawlRunner = Callable[..., tuple[CrawlReport, CrawlRun]]
 
 
 @pytest.fixture
 def crawl(tmp_path: Path) -> CrawlRunner:
     """crawl(start_url, **sections) -> (report, pipeline); output in tmp_path/out."""
 
-    def run(start: str | list[str], **sections: Any) -> tuple[CrawlReport, Pipeline]:
-        pipeline = Pipeline(make_config(start, tmp_path / "out", **sections))
+    def run(start: str | list[str], **sections: Any) -> tuple[CrawlReport, CrawlRun]:
+        pipeline = CrawlRun(make_config(start, tmp_path / "out", **sections))
         return pipeline.run(), pipeline
 
     return run

@@ -15,8 +15,8 @@ from rich.console import Console
 from crawler.cli.main import main
 from crawler.cli.progress import ProgressReporter, bound_by, line, render
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
-from crawler.history.report import Stats
+from crawler.engine.run import CrawlRun
+from crawler.tally import Stats
 from tests import routes
 from tests.conftest import make_config
 
@@ -109,7 +109,7 @@ def test_a_stage_with_every_thread_busy_shows_a_full_bar_on_a_16_colour_terminal
 
 def test_progress_is_logged_while_a_crawl_runs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with SiteServer(root=None, routes=routes.tree_site(60, delay=0.02)) as server:
-        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 2}))
+        pipeline = CrawlRun(make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 2}))
         with caplog.at_level("INFO", logger="crawler.cli.progress"), \
                 ProgressReporter(pipeline.stats, live=False, every=0.1):
             pipeline.run()
@@ -184,7 +184,7 @@ def test_progress_says_when_max_pages_or_the_last_writes_hold_the_crawl(
 
 def test_a_crawl_that_reached_max_pages_says_so_not_politeness(tmp_path: Path) -> None:
     with SiteServer(root=None, routes=routes.tree_site(60)) as server:
-        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path, scope={"max_pages": 5},
+        pipeline = CrawlRun(make_config(server.url + "gen/0.html", tmp_path, scope={"max_pages": 5},
                                         politeness={"robots": False}, mirror={"sitemaps": False}))
         pipeline.run()
     stats = pipeline.stats()
@@ -196,7 +196,7 @@ def test_a_polite_crawl_logs_that_politeness_holds_it_back(tmp_path: Path, caplo
     # One host, four fetchers, a delay between requests: fetchers wait, URLs wait, and the
     # progress line says why.
     with SiteServer(root=None, routes=routes.tree_site(30)) as server:
-        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 4},
+        pipeline = CrawlRun(make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 4},
                                         politeness={"robots": False, "per_host": 1, "delay": 0.05}))
         with caplog.at_level("INFO", logger="crawler.cli.progress"), \
                 ProgressReporter(pipeline.stats, live=False, every=0.2):

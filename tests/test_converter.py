@@ -10,19 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawler.history.recrawl import KnownLinks
-from crawler.mirror.converter import (
-    Finisher,
-    LinkFixer,
-    LinkMap,
-    OfflineLinks,
-    _relative_path,
-    convert_document,
-    count_unconverted,
-    relative_from_folder,
-    relative_link,
-)
+from crawler.mirror.converter import LinkFixer, _relative_path, convert_document, relative_from_folder, relative_link
+from crawler.mirror.linkmap import LinkMap
 from crawler.mirror.links import parse_document
 from crawler.mirror.markup import html_spots
+from crawler.mirror.offline import LinkFinisher, OfflineLinks, count_unconverted
 from crawler.mirror.writer import Writer
 from crawler.models import LinkKind, SavedFile
 
@@ -67,7 +59,7 @@ def convert(tmp_path: Path, files: dict[str, tuple[str, bytes, str]], aliases: d
     if not do_convert:
         return count_unconverted(tmp_path, entries, final_url=links.final_url, path_of=links.final_path,
                                  in_domains=in_domains, broken=broken, excluded=excluded)
-    finisher = Finisher(tmp_path, links, fixer, in_domains=in_domains, broken=broken, excluded=excluded)
+    finisher = LinkFinisher(tmp_path, links, fixer, in_domains=in_domains, broken=broken, excluded=excluded)
     counts = finisher.finish(entries, ())
     counts.files_converted += fixed_during_crawl
     return counts
@@ -250,7 +242,7 @@ def test_pages_converted_by_an_interrupted_run_are_converted_again_from_their_li
     links = LinkMap(writer.path_for)
     links.restore(entries, [])
     links.plan("text/html", None, [(SITE + "style", LinkKind.REQUISITE, True)])  # "style" was once expected
-    finisher = Finisher(tmp_path, links, LinkFixer(tmp_path, writer.rewrite),
+    finisher = LinkFinisher(tmp_path, links, LinkFixer(tmp_path, writer.rewrite),
                         in_domains=lambda url: url.startswith(SITE), broken=(), excluded=())
     counts = finisher.finish(entries, [entries[0]])
     assert (tmp_path / "h/index.html").read_bytes() == (

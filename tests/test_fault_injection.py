@@ -26,8 +26,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from crawler.engine.pipeline import Pipeline
-from crawler.mirror.writer import TEMP_SUFFIX
+from crawler.engine.run import CrawlRun
+from crawler.mirror.paths import TEMP_SUFFIX
 from crawler.models import is_css, is_html
 from crawler.urls import canonicalize
 from tests.conftest import make_config, mirrored_files, read_manifest, url_places
@@ -85,7 +85,7 @@ def crawl_and_recrawl(seed: int, convert_links: bool, tmp_path: Path, caplog: py
     site = FaultySite(seed)
     with FaultyServer(site) as server:
         config = make_config(start_url(server), tmp_path, **sections(convert_links))
-        Pipeline(config).run()
+        CrawlRun(config).run()
         check_crawl(server, tmp_path, 0, caplog, convert_links)
         first = {entry["url"] for entry in read_manifest(tmp_path)}
         assert len(first) > 10, "the site was crawled"
@@ -94,7 +94,7 @@ def crawl_and_recrawl(seed: int, convert_links: bool, tmp_path: Path, caplog: py
         site.generation = 2
         site.resources = site._build()
         since = len(server.requested())
-        Pipeline(config).run()
+        CrawlRun(config).run()
         check_crawl(server, tmp_path, since, caplog, convert_links)
 
 
@@ -135,7 +135,7 @@ def kill_and_resume(seed: int, tmp_path: Path, caplog: pytest.LogCaptureFixture)
     # Faults in passing end within the retries, so where the kill falls changes nothing of the end.
     with FaultyServer(FaultySite(seed, max_transient=2)) as server:
         whole = make_config(start_url(server), tmp_path / "whole", **sections())
-        Pipeline(whole).run()
+        CrawlRun(whole).run()
         server.forget_attempts()
 
         out = tmp_path / "killed"
@@ -156,7 +156,7 @@ def kill_and_resume(seed: int, tmp_path: Path, caplog: pytest.LogCaptureFixture)
         saved_first = saved_in_state(out)
 
         since = len(server.requested())
-        report = Pipeline(make_config(start_url(server), out, **sections(fetchers=2))).run()
+        report = CrawlRun(make_config(start_url(server), out, **sections(fetchers=2))).run()
         assert report.resumed_from
         fetched_again = {canonicalize(server.url + raw.lstrip("/")) for raw in server.requested()[since:]}
         assert fetched_again & saved_first == set(), f"downloaded again: {fetched_again & saved_first}"

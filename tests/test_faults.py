@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
+from crawler.engine.run import CrawlRun
 from crawler.history.report import CrawlReport
 from tests import routes
 from tests.conftest import make_config, url_places
@@ -28,7 +28,7 @@ def crawl_site(site: dict[str, routes.Route], out: Path, start: str = "", **sect
     sections.setdefault("mirror", {"sitemaps": False})
     sections.setdefault("politeness", {"robots": False})
     with SiteServer(root=None, routes=site) as server:
-        report = Pipeline(make_config(server.url + start, out, **sections)).run()
+        report = CrawlRun(make_config(server.url + start, out, **sections)).run()
     return report, server
 
 
@@ -68,7 +68,7 @@ def test_a_slow_host_does_not_hold_up_another(tmp_path: Path) -> None:
             config = make_config(fast.url, tmp_path, threads={"fetchers": 4}, mirror={"sitemaps": False},
                                  politeness={"robots": False, "per_host": 1},
                                  scope={"domains": ["127.0.0.1", "localhost"]})
-            Pipeline(config).run()
+            CrawlRun(config).run()
             fast_done = max(moment for moment, _ in fast.request_log())
             slow_log = slow.request_log()
     assert len(slow_log) == 6

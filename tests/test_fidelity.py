@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
+from crawler.engine.run import CrawlRun
 from tests.conftest import DEMO_CDN_FILES, DEMO_DISALLOWED, DEMO_SITE_FILES, make_config, read_manifest
 from tests.offline_check import check_mirror
 
@@ -24,7 +24,7 @@ BROKEN_ON_SITE = {"feed.xml", "missing-page.html"}
 def mirror(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SiteServer, dict[str, object]]:
     out = tmp_path_factory.mktemp("fidelity")
     with SiteServer() as server:
-        Pipeline(make_config(server.url, out, threads={"fetchers": 4})).run()
+        CrawlRun(make_config(server.url, out, threads={"fetchers": 4})).run()
     return out, server, json.loads((out / "report.json").read_text())
 
 
@@ -131,7 +131,7 @@ def test_special_links_are_left_alone(mirror: tuple[Path, SiteServer, dict[str, 
 
 def test_without_conversion_the_mirror_is_the_site_byte_for_byte(tmp_path: Path) -> None:
     with SiteServer() as server:
-        report = Pipeline(make_config(server.url, tmp_path, mirror={"convert_links": False,
+        report = CrawlRun(make_config(server.url, tmp_path, mirror={"convert_links": False,
                                                                       "adjust_extension": False})).run()
         site = host_dirs(server)[0]
         for entry in read_manifest(tmp_path):

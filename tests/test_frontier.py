@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 import time
 
-from crawler.engine.frontier import Frontier
+from crawler.engine.frontier import MemoryFrontier
 from crawler.models import CrawlItem, Link, LinkKind
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
@@ -14,7 +14,7 @@ def item(path: str, kind: LinkKind = PAGE, depth: int = 0) -> CrawlItem:
 
 
 def test_add_is_a_test_and_set() -> None:
-    frontier = Frontier()
+    frontier = MemoryFrontier()
     assert frontier.add(item("a"))
     assert not frontier.add(item("a"))
     assert not frontier.add(item("a", REQUISITE))
@@ -23,7 +23,7 @@ def test_add_is_a_test_and_set() -> None:
 
 
 def test_concurrent_adds_admit_each_url_exactly_once() -> None:
-    frontier = Frontier()
+    frontier = MemoryFrontier()
     urls = [item(str(n)) for n in range(2000)]
     admitted: list[int] = []
     start = threading.Barrier(8)
@@ -46,14 +46,14 @@ def test_concurrent_adds_admit_each_url_exactly_once() -> None:
 
 
 def test_requisites_are_handed_out_before_pages() -> None:
-    frontier = Frontier()
+    frontier = MemoryFrontier()
     frontier.add_all([item("page"), item("style.css", REQUISITE)])
     first = frontier.get()
     assert first is not None and first.url == "http://h/style.css"
 
 
 def test_get_returns_none_only_when_nothing_is_pending_or_in_flight() -> None:
-    frontier = Frontier()
+    frontier = MemoryFrontier()
     frontier.add(item("a"))
     first = frontier.get()
     assert first is not None
@@ -72,7 +72,7 @@ def test_get_returns_none_only_when_nothing_is_pending_or_in_flight() -> None:
 
 
 def test_every_waiting_consumer_wakes_when_the_crawl_ends() -> None:
-    frontier = Frontier()
+    frontier = MemoryFrontier()
     frontier.add(item("a"))
     taken = frontier.get()
     assert taken is not None
@@ -88,7 +88,7 @@ def test_every_waiting_consumer_wakes_when_the_crawl_ends() -> None:
 
 
 def test_retry_later_hands_the_item_out_again_after_the_delay() -> None:
-    frontier = Frontier()
+    frontier = MemoryFrontier()
     frontier.add(item("flaky"))
     first = frontier.get()
     assert first is not None and first.attempt == 0
@@ -102,7 +102,7 @@ def test_retry_later_hands_the_item_out_again_after_the_delay() -> None:
 
 
 def test_max_pages_counts_saved_html_pages_and_in_flight_pages() -> None:
-    frontier = Frontier(max_pages=2)
+    frontier = MemoryFrontier(max_pages=2)
     frontier.add_all([item("p1"), item("p2"), item("p3"), item("img.png", REQUISITE)])
     image = frontier.get()
     assert image == item("img.png", REQUISITE)
@@ -130,7 +130,7 @@ def test_max_pages_counts_saved_html_pages_and_in_flight_pages() -> None:
 
 
 def test_stop_releases_waiting_consumers() -> None:
-    frontier = Frontier()
+    frontier = MemoryFrontier()
     frontier.add(item("a"))
     taken = frontier.get()
     assert taken is not None
@@ -141,7 +141,7 @@ def test_stop_releases_waiting_consumers() -> None:
 
 
 def test_skip_is_recorded_once_and_forgotten_when_admitted() -> None:
-    frontier = Frontier()
+    frontier = MemoryFrontier()
     frontier.skip("http://other/x", "domain")
     frontier.skip("http://other/x", "exclude")
     assert frontier.skipped() == {"http://other/x": "domain"}
@@ -169,7 +169,7 @@ class ListParking:
 
 def test_page_urls_beyond_the_limit_wait_in_the_parking_and_come_back_in_order() -> None:
     parking = ListParking()
-    frontier = Frontier(parking=parking, max_queued_pages=10)
+    frontier = MemoryFrontier(parking=parking, max_queued_pages=10)
     frontier.add_all([item(f"p{n}") for n in range(50)] + [item(f"r{n}", REQUISITE) for n in range(5)])
     frontier.add(item("late"))
     assert len(parking.rows) == 41  # all but the first 10 pages; requisites are never parked
@@ -190,7 +190,7 @@ def test_page_urls_beyond_the_limit_wait_in_the_parking_and_come_back_in_order()
 def test_under_max_pages_a_page_waits_only_for_the_pages_ranked_before_the_one_that_found_it() -> None:
     """S links A, B. A's links may go while B is still fetched; B's must wait for A's links:
     they might include a page that goes before them."""
-    frontier = Frontier(max_pages=100)
+    frontier = MemoryFrontier(max_pages=100)
 
     def found(source: CrawlItem, *paths: str) -> list[CrawlItem]:
         pages = [item(path, depth=source.depth + 1) for path in paths]

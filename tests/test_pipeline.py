@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 import crawler.engine.frontier as frontier_module
-import crawler.engine.pipeline as pipeline_module
+import crawler.engine.parse_stage as parse_stage_module
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
+from crawler.engine.run import CrawlRun
 from crawler.engine.scope import repeats_segments
 from crawler.history.report import CrawlReport
 from crawler.mirror.links import extract_links
-from crawler.mirror.writer import COLLISION_SUFFIX, Writer
+from crawler.mirror.paths import COLLISION_SUFFIX
+from crawler.mirror.writer import Writer
 from tests import routes
 from tests.conftest import (
     DEMO_CDN_FILES,
@@ -118,7 +119,7 @@ def test_max_depth_zero_fetches_start_urls_and_their_requisites(site: SiteServer
 
 def test_max_depth_counts_hops(tmp_path: Path) -> None:
     with SiteServer(root=None, routes=routes.chain_site(10)) as server:
-        Pipeline(make_config(server.url + "chain/0.html", tmp_path, scope={"max_depth": 3},
+        CrawlRun(make_config(server.url + "chain/0.html", tmp_path, scope={"max_depth": 3},
                              mirror={"sitemaps": False}, politeness={"robots": False})).run()
         assert sorted(server.requests()) == [f"/chain/{n}.html" for n in range(4)]
 
@@ -130,7 +131,7 @@ def test_without_requisites_images_follow_the_depth_limit_of_pages(tmp_path: Pat
             "/p2.html": routes.html(b"<p>two hops</p>"),
             "/root.png": routes.raw(b"png", "image/png"), "/p1.png": routes.raw(b"png", "image/png")}
     with SiteServer(root=None, routes=site) as server:
-        report = Pipeline(make_config(server.url, tmp_path, scope={"max_depth": 1},
+        report = CrawlRun(make_config(server.url, tmp_path, scope={"max_depth": 1},
                                       mirror={"sitemaps": False, "requisites": False},
                                       politeness={"robots": False})).run()
         assert sorted(server.requests()) == ["/", "/p1.html", "/root.png"]
@@ -143,14 +144,14 @@ def test_with_requisites_images_of_the_deepest_pages_are_fetched(tmp_path: Path)
             "/p1.html": routes.html(b'<img src="/p1.png"><a href="/p2.html">p2</a>'),
             "/p1.png": routes.raw(b"png", "image/png")}
     with SiteServer(root=None, routes=site) as server:
-        Pipeline(make_config(server.url, tmp_path, scope={"max_depth": 1}, mirror={"sitemaps": False},
+        CrawlRun(make_config(server.url, tmp_path, scope={"max_depth": 1}, mirror={"sitemaps": False},
                              politeness={"robots": False})).run()
         assert sorted(server.requests()) == ["/", "/p1.html", "/p1.png"]
 
 
 def test_max_pages_stops_after_that_many_html_pages(tmp_path: Path) -> None:
     with SiteServer(root=None, routes=routes.tree_site(100)) as server:
-        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
+        pipeline = CrawlRun(make_config(server.url + "gen/0.html", tmp_path / "out",
                                         scope={"max_pages": 10}, threads={"fetchers": 8},
                                         mirror={"sitemaps": False}, politeness={"robots": False}))
         report = pipeline.run()
@@ -171,10 +172,10 @@ def test_max_pages_saves_the_pages_closest_to_the_start_and_the_same_every_run(t
     with SiteServer(root=None, routes=uneven_tree(200)) as server:
         config = make_config(server.url + "gen/0.html", tmp_path / "out", scope={"max_pages": 40},
                              threads={"fetchers": 8}, politeness={"robots": False}, mirror={"sitemaps": False})
-        first = Pipeline(config).run()
+        first = CrawlRun(config).run()
         assert sorted(entry["url"] for entry in read_manifest(tmp_path / "out")) == \
             sorted(f"{server.url}gen/{n}.html" for n in range(40))
-        second = Pipeline(config).run()  # the site did not change: neither did the mirror
+        second = CrawlRun(config).run()  # the site did not change: neither did the mirror
     links = first.offline_links
     assert links is not None and links.ok == links.total  # the links to pages left out are not broken
     assert links.left_out == 41  # pages 19 to 39 link to pages 40 to 80
@@ -190,7 +191,7 @@ def test_under_max_pages_a_page_takes_the_place_of_its_earliest_link(tmp_path: P
             "/b": routes.html(routes.page("/z", "/y"))}
     site |= {f"/{name}": routes.html(routes.page()) for name in "xyz"}
     with SiteServer(root=None, routes=site) as server:
-        Pipeline(make_config(server.url, tmp_path / "out", scope={"max_pages": 5}, politeness={"robots": False},
+        CrawlRun(make_config(server.url, tmp_path / "out", scope={"max_pages": 5}, politeness={"robots": False},
                              mirror={"sitemaps": False})).run()
     assert sorted(entry["url"].removeprefix(server.url) for entry in read_manifest(tmp_path / "out")) == \
         ["", "a", "b", "x", "y"]
@@ -200,11 +201,11 @@ def test_other_hosts_are_not_crawled_unless_listed(tmp_path: Path) -> None:
     with SiteServer(root=None, routes={"/other.html": routes.html(routes.page())}) as other:
         other_url = other.url.replace("127.0.0.1", "localhost") + "other.html"  # another host name
         with SiteServer(root=None, routes={"/": routes.html(routes.page(other_url))}) as main_site:
-            report = Pipeline(make_config(main_site.url, tmp_path / "a")).run()
+            report = CrawlRun(make_config(main_site.url, tmp_path / "a")).run()
             assert other.requests() == {}
             assert report.skipped == {other_url: "domain"}
             domains = ["127.0.0.1", "localhost"]
-            Pipeline(make_config(main_site.url, tmp_path / "b", scope={"domains": domains})).run()
+            CrawlRun(make_config(main_site.url, tmp_path / "b", scope={"domains": domains})).run()
             assert other.requests()[f"//localhost:{other.port}/other.html"] == 1
 
 
@@ -220,7 +221,7 @@ def test_slow_writer_holds_the_fetchers_back(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(Writer, "save", stalled_save)
     with SiteServer(root=None, routes=routes.tree_site(60)) as server:
-        pipeline = Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
+        pipeline = CrawlRun(make_config(server.url + "gen/0.html", tmp_path / "out",
                                         threads={"fetchers": fetchers, "parsers": parsers, "writers": writers},
                                         queue_size=queue_size, mirror={"sitemaps": False},
                                         politeness={"robots": False}))
@@ -230,7 +231,9 @@ def test_slow_writer_holds_the_fetchers_back(tmp_path: Path, monkeypatch: pytest
         # held: one page per writer, the write queue, one per parser, the page queue, one per fetcher
         bound = writers + queue_size + parsers + queue_size + fetchers
         assert 0 < fetched <= bound
-        assert pipeline.pages.qsize() <= queue_size and pipeline.writes.qsize() <= queue_size
+        stages = pipeline.pipeline
+        assert stages is not None
+        assert stages.pages.qsize() <= queue_size and stages.writes.qsize() <= queue_size
         gate.set()
         runner.join(timeout=30)
         assert not runner.is_alive()
@@ -243,7 +246,7 @@ def test_retryable_errors_are_retried_then_saved(tmp_path: Path) -> None:
                    "/flaky.html": routes.flaky(2, routes.html(routes.page())),
                    "/down.html": routes.status(500)}
     with SiteServer(root=None, routes=site_routes) as server:
-        report = Pipeline(make_config(server.url, tmp_path / "out",
+        report = CrawlRun(make_config(server.url, tmp_path / "out",
                                       http={"retries": 2, "retry_backoff": 0.01})).run()
         counts = server.requests()
     assert counts["/flaky.html"] == 3
@@ -256,7 +259,7 @@ def test_retryable_errors_are_retried_then_saved(tmp_path: Path) -> None:
 def test_a_body_cut_short_is_a_failure_not_a_truncated_file(tmp_path: Path) -> None:
     site_routes = {"/": routes.html(routes.page("/cut.html")), "/cut.html": routes.reset_connection}
     with SiteServer(root=None, routes=site_routes) as server:
-        report = Pipeline(make_config(server.url, tmp_path / "out")).run()
+        report = CrawlRun(make_config(server.url, tmp_path / "out")).run()
         host = server.url.split("/")[2]
     assert [f.reason for f in report.tally.failures] == ["incomplete_body"]
     assert not (tmp_path / "out" / host / "cut.html").exists()
@@ -268,7 +271,7 @@ def test_redirect_targets_are_fetched_once_and_out_of_scope_redirects_not_follow
                    "/target.html": routes.html(routes.page()),
                    "/away": routes.redirect("http://elsewhere.test/")}
     with SiteServer(root=None, routes=site_routes) as server:
-        report = Pipeline(make_config(server.url, tmp_path / "out")).run()
+        report = CrawlRun(make_config(server.url, tmp_path / "out")).run()
         counts = server.requests()
     assert counts["/target.html"] == 1
     assert report.skipped.get("http://elsewhere.test/") == "redirect_domain"
@@ -277,16 +280,16 @@ def test_redirect_targets_are_fetched_once_and_out_of_scope_redirects_not_follow
 
 def test_a_page_that_breaks_the_parser_is_saved_and_reported(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    real_parse = pipeline_module.parse_document
+    real_parse = parse_stage_module.parse_document
 
     def fragile(body: bytes, url: str, *args: object) -> object:
         if url.endswith("/about"):
             raise ValueError("parser exploded")
         return real_parse(body, url, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline_module, "parse_document", fragile)
+    monkeypatch.setattr(parse_stage_module, "parse_document", fragile)
     with SiteServer() as server:
-        report = Pipeline(make_config(server.url, tmp_path / "out")).run()
+        report = CrawlRun(make_config(server.url, tmp_path / "out")).run()
         host = server.url.split("/")[2]
     assert (tmp_path / "out" / host / "about.html").exists()
     assert [e.reason for e in report.tally.parse_errors] == ["parse_error"]
@@ -295,14 +298,14 @@ def test_a_page_that_breaks_the_parser_is_saved_and_reported(tmp_path: Path,
 
 def test_stop_ends_the_crawl_quickly_with_the_rest_pending(tmp_path: Path) -> None:
     with SiteServer(root=None, routes=routes.tree_site(500, delay=0.05)) as server:
-        report = _stopped_after(Pipeline(make_config(server.url + "gen/0.html", tmp_path / "out",
+        report = _stopped_after(CrawlRun(make_config(server.url + "gen/0.html", tmp_path / "out",
                                                      threads={"fetchers": 2})), server, requests=5)
     assert report.outcome == "interrupted"
     assert len(report.not_fetched) > 0
     assert len(read_manifest(tmp_path / "out")) == report.tally.files_saved  # type: ignore[attr-defined]
 
 
-def _stopped_after(pipeline: Pipeline, server: SiteServer, requests: int) -> CrawlReport:
+def _stopped_after(pipeline: CrawlRun, server: SiteServer, requests: int) -> CrawlReport:
     """Run `pipeline` until `server` has answered `requests` requests, then stop it (Ctrl-C)."""
     result: list[CrawlReport] = []
     runner = threading.Thread(target=lambda: result.append(pipeline.run()))
@@ -338,7 +341,7 @@ def _wait_for(condition: Callable[[], bool], deadline: float = 20.0) -> None:
 def test_one_fetcher_keeps_one_connection_per_host_alive(tmp_path: Path) -> None:
     """Redirects and error pages are read to the end, so their connection is reused."""
     with SiteServer() as server:
-        Pipeline(make_config(server.url, tmp_path, threads={"fetchers": 1})).run()
+        CrawlRun(make_config(server.url, tmp_path, threads={"fetchers": 1})).run()
         assert sum(server.requests().values()) > 50
         assert server.connections() == 2  # 127.0.0.1 and localhost (the "CDN")
 
@@ -380,7 +383,7 @@ def test_a_file_moved_aside_for_a_folder_keeps_its_manifest_entry_and_links(tmp_
             "/data": routes.text("file data"),
             "/data/x.txt": routes.stall(0.3, then=routes.text("x"))}  # after /data is saved: it moves
     with SiteServer(root=None, routes=site) as server:
-        report = Pipeline(make_config(server.url + "index.html", tmp_path, threads={"fetchers": 1},
+        report = CrawlRun(make_config(server.url + "index.html", tmp_path, threads={"fetchers": 1},
                                       mirror={"sitemaps": False}, politeness={"robots": False})).run()
     host = host_folder(server)
     paths = {entry["url"]: entry["path"] for entry in read_manifest(tmp_path)}
@@ -401,7 +404,7 @@ def test_a_frontier_over_its_memory_limit_parks_urls_in_the_crawl_state_and_resu
     with SiteServer(root=None, routes=routes.tree_site(pages, delay=0.01)) as server:
         config = make_config(server.url + "gen/0.html", out, threads={"fetchers": 2},
                              mirror={"sitemaps": False}, politeness={"robots": False})
-        stopped = _stopped_after(Pipeline(config), server, requests=40)
+        stopped = _stopped_after(CrawlRun(config), server, requests=40)
         assert stopped.outcome == "interrupted"
         with sqlite3.connect(out / ".crawl" / "state.sqlite") as db:
             parked = {url for (url,) in db.execute("SELECT url FROM urls WHERE parked IS NOT NULL AND done = 0")}
@@ -409,7 +412,7 @@ def test_a_frontier_over_its_memory_limit_parks_urls_in_the_crawl_state_and_resu
         assert parked  # and the report lists them with the rest not fetched:
         assert parked <= set(stopped.not_fetched)
 
-        report = Pipeline(config).run()
+        report = CrawlRun(config).run()
         assert report.outcome == "completed"
         host = server.url.split("/")[2]
         assert sorted(mirrored_files(out)) == sorted(f"{host}/gen/{n}.html" for n in range(pages))

@@ -19,11 +19,12 @@ import yaml
 import crawler.mirror.writer as writer_module
 from crawler.cli.main import main
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
-from crawler.engine.state import CrawlState
+from crawler.engine.run import CrawlRun
+from crawler.engine.state import SqliteState
 from crawler.errors import OutputError
 from crawler.history.report import CrawlReport
 from crawler.mirror.writer import Writer
+from crawler.models import SavedFile
 from tests import routes
 from tests.conftest import make_config, mirrored_files, read_manifest
 
@@ -121,9 +122,9 @@ def test_an_interrupted_crawl_resumes_to_the_same_mirror(
 
 def test_a_finished_crawl_started_again_is_a_new_crawl(server: SiteServer, tmp_path: Path) -> None:
     config = make_config(server.url + "gen/200.html", tmp_path, mirror={"sitemaps": False})
-    Pipeline(config).run()
+    CrawlRun(config).run()
     before = len(server.request_log())
-    report = Pipeline(config).run()
+    report = CrawlRun(config).run()
     assert report.resumed_from is None
     assert {path for _, path in server.request_log()[before:]} >= {"/gen/200.html", "/img/200.png"}
 
@@ -208,13 +209,14 @@ def test_a_journal_event_that_fails_stops_the_crawl_instead_of_hanging_it(tmp_pa
     """Whatever goes wrong while the journal thread applies events, those who wait for it
     (flush, close) are released, and the crawl hears of the error."""
     errors: list[OutputError] = []
-    state = CrawlState(tmp_path, errors.append)
+    state = SqliteState(tmp_path, errors.append)
     state.open("{}", "2026-11-26T00:00:00+00:00")
 
     def broken(links: str) -> str:
         raise RuntimeError("a bug")
 
-    state.outlinks("http://site.test/", "site.test/index.html", "0" * 64, "[]")
+    state.saved(SavedFile("http://site.test/", "site.test/index.html", 200, "text/html", 0, "0" * 64, None, None,
+                          "2026-11-26T00:00:00+00:00"), "[]")
     state.flush()
     state.outlinks_changed("site.test/index.html", broken)
     state.flush()  # returns: the journal is not dead with the flush unanswered
@@ -238,7 +240,7 @@ def test_a_crawl_state_from_before_parking_is_resumed(tmp_path: Path) -> None:
                                     ('http://site.test/next.html', 'page', 1, 0, 'http://site.test/', 0, 0);
         """)
     db.close()
-    state = CrawlState(tmp_path, lambda error: None)
+    state = SqliteState(tmp_path, lambda error: None)
     resumed = state.open("{}", "now")
     state.close()
     assert resumed is not None and resumed.started_at == "then"
@@ -252,7 +254,7 @@ def stop_then_resume(server: SiteServer, out: Path, ready: Callable[[Path], bool
     """Crawl until `ready(host folder)`, stop (Ctrl-C) while /held.html is in flight, let
     /held.html answer, and resume; the resumed run's report."""
     config = make_config(server.url, out, mirror={"sitemaps": False}, politeness={"robots": False})
-    first = Pipeline(config)
+    first = CrawlRun(config)
     running = threading.Thread(target=first.run)
     running.start()
     deadline = time.monotonic() + 20
@@ -262,7 +264,7 @@ def stop_then_resume(server: SiteServer, out: Path, ready: Callable[[Path], bool
     first.stop()
     running.join()
     server.routes["/held.html"] = routes.html(routes.page())
-    return Pipeline(config).run()
+    return CrawlRun(config).run()
 
 
 def test_a_page_whose_links_were_fixed_is_not_downloaded_again_on_resume(tmp_path: Path) -> None:
@@ -298,10 +300,10 @@ def test_links_to_a_redirect_written_before_an_interruption_follow_it_after_resu
 def test_a_crawl_killed_before_its_start_urls_were_journaled_starts_them_on_resume(tmp_path: Path) -> None:
     with SiteServer(root=None, routes={"/": routes.html(routes.page())}) as server:
         config = make_config(server.url, tmp_path, mirror={"sitemaps": False}, politeness={"robots": False})
-        state = CrawlState(tmp_path, lambda error: None)
+        state = SqliteState(tmp_path, lambda error: None)
         state.open(config.model_dump_json(), "2026-11-26T00:00:00+00:00")  # "running", nothing else yet
         state.close()
-        report = Pipeline(config).run()
+        report = CrawlRun(config).run()
         assert server.requests()["/"] == 1
     assert report.resumed_from and report.tally.files_saved == 1
 
@@ -311,20 +313,20 @@ def test_a_file_saved_just_before_a_kill_is_not_downloaded_again(tmp_path: Path)
     with SiteServer(root=None, routes={"/": routes.html(routes.page("/a.html")),
                                        "/a.html": routes.html(routes.page())}) as server:
         config = make_config(server.url, tmp_path, mirror={"sitemaps": False}, politeness={"robots": False})
-        Pipeline(config).run()
+        CrawlRun(config).run()
         with sqlite3.connect(tmp_path / ".crawl" / "state.sqlite") as db:  # as the kill left it
             db.execute("UPDATE meta SET value = 'running' WHERE key = 'status'")
             db.execute("UPDATE urls SET done = 0 WHERE url = ?", (server.url + "a.html",))
         db.close()
         before = server.requests()
-        report = Pipeline(config).run()
+        report = CrawlRun(config).run()
         assert server.requests() == before
     assert report.resumed_from and report.outcome == "completed"
 
 
 def test_a_first_crawl_interrupted_and_resumed_is_still_a_first_crawl(server: SiteServer, tmp_path: Path) -> None:
     config = make_config(server.url + "gen/0.html", tmp_path, threads={"fetchers": 2}, mirror={"sitemaps": False})
-    pipeline = Pipeline(config)
+    pipeline = CrawlRun(config)
     before = len(server.request_log())
 
     def stop_soon() -> None:
@@ -335,7 +337,7 @@ def test_a_first_crawl_interrupted_and_resumed_is_still_a_first_crawl(server: Si
     stopper.start()
     assert pipeline.run().outcome == "interrupted"
     stopper.join()
-    resumed = Pipeline(config).run()
+    resumed = CrawlRun(config).run()
     assert resumed.outcome == "completed" and resumed.resumed_from is not None
     assert resumed.changes is not None and resumed.changes.compared_with is None
     assert "changes (first crawl)" in resumed.summary()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
+from crawler.engine.run import CrawlRun
 from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules, product_token
 from tests import routes
 from tests.conftest import make_config
@@ -70,8 +70,8 @@ def site_with_robots(robots: routes.Route | None, pages: int = 6) -> dict[str, r
     return site
 
 
-def crawl(server: SiteServer, out: Path, **sections: object) -> Pipeline:
-    pipeline = Pipeline(make_config(server.url, out, mirror={"sitemaps": False}, **sections))
+def crawl(server: SiteServer, out: Path, **sections: object) -> CrawlRun:
+    pipeline = CrawlRun(make_config(server.url, out, mirror={"sitemaps": False}, **sections))
     pipeline.run()
     return pipeline
 
@@ -147,7 +147,7 @@ def test_sitemaps_named_in_robots_txt_are_read_even_gzipped(tmp_path: Path) -> N
         site["/maps/a.xml.gz"] = routes.raw(gzip.compress(sitemap), "application/gzip")
         site["/only-in-sitemap.html"] = routes.html(routes.page())
         server.routes.update(site)
-        Pipeline(make_config(server.url, tmp_path)).run()
+        CrawlRun(make_config(server.url, tmp_path)).run()
         counts = server.requests()
     assert counts["/maps/a.xml.gz"] == 1 and counts["/only-in-sitemap.html"] == 1
     assert counts["/sitemap.xml"] == 1  # the usual place is tried too; its 404 is no failure
@@ -165,7 +165,7 @@ def test_links_to_a_host_whose_robots_txt_fails_are_fixed_during_the_crawl(tmp_p
         with SiteServer(root=None, routes=site) as server:
             config = make_config(server.url, tmp_path, mirror={"sitemaps": False}, http={"retries": 0},
                                  scope={"domains": ["127.0.0.1", "localhost"]})
-            report = Pipeline(config).run()
+            report = CrawlRun(config).run()
         assert "/logo.png" not in cdn.requests()
     host = server.url.split("/")[2]
     for n in range(4):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
+from crawler.engine.run import CrawlRun
 from tests import routes
 from tests.conftest import make_config
 
@@ -33,7 +33,7 @@ def test_basic_auth_goes_to_the_site_and_nowhere_else(tmp_path: Path, monkeypatc
                 for path, route in site.items()}
         with SiteServer(root=None, routes=site) as server:
             caplog.set_level(logging.DEBUG, logger="crawler")
-            report = Pipeline(make_config(server.url, tmp_path, http={
+            report = CrawlRun(make_config(server.url, tmp_path, http={
                 "auth": {"username": "reader", "password_env": "SITE_PASSWORD"},
                 "headers": {"X-Api-Key": "key-" + SECRET}, "timeout": 5, "retries": 0},
                 scope={"domains": ["127.0.0.1"]}, mirror={"sitemaps": False},
@@ -65,7 +65,7 @@ def test_hostile_links_write_nothing_outside_the_output(tmp_path: Path) -> None:
                "/x%00y/escape-5.html", "/escape-6.html"]}
     out = tmp_path / "deep" / "out"
     with SiteServer(root=None, routes={"/": routes.html(routes.page(*hostile)), **served}) as server:
-        Pipeline(make_config(server.url, out, mirror={"sitemaps": False}, politeness={"robots": False})).run()
+        CrawlRun(make_config(server.url, out, mirror={"sitemaps": False}, politeness={"robots": False})).run()
     outside = [p for p in tmp_path.rglob("*") if out not in p.parents and p != out and p.is_file()]
     assert outside == []
     assert len([p for p in out.rglob("escape-*") if p.is_file()]) >= 4
@@ -80,7 +80,7 @@ def test_a_symlink_planted_in_the_output_is_never_written_through(tmp_path: Path
         host = server.url.split("/")[2]
         (out / host).mkdir(parents=True)
         os.symlink(victim, out / host / "docs")
-        report = Pipeline(make_config(server.url, out, mirror={"sitemaps": False},
+        report = CrawlRun(make_config(server.url, out, mirror={"sitemaps": False},
                                       politeness={"robots": False})).run()
     assert list(victim.iterdir()) == []
     assert [(f.url.split("/", 3)[3], f.reason) for f in report.tally.failures] == [("docs/a.html", "unsafe_path")]

@@ -16,12 +16,12 @@ import pytest
 import yaml
 from warcio.archiveiterator import ArchiveIterator
 
-import crawler.engine.pipeline as pipeline_module
+import crawler.engine.parse_stage as parse_stage_module
 from crawler.cli.main import main
 from crawler.cli.status import crawl_status
 from crawler.config import IgnoreRule, load_config
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
+from crawler.engine.run import CrawlRun
 from crawler.history.changes import compare, visible_text
 from crawler.models import SavedFile
 from tests import routes
@@ -55,13 +55,13 @@ def parsed(site: tuple[routes.MutableSite, SiteServer], monkeypatch: pytest.Monk
     """The pages the crawls parse, as paths of the site, in order."""
     _, server = site
     pages: list[str] = []
-    real_parse = pipeline_module.parse_document
+    real_parse = parse_stage_module.parse_document
 
     def counting_parse(body: bytes, url: str, *args: object) -> object:
         pages.append(url.removeprefix(server.url))
         return real_parse(body, url, *args)
 
-    monkeypatch.setattr(pipeline_module, "parse_document", counting_parse)
+    monkeypatch.setattr(parse_stage_module, "parse_document", counting_parse)
     return pages
 
 
@@ -183,7 +183,7 @@ def test_an_interrupted_snapshot_never_becomes_latest_and_is_resumed(
 
     server.routes["/b.html"] = waiting
 
-    pipeline = Pipeline(load_config(config))
+    pipeline = CrawlRun(load_config(config))
     runner = threading.Thread(target=pipeline.run)
     runner.start()
     while "/b.html" not in server.requests():  # the crawl is now waiting on /b.html
@@ -309,7 +309,7 @@ def test_an_interrupted_recrawl_of_a_plain_mirror_resumes_against_the_crawl_befo
         mutable.routes()["/b.html"](handler)  # type: ignore[arg-type]
 
     server.routes["/b.html"] = waiting
-    pipeline = Pipeline(load_config(config))
+    pipeline = CrawlRun(load_config(config))
     runner = threading.Thread(target=pipeline.run)
     runner.start()
     while "/b.html" not in server.requests():
@@ -573,7 +573,7 @@ def test_status_names_the_snapshot_a_crawl_wrote_and_its_report(site: tuple[rout
                                                                 tmp_path: Path) -> None:
     _, server = site
     config = load_config(write_config(tmp_path, server, snapshots={"keep": 3}))
-    Pipeline(config).run()
+    CrawlRun(config).run()
     status = crawl_status(config)
     out = tmp_path / "out"
     assert status.state == "completed" and status.snapshot == latest(out) and status.exit_code == 0

@@ -14,17 +14,10 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
+from crawler.engine.run import CrawlRun
 from crawler.errors import OutputError, UnsafePathError
-from crawler.mirror.writer import (
-    COLLISION_SUFFIX,
-    MAX_NAME_BYTES,
-    TEMP_SUFFIX,
-    StreamedList,
-    Writer,
-    checked_join,
-    url_to_path,
-)
+from crawler.mirror.paths import COLLISION_SUFFIX, MAX_NAME_BYTES, TEMP_SUFFIX, checked_join, url_to_path
+from crawler.mirror.writer import StreamedList, Writer
 from crawler.models import SavedFile
 from crawler.urls import InvalidURLError, canonicalize
 from tests import routes
@@ -252,7 +245,7 @@ def test_a_recrawl_leaves_no_temporary_file_beside_a_file_moved_aside_for_a_fold
         for revalidate in ("always", "auto"):
             config = make_config(server.url, tmp_path, mirror={"sitemaps": False, "revalidate": revalidate},
                                  politeness={"robots": False}, snapshots={"keep": snapshots})
-            report = Pipeline(config).run()
+            report = CrawlRun(config).run()
             assert not report.tally.failures
             assert _temporary_files(tmp_path) == []
     files = list(tmp_path.rglob("x" + COLLISION_SUFFIX))

@@ -17,8 +17,6 @@ from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.models import CrawlItem, LinkKind, Response
 from crawler.urls import InvalidURLError, canonicalize, origin_of
 
-MAX_ROBOTS_BYTES = 500 * 1024
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -92,5 +90,4 @@ class Checker:
             fetcher.close()
             fetcher.shutdown()
         assert isinstance(result, Response)
-        text = result.body[:MAX_ROBOTS_BYTES].decode("utf-8", "replace")
-        return RobotsRules.parse(text, self._config.http.user_agent), robots_url
+        return RobotsRules.from_body(result.body, self._config.http.user_agent), robots_url

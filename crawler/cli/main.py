@@ -50,11 +50,12 @@ from crawler.cli.status import crawl_status
 from crawler.cli.template import write_config
 from crawler.config import Config, load_config, parse_config, parse_setting
 from crawler.demo.server import SiteServer
-from crawler.engine.pipeline import Pipeline
+from crawler.engine.run import CrawlRun
 from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError, CrawlError, UsageError
 from crawler.history.changes import diff_output
-from crawler.history.report import ENDING, FIELDS, CrawlReport
-from crawler.mirror.writer import url_to_path
+from crawler.history.report import CrawlReport
+from crawler.logs import ENDING, FIELDS
+from crawler.mirror.paths import url_to_path
 from crawler.urls import InvalidURLError, canonicalize
 
 log = logging.getLogger("crawler")
@@ -253,7 +254,7 @@ def _demo_server(port: int | None) -> SiteServer:
 def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> int:
     """Crawl, with a live display on a terminal (or a progress line in the log every few
     seconds), and turn the report into an exit status."""
-    pipeline = Pipeline(config)
+    pipeline = CrawlRun(config)
     live = sys.stderr.isatty()
     watching: AbstractContextManager[object] = nullcontext()
     if live or progress_lines:

@@ -21,7 +21,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from crawler.history.report import STAGES, Stats
+from crawler.tally import STAGES, Stats
 
 log = logging.getLogger("crawler.cli.progress")
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from crawler.config import load_config
 from crawler.errors import ConfigError, CrawlError, UsageError
+from crawler.output_folder import LATEST, LOG, REPORT
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def command_line(config: Path, log_file: Path, settings: Sequence[str] = ()) -> 
 
 
 def default_log_file(config: Path, overrides: dict[str, Any] | None = None) -> Path:
-    return load_config(config, overrides).output_dir / "crawl.log"
+    return load_config(config, overrides).output_dir / LOG
 
 
 def cron_line(config: Path, at: str, log_file: Path, settings: Sequence[str] = ()) -> str:
@@ -207,7 +208,7 @@ class Scheduler:
                 log.error("skipping %s: %s", path.name, error)
                 continue
             if config.schedule:
-                jobs.append(Job(path, config.schedule, config.output_dir / "crawl.log",
+                jobs.append(Job(path, config.schedule, config.output_dir / LOG,
                                 _next(config.schedule, now)))
         if not jobs:
             raise UsageError(f"no config in {folder} has a schedule: line")
@@ -224,9 +225,9 @@ def run_summary(config: Path, code: int) -> str:
     """One line about a finished run: its exit code and its report's counts."""
     try:
         output = load_config(config).output_dir
-        report_path = output / "latest" / "report.json"
+        report_path = output / LATEST / REPORT
         if not report_path.exists():
-            report_path = output / "report.json"
+            report_path = output / REPORT
         report = json.loads(report_path.read_text(encoding="utf-8"))
         counts = report["counts"]
         return (f"exit {code}, {report['outcome']}: {counts['saved']} files saved, "

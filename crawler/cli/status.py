@@ -17,9 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from crawler.config import Config
-from crawler.engine.state import LOCK_FILE, STATE_DIR, STATE_FILE
 from crawler.errors import OutputError
-from crawler.history.snapshot import SNAPSHOTS
+from crawler.output_folder import LOCK_FILE, REPORT, SNAPSHOTS, STATE_DIR, STATE_FILE
 
 RUNNING, INTERRUPTED, COMPLETED, NEVER = "running", "interrupted", "completed", "never"
 UNREACHABLE = "unreachable"  # the last crawl ended, but no start URL got an answer
@@ -105,7 +104,7 @@ def crawl_status(target: Config | Path) -> CrawlStatus:
     pid = _running_pid(output / STATE_DIR / LOCK_FILE)
     state = RUNNING if pid is not None else COMPLETED if meta.get("status") == "completed" else INTERRUPTED
     report_root = output / SNAPSHOTS / snapshot if snapshot else output
-    report = _report(report_root / "report.json")
+    report = _report(report_root / REPORT)
     if state == COMPLETED and report and report.get("outcome") == UNREACHABLE:
         state = UNREACHABLE
     return CrawlStatus(str(output), state, pid, meta.get("started_at"), snapshot, *counts, report=report)

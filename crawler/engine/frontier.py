@@ -86,7 +86,7 @@ class _Host:
         return bool(self.requisites or self.pages or self.parked)
 
 
-class Frontier:
+class MemoryFrontier:
     def __init__(self, *, max_pages: int | None = None, per_host: int = 1_000_000, delay: float = 0.0,
                  robots: bool = False, journal: Journal | None = None, parking: Parking | None = None,
                  max_queued_pages: int | None = None) -> None:

@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from crawler.config import IgnoreRule
-from crawler.engine.state import STATE_DIR, STATE_FILE
 from crawler.errors import UsageError
-from crawler.history.snapshot import MANIFEST, SNAPSHOTS, kept_copies, load_manifest, snapshots
+from crawler.history.manifest import load_manifest
+from crawler.history.snapshot import kept_copies, snapshots
 from crawler.mirror.writer import StreamedList
 from crawler.models import Failure, SavedFile, is_html
+from crawler.output_folder import CHANGES, MANIFEST, REPORT, SNAPSHOTS, STATE_DIR, STATE_FILE
 
 log = logging.getLogger(__name__)
 
 INVISIBLE = ("script", "style", "noscript", "template", "head")
-CHANGES = "changes.json"
 PREVIOUS_CRAWL = "previous crawl"  # what a plain mirror's changes are against
 
 
@@ -283,10 +283,10 @@ def diff_snapshots(output: Path, old: str | None = None, new: str | None = None,
             raise UsageError(f"no snapshot {name!r} in {output} (snapshots: {', '.join(names) or 'none'})")
     old_root, new_root = output / SNAPSHOTS / old, output / SNAPSHOTS / new
     if ignore is None:
-        ignore = _recorded_ignore(new_root / "changes.json")
+        ignore = _recorded_ignore(new_root / CHANGES)
     earlier_entries = load_manifest(old_root / MANIFEST) or []
     later_entries = load_manifest(new_root / MANIFEST) or []
-    failures, not_checked = _recorded_outcomes(new_root / "report.json")
+    failures, not_checked = _recorded_outcomes(new_root / REPORT)
     return compare(earlier_entries, old_root, later_entries, new_root, ignore=ignore, failures=failures,
                    not_checked=not_checked, earlier_name=old), old, new
 

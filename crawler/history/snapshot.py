@@ -10,34 +10,25 @@ health checks.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from crawler.config import HealthConfig
-from crawler.engine.state import STATE_DIR
 from crawler.errors import CrawlError
-from crawler.mirror.writer import checked_join
+from crawler.history.manifest import load_manifest
+from crawler.mirror.paths import checked_join
 from crawler.models import SavedFile, is_html
-
-if TYPE_CHECKING:
-    from crawler.history.report import CrawlReport
+from crawler.output_folder import KEPT, LATEST, MANIFEST, SNAPSHOTS, STATE_DIR
 
 log = logging.getLogger(__name__)
 
-SNAPSHOTS = "snapshots"
-LATEST = "latest"
-MANIFEST = "manifest.jsonl"
-KEPT = "previous"  # in STATE_DIR: plain mode's copies of the pages the last run replaced
 _NAME = re.compile(r"^\d{4}-\d\d-\d\dT\d{6}Z(-\d+)?$")
-_SAVED_FIELDS = {f.name for f in fields(SavedFile)}
 
 
 @dataclass
@@ -122,24 +113,6 @@ def read_previous(root: Path, snapshot: str | None = None) -> Previous | None:
     return Previous(root, {entry.url: entry for entry in entries}, snapshot)
 
 
-def load_manifest(path: Path) -> list[SavedFile] | None:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        log.warning("cannot read the previous manifest %s: %s", path, error)
-        return None
-    entries = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-            entries.append(SavedFile(**{key: value for key, value in record.items() if key in _SAVED_FIELDS}))
-        except (ValueError, TypeError):
-            log.warning("skipping a damaged line of %s", path)
-    return entries
-
-
 def kept_copies(output: Path) -> Path:
     """Plain mode: the folder of the previous copies of the pages the last run changed."""
     return output / STATE_DIR / KEPT
@@ -205,11 +178,12 @@ def _readlink(path: Path) -> str | None:
         return None
 
 
-def health_problems(health: HealthConfig, report: CrawlReport, *, pages: int,
-                    start_urls: Iterable[str], final_path: Callable[[str], str | None],
-                    previous_pages: int | None) -> list[str]:
+def health_problems(health: HealthConfig, *, pages: int, start_urls: Iterable[str],
+                    final_path: Callable[[str], str | None], previous_pages: int | None,
+                    attempted: int, failed: int) -> list[str]:
     """Why a completed snapshot must not become `latest` (empty: it may). `pages`: the HTML
-    pages it saved."""
+    pages it saved; `attempted`: its fetches (requests and reuses), `failed`: those that failed
+    for good, broken links and other hosts aside."""
     problems = []
     if health.start_urls:
         missing = [url for url in start_urls if final_path(url) is None]
@@ -218,9 +192,6 @@ def health_problems(health: HealthConfig, report: CrawlReport, *, pages: int,
     if previous_pages and pages < health.min_pages_ratio * previous_pages:
         problems.append(f"{pages} HTML pages saved, fewer than {health.min_pages_ratio:.0%} "
                         f"of the {previous_pages} of the previous snapshot")
-    tally = report.tally
-    attempted = tally.requests_ok + tally.not_modified + tally.reused_fresh + len(tally.failures)
-    failed = len(report.serious_failures)
     if attempted and failed >= health.max_failed_ratio * attempted and failed:
         problems.append(f"{failed} of {attempted} fetches failed, not under {health.max_failed_ratio:.0%}")
     return problems

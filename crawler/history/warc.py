@@ -24,7 +24,6 @@ from warcio.warcwriter import WARCWriter
 from crawler import __version__
 from crawler.models import Response, SavedFile
 
-WARC_NAME = "crawl.warc.gz"
 _HOP_BY_HOP = frozenset({"content-encoding", "transfer-encoding", "content-length", "connection", "keep-alive"})
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from protego import Protego
 
 MAX_VERDICTS = 16384
+MAX_ROBOTS_BYTES = 500 * 1024  # what Google reads of a robots.txt; the rest is ignored
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class RobotsRules:
     _agent: str = "*"
     # URL -> verdict. Read and written under the frontier's lock, the only place asking.
     _verdicts: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_body(cls, body: bytes, user_agent: str) -> RobotsRules:
+        """The rules of a robots.txt as served: its first MAX_ROBOTS_BYTES, as UTF-8."""
+        return cls.parse(body[:MAX_ROBOTS_BYTES].decode("utf-8", "replace"), user_agent)
 
     @classmethod
     def parse(cls, text: str, user_agent: str) -> RobotsRules:

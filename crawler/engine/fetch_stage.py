@@ -1,0 +1,171 @@
+"""Stage 2, the fetchers: frontier -> HTTP -> page queue (network-bound).
+
+Each fetcher thread takes the next URL the frontier allows, downloads it -- or, on a
+re-crawl, reuses the stored copy the server says is unchanged -- and hands the response to
+the parsers. A failure that may pass is retried later through the frontier (a fetcher never
+sleeps on a retry); one that will not is recorded. A redirect is followed in place on the
+same host when the scope allows; to another host it goes through the frontier, whose
+robots.txt and politeness rules apply there.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Callable
+
+from crawler.config import HttpConfig
+from crawler.engine.interfaces import Frontier
+from crawler.engine.outcomes import Outcomes, QueueItem
+from crawler.engine.scope import Scope
+from crawler.errors import FetchError
+from crawler.history.recrawl import StoredCopies
+from crawler.http.fetcher import Fetcher, Follow, Redirected
+from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
+from crawler.models import CrawlItem, Failure, LinkKind, Page, Response
+from crawler.tally import Tally
+from crawler.urls import origin_of
+
+log = logging.getLogger(__name__)
+
+
+def redirect_rule(scope: Scope, frontier: Frontier) -> Callable[[CrawlItem, str], Follow]:
+    """The fetcher's answer to each redirect: the scope rules, then one test-and-set in the
+    frontier, so that a URL reached through a redirect is never fetched again through a link."""
+
+    def may_follow(item: CrawlItem, target: str) -> Follow:
+        if item.kind is LinkKind.ROBOTS:
+            return Follow.NOW  # robots.txt may live elsewhere; it is never deduplicated
+        rule = scope.rejection(target, item.kind, item.depth, item.chain)
+        if rule is not None:
+            frontier.skip(target, f"redirect_{rule}")
+            return Follow.NO
+        if origin_of(target) != origin_of(item.url):
+            return Follow.LATER
+        return Follow.NOW if frontier.claim(target) else Follow.NO
+
+    return may_follow
+
+
+class FetchStage:
+    def __init__(self, *, frontier: Frontier, fetcher: Fetcher, stored: StoredCopies, outcomes: Outcomes,
+                 pages: queue.Queue[QueueItem], scope: Scope, http: HttpConfig) -> None:
+        """`pages`: the parsers' queue; `stored`: the previous crawl's files, for a re-crawl."""
+        self._frontier = frontier
+        self._fetcher = fetcher
+        self._stored = stored
+        self._outcomes = outcomes
+        self._pages = pages
+        self._scope = scope
+        self._http = http
+
+    def run(self, tally: Tally) -> None:
+        """One fetcher thread, until the frontier says the crawl is over (or stopped)."""
+        try:
+            while (item := self._frontier.get()) is not None:
+                tally.busy = True
+                try:
+                    self._fetch_one(item, tally)
+                except Exception as exc:  # a bug must not strand the item in flight
+                    self._outcomes.internal_error(item, exc, tally)
+                tally.busy = False
+        finally:
+            self._fetcher.close()
+
+    def _fetch_one(self, item: CrawlItem, tally: Tally) -> None:
+        pause = 0.0
+        try:
+            result = self._fetch_or_reuse(item, tally)
+        except FetchError as error:
+            pause = min(error.retry_after or 0.0, self._http.max_retry_after)
+            self._failed(self._failed_after_redirects(item, error, tally), error, pause, tally)
+            return
+        finally:
+            self._frontier.release(item, pause)  # the host may take its next request
+        if isinstance(result, Redirected):
+            self._outcomes.redirected(result.source, result.target, tally)
+            if result.follow is Follow.LATER:  # another host: through the frontier, with its rules
+                self._frontier.add(CrawlItem(result.target, item.depth, item.kind, referrer=item.referrer,
+                                             chain=item.chain))
+            self._frontier.task_done(item)
+            return
+        for source in result.redirects:
+            self._outcomes.redirected(source, result.url, tally, followed=True)
+        if result.stored is None:
+            tally.requests_ok += 1
+            tally.bytes_downloaded += len(result.body)
+        if item.kind is LinkKind.ROBOTS:
+            self._robots_answered(item.url, RobotsRules.from_body(result.body, self._http.user_agent))
+        self._pages.put(Page(item, result))
+
+    def _fetch_or_reuse(self, item: CrawlItem, tally: Tally) -> Response | Redirected:
+        """A download; or, on a re-crawl, the stored copy: without a request while it is still
+        fresh, after a 304 answer to a conditional request otherwise."""
+        stored = self._stored.get(item.url)
+        if stored is not None and self._stored.fresh(stored):
+            reused = self._stored.reuse(stored)
+            if reused is not None:
+                tally.reused_fresh += 1
+                return reused
+            stored = None  # its file is gone: download it
+        result = self._fetcher.fetch(item, stored)
+        if isinstance(result, Response) and result.status == 304:
+            reused = self._stored.reuse(stored, result) if stored is not None else None
+            if reused is None:
+                return self._fetcher.fetch(item)
+            tally.not_modified += 1
+            return reused
+        return result
+
+    def _failed_after_redirects(self, item: CrawlItem, error: FetchError, tally: Tally) -> CrawlItem:
+        """The item whose fetch failed. When redirects were followed to it, each URL that
+        redirected is recorded as such, and the URL that failed -- claimed when the redirect was
+        followed -- becomes an item of its own, in flight: retried, or failed with its own reason.
+        Else a failed redirect target would be nowhere: not fetched again (it is "seen"), not
+        saved, not failed."""
+        if item.kind is LinkKind.ROBOTS:  # never claimed: its host's answer, wherever it lives
+            return item
+        for source, target in error.hops:
+            if source != error.url:  # the URL a loop or too long a chain is reported under
+                self._outcomes.redirected(source, target, tally)
+        if error.url == item.url:
+            return item
+        target = CrawlItem(error.url, item.depth, item.kind, referrer=item.referrer, chain=item.chain,
+                           guessed=item.guessed)
+        self._frontier.adopt(target)  # before `item` leaves: the crawl is never seen idle between
+        self._frontier.task_done(item)
+        return target
+
+    def _failed(self, item: CrawlItem, error: FetchError, pause: float, tally: Tally) -> None:
+        if error.reason == "interrupted":  # cut by a stop: not fetched, not failed
+            self._frontier.put_back(item)
+            return
+        delay = self._fetcher.retry_policy.delay(item.attempt, pause, error.reason) if error.retryable else None
+        if delay is not None:
+            log.debug("retry %s in %.1f s: %s", item.url, delay, error)
+            tally.retries += 1
+            self._frontier.retry_later(item, delay)
+            return
+        if item.kind is LinkKind.ROBOTS:
+            # No robots.txt (4xx): all allowed. Server trouble (5xx, no answer): nothing allowed.
+            allowed = error.status is not None and 400 <= error.status < 500
+            self._robots_answered(item.url, ALLOW_ALL if allowed else DISALLOW_ALL)
+            if allowed:
+                self._frontier.task_done(item)
+                return
+            # The server answered, but with no robots.txt. (No answer at all -- refused, DNS,
+            # TLS -- is the cause to tell as it is: the host cannot be reached.)
+            if error.status is not None:
+                error = FetchError(f"robots.txt unavailable, so none of this host is fetched: {error}",
+                                   item.url, "robots_unavailable", status=error.status)
+        if item.guessed:  # a /sitemap.xml that is not there is no failure of the site
+            log.debug("no %s: %s", item.url, error)
+            self._frontier.task_done(item)
+            return
+        self._outcomes.fail(item, Failure(item.url, error.reason, str(error), error.status, item.referrer,
+                                          off_site=not self._scope.in_domains(item.url)), tally)
+
+    def _robots_answered(self, url: str, rules: RobotsRules) -> None:
+        """Pages already written with links to what the rules keep out get those links fixed
+        by the writers now, not at the end of the crawl."""
+        self._outcomes.left_out(self._frontier.set_robots(url, rules))

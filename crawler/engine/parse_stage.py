@@ -1,0 +1,127 @@
+"""Stage 3, the parsers: page queue -> links -> scope -> frontier, and on to the writers
+(CPU-bound).
+
+Each parser thread finds the links of a page (HTML, CSS, a sitemap, robots.txt's sitemaps),
+asks the scope rules about the new ones, adds those admitted to the frontier in one locked
+test-and-add, and passes the page on to be written, with the links the crawl leaves out (so
+they are written as URLs at once). An unchanged page of a re-crawl is not parsed again: its
+links, and how they are written, come from the crawl state.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+
+from crawler.config import MirrorConfig
+from crawler.engine.interfaces import Frontier
+from crawler.engine.outcomes import Outcomes, QueueItem, Sentinel
+from crawler.engine.scope import Scope
+from crawler.history.recrawl import KnownLinks, StoredCopies
+from crawler.http.robots import RobotsRules
+from crawler.mirror.converter import read_converted_links
+from crawler.mirror.links import ParsedDocument, parse_document, sitemap_links
+from crawler.models import CrawlItem, Failure, Link, LinkKind, Page, Response, is_html
+from crawler.tally import Tally
+from crawler.urls import InvalidURLError, canonicalize
+
+log = logging.getLogger(__name__)
+
+
+def parse_response(response: Response, stored: StoredCopies) -> ParsedDocument | None:
+    """The links of an HTML or CSS response, where they sit in its bytes. A stored copy was
+    saved with its links converted: they are read back to the URLs they stand for."""
+    document = parse_document(response.body, response.url, response.content_type, response.charset)
+    if document is not None and response.stored is not None:
+        read_converted_links(document, response.stored.path, stored.url_of_file)
+    return document
+
+
+class ParseStage:
+    def __init__(self, *, frontier: Frontier, scope: Scope, stored: StoredCopies, outcomes: Outcomes,
+                 pages: queue.Queue[QueueItem], writes: queue.Queue[QueueItem], mirror: MirrorConfig,
+                 user_agent: str) -> None:
+        """`pages`: where the fetchers put responses; `writes`: the writers' queue."""
+        self._frontier = frontier
+        self._scope = scope
+        self._stored = stored
+        self._outcomes = outcomes
+        self._pages = pages
+        self._writes = writes
+        self._mirror = mirror
+        self._user_agent = user_agent
+
+    def run(self, tally: Tally) -> None:
+        """One parser thread, until the fetchers are all done (a sentinel comes)."""
+        while not isinstance(page := self._pages.get(), Sentinel):
+            assert isinstance(page, Page)
+            tally.busy = True
+            try:
+                self._parse_one(page, tally)
+            except Exception as exc:
+                self._outcomes.internal_error(page.item, exc, tally)
+            tally.busy = False
+
+    def _parse_one(self, page: Page, tally: Tally) -> None:
+        page.is_html = is_html(page.response.content_type)
+        try:
+            page.links = self._links(page)
+        except Exception as exc:  # a page that breaks the parser is still saved
+            log.warning("cannot parse %s: %s", page.response.url, exc)
+            tally.parse_errors.append(Failure(page.response.url, "parse_error", str(exc)[:300]))
+            page.document = None
+        self._admit(page)
+        self._writes.put(page)
+
+    def _links(self, page: Page) -> list[Link]:
+        response, item = page.response, page.item
+        if item.kind is LinkKind.SITEMAP:
+            return sitemap_links(response.body, response.url)
+        if item.kind is LinkKind.ROBOTS:
+            return self._robots_sitemaps(response.body)
+        known = self._known_links(response)
+        if known is not None:  # an unchanged page: not parsed
+            page.known_links = known
+            return known.links()
+        page.document = parse_response(response, self._stored)
+        return page.document.links() if page.document is not None else []
+
+    def _admit(self, page: Page) -> None:
+        """The page's new links that the scope admits go to the frontier; those it rejects,
+        and those robots.txt is known to disallow, are the page's `left_out`."""
+        item = page.item
+        admitted, rejected = [], []
+        # Most links of a page lead where the crawl has been already (menus, footers): their
+        # URLs are admitted, to be saved, and need no scope rules asked again.
+        seen = self._frontier.seen_among(link.url for link in page.links)
+        for link in page.links:
+            if link.url in seen:
+                continue
+            # Pages restart the requisite chain; requisites extend it.
+            depth = self._scope.link_depth(link.kind, item.depth)
+            chain = 0 if link.kind is LinkKind.PAGE else item.chain + 1
+            rule = self._scope.rejection(link.url, link.kind, depth, chain)
+            if rule is None:
+                admitted.append(CrawlItem(link.url, depth, link.kind, referrer=page.response.url, chain=chain))
+            else:
+                rejected.append((link.url, rule))
+                page.left_out.add(link.url)
+        # robots.txt, where already known, is asked now, so that this page's links to what it
+        # disallows are written as URLs at once.
+        page.left_out.update(self._frontier.add_all(admitted, skipped=rejected, source=item, links=page.links))
+
+    def _known_links(self, response: Response) -> KnownLinks | None:
+        if response.stored is None or not self._mirror.convert_links:
+            return None
+        return self._stored.known_links(response.stored)
+
+    def _robots_sitemaps(self, body: bytes) -> list[Link]:
+        if not self._mirror.sitemaps:
+            return []
+        links = []
+        for url in RobotsRules.from_body(body, self._user_agent).sitemaps:
+            try:
+                links.append(Link(canonicalize(url), LinkKind.SITEMAP))
+            except InvalidURLError:
+                continue
+        return links

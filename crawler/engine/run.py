@@ -1,0 +1,185 @@
+"""One run of a config, from start to finish:
+
+    lock the output folder -> open the crawl state (resume an interrupted crawl, or begin a
+    new one) -> lay out where this run writes and what it compares with (the mirror, or a new
+    snapshot) -> seed the frontier -> the pipeline (pipeline.py) -> finish (finish.py)
+
+`CrawlRun(config).run()` is what `crawl CONFIG` does; `stop()` (Ctrl-C) and `stats()` (the
+progress display) may be called from other threads meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from crawler.config import Config
+from crawler.engine.fetch_stage import redirect_rule
+from crawler.engine.files import MirrorFiles
+from crawler.engine.finish import RunEnd, RunFacts
+from crawler.engine.frontier import MemoryFrontier
+from crawler.engine.lock import CrawlLock
+from crawler.engine.outcomes import Stopping
+from crawler.engine.pipeline import Pipeline, measure
+from crawler.engine.scope import Scope
+from crawler.engine.state import Resumed, SqliteState, remove_temporary_files
+from crawler.errors import CrawlError, OutputError
+from crawler.history.recrawl import StoredCopies
+from crawler.history.report import CrawlReport
+from crawler.history.snapshot import Layout, layout, snapshot_name
+from crawler.http.fetcher import Fetcher
+from crawler.mirror.paths import TEMP_SUFFIX
+from crawler.mirror.writer import prepare_folder
+from crawler.models import CrawlItem, LinkKind, SavedFile
+from crawler.output_folder import MANIFEST, WARC_DIR, WARC_NAME
+from crawler.tally import Stats, Tally
+from crawler.urls import origin_of
+
+if TYPE_CHECKING:
+    from crawler.history.warc import WarcArchive
+
+log = logging.getLogger(__name__)
+
+
+class CrawlRun:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites)
+        self._lock = CrawlLock(config.output_dir)
+        self._stopping = Stopping(self._stop_work)
+        self.state = SqliteState(config.output_dir, on_error=self._stopping.abort)
+        politeness = config.politeness
+        self.frontier = MemoryFrontier(max_pages=config.scope.max_pages, per_host=politeness.per_host,
+                                       delay=politeness.delay, robots=politeness.robots, journal=self.state,
+                                       parking=self.state)
+        self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
+                               may_follow=redirect_rule(self.scope, self.frontier),
+                               heuristic_freshness=config.mirror.heuristic_freshness)
+        self.layout: Layout | None = None  # where this run writes, and the crawl before it
+        self.pipeline: Pipeline | None = None  # the stages, once the run has started them
+        self._earlier = Tally()  # what the interrupted runs of this crawl did, when resuming
+        self._resumed_from: str | None = None
+        self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
+        self._started_at = time.monotonic()
+
+    @property
+    def fatal_error(self) -> CrawlError | None:
+        """Read after run(): the error that stopped the crawl or kept its report from being written."""
+        return self._stopping.fatal_error
+
+    def run(self) -> CrawlReport:
+        """Crawl until done (or stopped), join every thread, and write manifest and report."""
+        started = datetime.now(timezone.utc)
+        cpu_at_start = time.process_time()
+        self._started_at = time.monotonic()
+        prepare_folder(self.config.output_dir)
+        self._lock.acquire()
+        try:
+            resumed = self._open(started)
+            assert self.layout is not None
+            files = MirrorFiles(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
+                                state=self.state)
+            files.writer.prepare()
+            stored = StoredCopies(self.layout.previous, revalidate=self.config.mirror.revalidate,
+                                  outlinks=self.state.known_outlinks)
+            archive = self._open_archive(self.layout) if "warc" in self.config.output_formats else None
+            self._seed_or_resume(resumed, files)
+            self.pipeline = Pipeline(self.config, frontier=self.frontier, state=self.state, fetcher=self.fetcher,
+                                      scope=self.scope, stored=stored, files=files, layout=self.layout,
+                                      archive=archive, abort=self._stopping.abort, aborted=self._stopping.aborted)
+            tallies = self.pipeline.run()
+            tally = Tally()
+            for part in [self._earlier, *tallies]:
+                tally.merge(part)
+            end = RunEnd(self.config, state=self.state, frontier=self.frontier, scope=self.scope, files=files,
+                         layout=self.layout, archive=archive, stopping=self._stopping)
+            return end.finish(RunFacts(started=started, cpu_at_start=cpu_at_start, tally=tally,
+                                       files_this_run=sum(part.files_saved for part in tallies),
+                                       resumed_from=self._resumed_from, converted_earlier=self._converted_earlier))
+        finally:
+            self.state.close()  # if the run broke off before it finished: what it journaled is kept
+            self._lock.release()
+
+    def stop(self) -> None:
+        """Ctrl-C / SIGTERM: take no new URL; what is in flight drains through the stages."""
+        self._stopping.interrupt()
+
+    def stats(self) -> Stats:
+        """Where the crawl is now, for a progress display (callable from any thread)."""
+        elapsed = time.monotonic() - self._started_at
+        if self.pipeline is None:
+            return measure(self.frontier, [self._earlier], elapsed, queued={}, queue_size=self.config.queue_size)
+        return self.pipeline.stats(self._earlier, elapsed)
+
+    def _stop_work(self) -> None:
+        self.frontier.stop()
+        self.fetcher.stop()
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def _open(self, started: datetime) -> Resumed | None:
+        """Open the crawl state (what an interrupted crawl left, if any) and lay out the run."""
+        output, keep = self.config.output_dir, self.config.snapshots.keep
+        new_snapshot = snapshot_name(output, started) if keep else None
+        # A plain mirror's previous crawl is the manifest in the folder: the one an interrupted
+        # first crawl leaves there is no previous crawl of the resumed one.
+        first = not keep and not (output / MANIFEST).is_file()
+        resumed = self.state.open(self.config.model_dump_json(), started.isoformat(), new_snapshot,
+                                  first_crawl=first)
+        self.layout = layout(output, keep, resumed.snapshot if resumed else new_snapshot,
+                             resuming=resumed is not None)
+        if resumed is not None and resumed.first_crawl:
+            self.layout.previous = None
+        return resumed
+
+    def _open_archive(self, layout: Layout) -> WarcArchive:
+        """A snapshot's WARC sits in the snapshot; a plain mirror keeps one per run in warc/."""
+        from crawler.history.warc import WarcArchive  # warcio: only for output_formats: warc
+
+        if layout.snapshot is not None:
+            path = layout.root / WARC_NAME
+        else:
+            (layout.output / WARC_DIR).mkdir(exist_ok=True)
+            path = layout.output / WARC_DIR / f"{snapshot_name(layout.output)}.warc.gz"
+        info = {"start-urls": " ".join(self.config.start_urls), "snapshot": layout.snapshot or ""}
+        try:
+            return WarcArchive(path, secret_headers=self.config.http.headers, info=info)
+        except OSError as error:
+            raise OutputError(f"cannot write {path}: {error.strerror or error}", str(path)) from None
+
+    # -- 1. seed ------------------------------------------------------------------------------
+
+    def _seed_or_resume(self, resumed: Resumed | None, files: MirrorFiles) -> None:
+        if resumed is None:
+            assert self.layout is not None
+            self.layout.start_keeping()
+            self.frontier.add_all(self._seeds())
+            return
+        self._resumed_from = resumed.started_at
+        removed = remove_temporary_files(files.root, TEMP_SUFFIX)
+        log.warning("resuming the crawl started %s: %d files saved, %d URLs to go%s", resumed.started_at,
+                    len(resumed.saved), len(resumed.pending) + sum(resumed.parked.values()),
+                    f" ({removed} half-written files removed)" if removed else "")
+        self.frontier.restore(resumed.seen, resumed.pending, resumed.skipped, resumed.html_pages_saved,
+                              resumed.parked)
+        # A crawl killed before its start URLs were journaled left nothing else either: they go
+        # in again (those it had are known, so nothing is fetched twice).
+        self.frontier.add_all(self._seeds())
+        files.writer.restore(resumed.saved)
+        files.links.restore(resumed.saved, resumed.aliases)
+        self._converted_earlier = [entry for entry in resumed.saved
+                                   if self.config.mirror.convert_links and entry.size != entry.file_size]
+        earlier = self._earlier
+        earlier.failures, earlier.aliases = resumed.failures, resumed.aliases
+        earlier.files_saved, earlier.html_pages_saved = len(resumed.saved), resumed.html_pages_saved
+        for name, value in resumed.totals.items():
+            setattr(earlier, name, value)
+
+    def _seeds(self) -> list[CrawlItem]:
+        seeds = [CrawlItem(url, 0, LinkKind.PAGE) for url in self.config.start_urls]
+        if self.config.mirror.sitemaps:
+            origins = dict.fromkeys(origin_of(url) for url in self.config.start_urls)
+            seeds += [CrawlItem(f"{origin}/sitemap.xml", 0, LinkKind.SITEMAP, guessed=True) for origin in origins]
+        return seeds

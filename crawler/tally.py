@@ -1,0 +1,69 @@
+"""Counting what a crawl does: each worker thread's `Tally`, and the `Stats` a progress
+display reads while the crawl runs.
+
+Each worker thread owns one `Tally` and is the only thread writing to it, so counting takes
+no lock; the tallies are added up once every thread has been joined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from crawler.models import Failure
+
+STAGES = ("fetch", "parse", "write")
+
+
+@dataclass
+class Stats:
+    """A crawl in progress, as a progress display shows it."""
+
+    elapsed: float
+    saved: int
+    discovered: int
+    bytes: int
+    errors: int
+    busy: dict[str, int]  # stage -> threads working on an item now
+    threads: dict[str, int]  # stage -> threads
+    queued: dict[str, int]  # queue -> items waiting in it
+    queue_size: int
+    frontier: int = 0  # URLs waiting in the frontier for a fetcher (and their host's turn)
+    retrying: int = 0  # URLs waiting out a retry delay
+    held: int = 0  # pages max_pages holds back: waiting for the pages before them, or left out
+    page_limit_reached: bool = False  # max_pages is used up (by pages saved, or in flight)
+
+
+@dataclass
+class Tally:
+    requests_ok: int = 0  # responses received and kept (after redirects)
+    bytes_downloaded: int = 0
+    files_saved: int = 0
+    html_pages_saved: int = 0
+    redirects: int = 0  # redirects to a URL fetched elsewhere, or not followed
+    retries: int = 0
+    not_modified: int = 0  # 304 answers: the stored copy was kept
+    reused_fresh: int = 0  # stored copies still fresh: not even asked for
+    failures: list[Failure] = field(default_factory=list)
+    parse_errors: list[Failure] = field(default_factory=list)
+    aliases: list[tuple[str, str]] = field(default_factory=list)  # (redirecting URL, its target)
+    stage: str = ""  # of the thread that owns it
+    busy: bool = False  # that thread is working on an item
+
+    def counters(self) -> dict[str, int]:
+        """The counters that add up over the runs of one crawl (kept in its state)."""
+        return {"requests_ok": self.requests_ok, "bytes_downloaded": self.bytes_downloaded,
+                "redirects": self.redirects, "retries": self.retries, "not_modified": self.not_modified,
+                "reused_fresh": self.reused_fresh}
+
+    def merge(self, other: Tally) -> None:
+        self.requests_ok += other.requests_ok
+        self.bytes_downloaded += other.bytes_downloaded
+        self.files_saved += other.files_saved
+        self.html_pages_saved += other.html_pages_saved
+        self.redirects += other.redirects
+        self.retries += other.retries
+        self.not_modified += other.not_modified
+        self.reused_fresh += other.reused_fresh
+        self.failures.extend(other.failures)
+        self.parse_errors.extend(other.parse_errors)
+        self.aliases.extend(other.aliases)
