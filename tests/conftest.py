@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from crawler.config import Config, parse_config
+from crawler.config import Config
+from crawler.config_file import parse_config
 from crawler.demo.server import SiteServer
 from crawler.engine.run import CrawlRun
 from crawler.history.report import CrawlReport

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from crawler.cli.main import main
-from crawler.config import Config, dotted_keys, load_config, parse_config
+from crawler.config import Config
+from crawler.config_file import dotted_keys, load_config, parse_config
 from crawler.demo.server import SiteServer
 from tests import routes
 from tests.conftest import DEMO_URL_COUNT, read_manifest

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from crawler.cli.main import main
-from crawler.config import DEFAULT_USER_AGENT, load_config, parse_config, parse_setting
+from crawler.config import DEFAULT_USER_AGENT
+from crawler.config_file import load_config, parse_config, parse_setting
 from crawler.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

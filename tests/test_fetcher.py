@@ -14,16 +14,11 @@ import urllib3
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
-from crawler.http.fetcher import (
-    Fetcher,
-    Follow,
-    Redirected,
-    RetryPolicy,
-    _decoder_finished,
-    _translate,
-    parse_content_type,
-    parse_retry_after,
-)
+from crawler.http.body import _decoder_finished
+from crawler.http.failures import translate
+from crawler.http.fetcher import Fetcher
+from crawler.http.headers import parse_content_type, parse_retry_after
+from crawler.http.policy import Follow, Redirected, RetryPolicy
 from crawler.models import CrawlItem, LinkKind, Response
 
 START = CrawlItem("http://site.test/", 0, LinkKind.PAGE)
@@ -189,7 +184,7 @@ def _every_request_exception() -> list[requests.exceptions.RequestException]:
 
 @pytest.mark.parametrize("exception", _every_request_exception(), ids=lambda exc: type(exc).__name__)
 def test_every_requests_exception_translates_without_raising(exception: Exception) -> None:
-    error = _translate(exception, "http://site.test/")
+    error = translate(exception, "http://site.test/")
     assert isinstance(error, FetchError) and error.url == "http://site.test/" and error.reason
 
 
@@ -209,7 +204,7 @@ def test_every_requests_exception_translates_without_raising(exception: Exceptio
     (requests.exceptions.RequestException("something else"), "request_error", True),
 ])
 def test_each_branch_of_the_translation(exception: Exception, reason: str, retryable: bool) -> None:
-    error = _translate(exception, "http://site.test/")
+    error = translate(exception, "http://site.test/")
     assert (error.reason, error.retryable) == (reason, retryable)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import crawler.engine.frontier as frontier_module
+import crawler.engine.parking as parking_module
 import crawler.engine.parse_stage as parse_stage_module
 from crawler.demo.server import SiteServer
 from crawler.engine.run import CrawlRun
@@ -398,7 +398,7 @@ def test_a_frontier_over_its_memory_limit_parks_urls_in_the_crawl_state_and_resu
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With room for 8 queued pages in memory, a 300-page site is crawled in full: the rest
     wait in the crawl state. Stopped midway and run again, the crawl picks the parked URLs up."""
-    monkeypatch.setattr(frontier_module, "MAX_QUEUED_PAGES", 8)
+    monkeypatch.setattr(parking_module, "MAX_QUEUED_PAGES", 8)
     pages = 300
     out = tmp_path / "out"
     with SiteServer(root=None, routes=routes.tree_site(pages, delay=0.01)) as server:

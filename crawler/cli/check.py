@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from crawler.config import Config
 from crawler.engine.scope import Scope
 from crawler.errors import FetchError
-from crawler.http.fetcher import Fetcher, Follow
+from crawler.http.fetcher import Fetcher
+from crawler.http.policy import Follow
 from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.models import CrawlItem, LinkKind, Response
 from crawler.urls import InvalidURLError, canonicalize, origin_of

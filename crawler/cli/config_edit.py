@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from crawler.config import Config, parse_config, read_config_text
+from crawler.config import Config
+from crawler.config_file import parse_config, read_config_text
 from crawler.errors import ConfigError, CrawlError
 
 LABEL = "config set"  # how a problem with a setting is told: "config set snapshots.keep: ..."

@@ -48,7 +48,8 @@ from crawler.cli.schedule import (
 )
 from crawler.cli.status import crawl_status
 from crawler.cli.template import write_config
-from crawler.config import Config, load_config, parse_config, parse_setting
+from crawler.config import Config
+from crawler.config_file import load_config, parse_config, parse_setting
 from crawler.demo.server import SiteServer
 from crawler.engine.run import CrawlRun
 from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError, CrawlError, UsageError

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.config import load_config
+from crawler.config_file import load_config
 from crawler.errors import ConfigError, CrawlError, UsageError
 from crawler.output_folder import LATEST, LOG, REPORT
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from crawler import __version__
 from crawler.cli.config_edit import one_line
-from crawler.config import Config, parse_config, section_of
+from crawler.config import Config
+from crawler.config_file import parse_config, section_of
 from crawler.errors import UsageError
 from crawler.urls import host_of
 

@@ -20,7 +20,8 @@ from crawler.engine.outcomes import Outcomes, QueueItem
 from crawler.engine.scope import Scope
 from crawler.errors import FetchError
 from crawler.history.recrawl import StoredCopies
-from crawler.http.fetcher import Fetcher, Follow, Redirected
+from crawler.http.fetcher import Fetcher
+from crawler.http.policy import Follow, Redirected
 from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.models import CrawlItem, Failure, LinkKind, Page, Response
 from crawler.tally import Tally

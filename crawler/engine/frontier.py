@@ -1,9 +1,8 @@
 """The frontier: which URLs were seen, which wait, which may go next, under one lock.
 
-URLs wait in one queue per host. A host hands out its next URL only when its robots.txt is
-known (its robots.txt request goes first), fewer than `per_host` of its requests are in
-flight, and its `delay` since the last request start has passed; other hosts are never held
-up by a slow one. A URL robots.txt disallows is skipped when its turn comes.
+URLs wait in one queue per host, and a host hands out its next URL only as its robots.txt
+and politeness allow (hosts.py); other hosts are never held up by a slow one. A URL robots.txt
+disallows is skipped when its turn comes.
 
 Under max_pages, page URLs are first *held* in a `PageOrder` (ordering.py), which lets them
 go to their host's queue closest to the start first, so that a capped crawl saves the same
@@ -27,63 +26,43 @@ import heapq
 import itertools
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from dataclasses import replace
 
-from crawler.engine.ordering import INF, START, PageOrder
-from crawler.http.robots import ALLOW_ALL, RobotsRules
+from crawler.engine.hosts import Hosts
+from crawler.engine.ordering import INF, START, PageBudget
+from crawler.engine.parking import ParkedPages, Parking
+from crawler.engine.seen import Journal, NoJournal, SeenUrls
+from crawler.http.robots import RobotsRules
 from crawler.models import CrawlItem, Link, LinkKind
 from crawler.urls import origin_of
 
 
-class Journal(Protocol):
-    """Where the frontier records what it admits, skips and finishes (crawl state)."""
+class Retries:
+    """URLs waiting out a retry delay, by when they are due."""
 
-    def added(self, items: list[CrawlItem]) -> None: ...
-    def skipped(self, url: str, rule: str) -> None: ...
-    def done(self, url: str) -> None: ...
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, CrawlItem]] = []  # (due, sequence, item)
+        self._sequence = itertools.count()
 
+    def __len__(self) -> int:
+        return len(self._heap)
 
-class Parking(Protocol):
-    """Where page URLs wait when too many are queued (the crawl state)."""
+    def push(self, item: CrawlItem, due: float) -> None:
+        heapq.heappush(self._heap, (due, next(self._sequence), item))
 
-    def park(self, items: list[CrawlItem]) -> None: ...
-    def unpark(self, origin: str, after: int, limit: int | None) -> list[tuple[int, CrawlItem]]: ...
+    def due(self, now: float) -> list[CrawlItem]:
+        """The items due by `now`, taken out."""
+        items = []
+        while self._heap and self._heap[0][0] <= now:
+            items.append(heapq.heappop(self._heap)[2])
+        return items
 
+    def next_due(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
 
-MAX_QUEUED_PAGES = 100_000  # page URLs queued in memory (~200 bytes each); the rest are parked
-UNPARK_BATCH = 5_000  # page URLs read back at a time
-
-
-class NoJournal:
-    def added(self, items: list[CrawlItem]) -> None:
-        pass
-
-    def skipped(self, url: str, rule: str) -> None:
-        pass
-
-    def done(self, url: str) -> None:
-        pass
-
-
-@dataclass
-class _Host:
-    """One host's queue and politeness state. Only touched under the frontier's lock."""
-
-    requisites: deque[CrawlItem] = field(default_factory=deque)  # robots.txt, then requisites
-    pages: deque[CrawlItem] = field(default_factory=deque)
-    in_flight: int = 0  # requests, not pipeline work: released when the response is in
-    not_before: float = 0.0  # time.monotonic() before which no request may start
-    last_start: float = 0.0  # time.monotonic() of the latest request start
-    robots: RobotsRules | None = None  # None until its robots.txt was answered
-    parked: int = 0  # page URLs waiting in the crawl state, queued after `pages`
-    parked_after: int = 0  # the parking position of the last one read back
-    unparking: bool = False  # a fetcher is reading some back (without the lock)
-
-    def has_work(self) -> bool:
-        return bool(self.requisites or self.pages or self.parked)
+    def items(self) -> list[CrawlItem]:
+        return [entry[2] for entry in self._heap]
 
 
 class MemoryFrontier:
@@ -98,25 +77,12 @@ class MemoryFrontier:
         # `get` may have changed: work added or finished, a host freed, or stop.
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._seen: set[str] = set()
-        self._skipped: dict[str, str] = {}  # URL -> the rule that kept it out
-        self._hosts: dict[str, _Host] = {}  # in round-robin order: served hosts move to the end
-        self._delayed: list[tuple[float, int, CrawlItem]] = []  # retries: heap of (due, seq, item)
-        self._sequence = itertools.count()
+        self._seen = SeenUrls(journal or NoJournal())
+        self._hosts = Hosts(per_host=per_host, delay=delay, robots=robots, on_new_robots=self._seen.admit)
+        self._retries = Retries()
         self._in_flight = 0
-        self._pages_in_flight = 0
-        self._html_pages_saved = 0
-        self._max_pages = max_pages
-        self._order = PageOrder() if max_pages is not None else None  # which held page goes next
-        self._per_host = per_host
-        self._delay = delay
-        self._robots = robots
-        self._journal: Journal = journal or NoJournal()
-        self._parking = parking
-        self._max_queued_pages = MAX_QUEUED_PAGES if max_queued_pages is None else max_queued_pages
-        self._queued_pages = 0  # in the hosts' `pages` queues
-        self._to_park: list[CrawlItem] = []  # parked by _enqueue, for the journal after `added`
-        self._unparking = 0  # hosts being read back: the crawl is not over while any is
+        self._budget = PageBudget(max_pages)
+        self._parked = ParkedPages(parking, max_queued_pages, self._lock)
         self._stopped = False
 
     # -- producers -------------------------------------------------------------------------
@@ -127,10 +93,7 @@ class MemoryFrontier:
         with self._lock:
             added = self._admit(item, START if item.depth == 0 else INF, 0)
             if added:
-                self._journal.added([item])
-                self._park_new()
-                self._release()
-                self._changed.notify()
+                self._added([item])
             return added
 
     def seen_among(self, urls: Iterable[str]) -> set[str]:
@@ -147,57 +110,32 @@ class MemoryFrontier:
         a page is linked decides when it goes."""
         added, disallowed = [], []
         with self._lock:
-            found_by = self._order.rank(source.url) if self._order is not None and source is not None else INF
-            places = {link.url: place for place, link in enumerate(links)} if self._order is not None else {}
+            place_of = self._budget.places(source, links)
             for url, rule in skipped:
-                self._skip(url, rule)
+                self._seen.skip(url, rule)
             for index, item in enumerate(items):
-                by = found_by if source is not None else START if item.depth == 0 else INF
-                if self._admit(item, by, places.get(item.url, index)):
+                if self._admit(item, *place_of(item, index)):
                     added.append(item)
-                elif item.url in self._skipped and self._skipped[item.url].startswith("robots"):
+                elif self._seen.skipped.get(item.url, "").startswith("robots"):
                     disallowed.append(item.url)
-            if self._order is not None and source is not None:
-                for place, link in enumerate(links):  # pages held since an earlier link found them again
-                    if link.kind is LinkKind.PAGE:
-                        self._order.relink(link.url, source.depth + 1, found_by, place, source.url)
+            self._budget.found_again(source, links)
             if added:
-                self._journal.added(added)
-                self._park_new()
-                self._release()
-                self._changed.notify(len(added))
+                self._added(added)
         return disallowed
-
-    def _admit(self, item: CrawlItem, found_by: int = INF, place: int = 0) -> bool:
-        """Caller holds the lock."""
-        if item.url in self._seen:
-            return False
-        host = self._hosts.get(origin_of(item.url))
-        if host is not None and host.robots is not None and not host.robots.allows(item.url):
-            if item.url not in self._skipped:
-                rule = "robots_unavailable" if host.robots.disallow_all else "robots"
-                self._skipped[item.url] = rule
-                self._journal.skipped(item.url, rule)
-            return False
-        self._seen.add(item.url)
-        self._skipped.pop(item.url, None)
-        self._enqueue(item, found_by=found_by, place=place)
-        return True
 
     def restore(self, seen: Iterable[str], pending: Iterable[CrawlItem], skipped: dict[str, str],
                 html_pages_saved: int, parked: dict[str, int] | None = None) -> None:
         """Go on with an interrupted crawl: what it saw, what it still had to fetch (`parked`:
         how many page URLs of each host wait in the crawl state)."""
         with self._lock:
-            self._seen.update(seen)
-            self._skipped.update(skipped)
-            self._html_pages_saved = html_pages_saved
+            self._seen.restore(seen, skipped)
+            self._budget.saved = html_pages_saved
             for origin, count in (parked or {}).items():
-                self._host(origin).parked += count  # before the rest: they were queued earlier
+                self._hosts.get(origin).parked += count  # before the rest: they were queued earlier
             for item in pending:
-                self._seen.add(item.url)
+                self._seen.admit(item.url)
                 self._enqueue(item, found_by=START if item.depth == 0 else INF)
-            self._park_new()
+            self._parked.store_new()
             self._release()
             self._changed.notify_all()
 
@@ -205,38 +143,23 @@ class MemoryFrontier:
         """Mark `url` seen without queueing it (a redirect target fetched in place, on a host
         whose robots.txt is known): True if it is new and robots.txt allows it."""
         with self._lock:
-            if url in self._seen:
+            if url in self._seen or self._robots_forbid(url):
                 return False
-            host = self._hosts.get(origin_of(url))
-            if host is not None and host.robots is not None and not host.robots.allows(url):
-                if url not in self._skipped:
-                    self._skipped[url] = "robots"
-                    self._journal.skipped(url, "robots")
-                return False
-            self._seen.add(url)
-            self._skipped.pop(url, None)
+            self._seen.admit(url)
             return True
 
     def adopt(self, item: CrawlItem) -> None:
         """A URL claimed for a redirect followed in place, whose fetch failed, becomes an item
         of its own, in flight from now on (journaled, so a resumed crawl knows it too)."""
         with self._lock:
-            self._seen.add(item.url)
-            self._journal.added([item])
-            self._in_flight += 1
-            if item.kind is LinkKind.PAGE:
-                self._pages_in_flight += 1
+            self._seen.admit(item.url)
+            self._seen.journal.added([item])
+            self._take_flight(item)
 
     def skip(self, url: str, rule: str) -> None:
         """Record that the scope rule `rule` kept `url` out (first rule wins, for the report)."""
         with self._lock:
-            self._skip(url, rule)
-
-    def _skip(self, url: str, rule: str) -> None:
-        """Caller holds the lock."""
-        if url not in self._seen and url not in self._skipped:
-            self._skipped[url] = rule
-            self._journal.skipped(url, rule)
+            self._seen.skip(url, rule)
 
     # -- consumers -------------------------------------------------------------------------
 
@@ -248,21 +171,20 @@ class MemoryFrontier:
                 if self._stopped:
                     return None
                 now = time.monotonic()
-                self._promote_due_retries(now)
-                item, wake_at, parked_host = self._take_ready(now)
+                for retry in self._retries.due(now):
+                    self._enqueue(retry, front=True)  # a retry jumps the queue: it may hold up a page
+                item, wake_at, parked_host = self._hosts.take_ready(now, self._budget.left(), self._skip_disallowed)
                 if parked_host is not None:
                     self._unpark(parked_host)
                     continue
                 if item is not None:
-                    self._in_flight += 1
-                    if item.kind is LinkKind.PAGE:
-                        self._pages_in_flight += 1
+                    self._take_flight(item)
                     return item
-                if self._in_flight == 0 and not self._delayed and wake_at is None and not self._unparking:
+                due = self._retries.next_due()
+                if self._in_flight == 0 and due is None and wake_at is None and not self._parked.reading:
                     self._changed.notify_all()  # wake the other fetchers: they stop too
                     return None
-                if self._delayed:
-                    due = self._delayed[0][0]
+                if due is not None:
                     wake_at = due if wake_at is None else min(wake_at, due)
                 self._changed.wait(timeout=None if wake_at is None else max(0.0, wake_at - now))
 
@@ -270,19 +192,14 @@ class MemoryFrontier:
         """The request for `item` is over (the response is in, or it failed): its host may send
         the next one. `pause`: seconds the host asked us to wait (Retry-After)."""
         with self._lock:
-            host = self._hosts[origin_of(item.url)]
-            host.in_flight -= 1
-            if pause:
-                host.not_before = max(host.not_before, time.monotonic() + pause)
-            if host.has_work():
+            if self._hosts.release(origin_of(item.url), time.monotonic(), pause):
                 self._changed.notify()  # one more request of this host may go
 
     def retry_later(self, item: CrawlItem, delay: float) -> None:
         """Take `item` out of flight and hand it out again after `delay` seconds."""
         with self._lock:
             self._leave_flight(item)
-            retry = replace(item, attempt=item.attempt + 1)
-            heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._sequence), retry))
+            self._retries.push(replace(item, attempt=item.attempt + 1), time.monotonic() + delay)
             self._changed.notify()  # someone must wait for it with a timeout
 
     def put_back(self, item: CrawlItem) -> None:
@@ -296,17 +213,15 @@ class MemoryFrontier:
         """The pipeline is done with `item`; its links, if any, were already added."""
         with self._lock:
             self._leave_flight(item)
-            if saved_html_page:
-                self._html_pages_saved += 1
-            self._journal.done(item.url)
-            if self._order is not None and self._order.done(item.url):
-                self._release()
+            self._budget.saved += saved_html_page
+            self._seen.journal.done(item.url)
+            self._done_under_order(item.url)
             # Waking every fetcher for every finished page would cost more CPU than the pages:
             # only the end of the crawl concerns all of them, and a page out of flight may free
             # room under max_pages for one more.
             if self._in_flight == 0:
                 self._changed.notify_all()
-            elif item.kind is LinkKind.PAGE and self._max_pages is not None:
+            elif item.kind is LinkKind.PAGE and self._budget.max_pages is not None:
                 self._changed.notify()
 
     def set_robots(self, url: str, rules: RobotsRules) -> list[str]:
@@ -314,20 +229,9 @@ class MemoryFrontier:
         the URLs queued for the host that the rules keep out (they are skipped now, so that
         links to them can be written as URLs while the crawl goes on)."""
         with self._lock:
-            host = self._host(origin_of(url))
-            host.robots = rules
-            # Its Crawl-delay counts from the robots.txt request itself.
-            host.not_before = max(host.not_before, host.last_start + self._delay_of(host))
-            disallowed = [item for queue in (host.requisites, host.pages) for item in queue
-                          if item.kind is not LinkKind.ROBOTS and not rules.allows(item.url)]
-            if disallowed:
-                out = {item.url for item in disallowed}
-                host.requisites = deque(item for item in host.requisites if item.url not in out)
-                pages = len(host.pages)
-                host.pages = deque(item for item in host.pages if item.url not in out)
-                self._queued_pages -= pages - len(host.pages)
-                for item in disallowed:
-                    self._skip_disallowed(item.url, rules)
+            disallowed = self._hosts.learn_robots(origin_of(url), rules)
+            for item in disallowed:
+                self._skip_disallowed(item.url, rules)
             self._changed.notify_all()
             return [item.url for item in disallowed]
 
@@ -342,7 +246,7 @@ class MemoryFrontier:
     @property
     def html_pages_saved(self) -> int:
         with self._lock:
-            return self._html_pages_saved
+            return self._budget.saved
 
     def seen_count(self) -> int:
         with self._lock:
@@ -352,181 +256,89 @@ class MemoryFrontier:
         """(URLs queued for a fetcher, URLs waiting out a retry delay); not the pages max_pages
         holds back (see page_limit)."""
         with self._lock:
-            pages = self._page_budget_left()
-            queued = sum(len(host.requisites) + (len(host.pages) + host.parked if pages else 0)
-                         for host in self._hosts.values())
-            return queued, len(self._delayed)
+            return self._hosts.waiting(pages=self._budget.left()), len(self._retries)
 
     def page_limit(self) -> tuple[int, bool]:
         """(pages max_pages holds back, whether it is used up: by pages saved, or in flight)."""
         with self._lock:
-            held = len(self._order) if self._order is not None else 0
-            if self._max_pages is None:
-                return held, False
-            in_play = self._order.open_pages() if self._order is not None else self._pages_in_flight
-            reached = self._html_pages_saved + max(in_play, self._pages_in_flight) >= self._max_pages
-            if reached:
-                held += sum(len(host.pages) + host.parked for host in self._hosts.values())
-            return held, reached
+            return self._budget.limit(self._hosts.waiting() - self._hosts.waiting(pages=False))
 
     def skipped(self) -> dict[str, str]:
         with self._lock:
-            return dict(self._skipped)
+            return dict(self._seen.skipped)
 
     def pending(self) -> list[CrawlItem]:
         """URLs seen but never handed out (what a stop or max_pages left behind)."""
         with self._lock:
-            waiting = [item for host in self._hosts.values() for item in (*host.requisites, *host.pages)]
-            waiting += [entry[2] for entry in self._delayed]
-            waiting += self._order.held() if self._order is not None else []
-            parked = [(origin, host.parked_after) for origin, host in self._hosts.items() if host.parked]
-        for origin, after in parked:  # read without the lock, as in _unpark
-            assert self._parking is not None
-            waiting += [item for _, item in self._parking.unpark(origin, after, None)]
-        return waiting
+            waiting = self._hosts.queued_items() + self._retries.items()
+            waiting += self._budget.order.held() if self._budget.order is not None else []
+            parked = [(origin, host.parked_after) for origin, host in self._hosts if host.parked]
+        return waiting + self._parked.all_of(parked)  # read without the lock, as in _unpark
 
     # -- internals (caller holds the lock) --------------------------------------------------
 
-    def _host(self, origin: str) -> _Host:
-        host = self._hosts.get(origin)
-        if host is None:
-            host = self._hosts[origin] = _Host(robots=None if self._robots else ALLOW_ALL)
-            if self._robots:  # a new host: its robots.txt goes before anything else
-                robots_url = origin + "/robots.txt"
-                self._seen.add(robots_url)
-                host.requisites.append(CrawlItem(robots_url, 0, LinkKind.ROBOTS))
-        return host
+    def _admit(self, item: CrawlItem, found_by: int = INF, place: int = 0) -> bool:
+        if item.url in self._seen or self._robots_forbid(item.url):
+            return False
+        self._seen.admit(item.url)
+        self._enqueue(item, found_by=found_by, place=place)
+        return True
 
-    def _enqueue(self, item: CrawlItem, front: bool = False, found_by: int = INF, place: int = 0) -> None:
-        host = self._host(origin_of(item.url))
-        queue = host.requisites
-        if item.kind is LinkKind.PAGE:
-            full = self._queued_pages >= self._max_queued_pages
-            if self._parking is not None and not front and (host.parked or full):
-                host.parked += 1  # after those parked before it: the host's order holds
-                self._to_park.append(item)
-                return
-            self._queued_pages += 1
-            if self._order is not None and not front:  # released to host.pages in its turn
-                self._order.hold(item, found_by, place)
-                return
-            queue = host.pages
-        elif item.kind is LinkKind.SITEMAP and self._order is not None and not front:
-            self._order.producing(item)
-        if front:
-            queue.appendleft(item)
-        else:
-            queue.append(item)
+    def _added(self, items: list[CrawlItem]) -> None:
+        self._seen.journal.added(items)
+        self._parked.store_new()
+        self._release()
+        self._changed.notify(len(items))
 
-    def _take_ready(self, now: float) -> tuple[CrawlItem | None, float | None, str | None]:
-        """The next URL some host may send now, in round-robin order over hosts; else the
-        earliest time a host becomes free (None: only in-flight work can change things); or
-        a host whose next URLs must first be read back from the parking."""
-        wake_at: float | None = None
-        for key in list(self._hosts):
-            host = self._hosts[key]
-            if not host.has_work() or host.in_flight >= self._per_host:
-                continue
-            if host.not_before > now:
-                wake_at = host.not_before if wake_at is None else min(wake_at, host.not_before)
-                continue
-            item = self._next_of(host)
-            if item is None:
-                if host.parked and not host.pages and not host.unparking and host.robots is not None \
-                        and self._page_budget_left():
-                    return None, None, key
-                continue
-            host.in_flight += 1
-            host.last_start = now
-            host.not_before = now + self._delay_of(host)
-            self._hosts[key] = self._hosts.pop(key)  # to the end of the round
-            return item, None, None
-        return None, wake_at, None
-
-    def _next_of(self, host: _Host) -> CrawlItem | None:
-        """The host's next URL that may go: robots.txt before anything else, requisites before
-        pages, pages only within max_pages. Disallowed URLs are skipped here."""
-        while host.requisites or (host.pages and self._page_budget_left()):
-            if host.robots is None:  # robots.txt unanswered: only its own request may go
-                head = host.requisites[0] if host.requisites else None
-                return host.requisites.popleft() if head and head.kind is LinkKind.ROBOTS else None
-            if host.requisites:
-                item = host.requisites.popleft()
-            else:
-                item = host.pages.popleft()
-                self._queued_pages -= 1
-            if item.kind is LinkKind.ROBOTS or host.robots.allows(item.url):
-                return item
-            self._skip_disallowed(item.url, host.robots)
-        return None
-
-    def _park_new(self) -> None:
-        """Journal the page URLs _enqueue parked (after their `added`, which creates them)."""
-        if self._to_park:
-            assert self._parking is not None
-            self._parking.park(self._to_park)
-            self._to_park = []
-
-    def _unpark(self, origin: str) -> None:
-        """Read the next parked page URLs of a host back into its queue. The lock is let go
-        meanwhile: the crawl state may have to commit them first, and must never wait for a
-        thread that waits for the frontier."""
-        assert self._parking is not None
-        host = self._hosts[origin]
-        host.unparking = True
-        self._unparking += 1
-        self._lock.release()
-        try:
-            rows = self._parking.unpark(origin, host.parked_after, min(UNPARK_BATCH, self._max_queued_pages))
-        finally:
-            self._lock.acquire()
-            host.unparking = False
-            self._unparking -= 1
-        if rows:
-            host.parked -= len(rows)
-            host.parked_after = rows[-1][0]
-            host.pages.extend(item for _, item in rows)
-            self._queued_pages += len(rows)
-        else:  # the crawl state has none left (it failed: that stops the crawl)
-            host.parked = 0
-        self._changed.notify_all()
+    def _robots_forbid(self, url: str) -> bool:
+        host = self._hosts.known(origin_of(url))
+        return host is not None and self._seen.forbidden(url, host.robots)
 
     def _skip_disallowed(self, url: str, rules: RobotsRules) -> None:
         """A queued URL that robots.txt keeps out: skipped, and no longer pending."""
-        rule = "robots_unavailable" if rules.disallow_all else "robots"
-        self._skipped[url] = rule
-        self._journal.skipped(url, rule)
-        self._journal.done(url)
-        if self._order is not None and self._order.done(url):
+        self._seen.disallowed(url, rules)
+        self._done_under_order(url)
+
+    def _enqueue(self, item: CrawlItem, front: bool = False, found_by: int = INF, place: int = 0) -> None:
+        origin = origin_of(item.url)
+        host = self._hosts.get(origin)  # a new host's robots.txt goes first
+        order = self._budget.order
+        if item.kind is LinkKind.PAGE and not front:
+            if self._parked.park_if_full(host, item, self._hosts.queued_pages):
+                return
+            if order is not None:  # released to the host's queue in its turn
+                self._hosts.queued_pages += 1
+                order.hold(item, found_by, place)
+                return
+        elif item.kind is LinkKind.SITEMAP and order is not None and not front:
+            order.producing(item)
+        self._hosts.queue(item, origin, front=front)
+
+    def _unpark(self, origin: str) -> None:
+        """Read the next parked page URLs of a host back into its queue (see parking.py)."""
+        host = self._hosts.get(origin)
+        items = self._parked.read_back(origin, host)
+        host.pages.extend(items)
+        self._hosts.queued_pages += len(items)
+        self._changed.notify_all()
+
+    def _done_under_order(self, url: str) -> None:
+        """Under max_pages, a page done may let the pages it held back go."""
+        if self._budget.order is not None and self._budget.order.done(url):
             self._release()
 
     def _release(self) -> None:
         """Move the held pages whose turn it is (see ordering.py) to their hosts' queues."""
-        if self._order is None or self._max_pages is None:
-            return
-        budget = self._max_pages - self._html_pages_saved - self._order.open_pages()
-        released = self._order.release(budget)
+        released = self._budget.releasable()
         for item in released:
-            self._host(origin_of(item.url)).pages.append(item)
+            self._hosts.get(origin_of(item.url)).pages.append(item)
         if released:
             self._changed.notify(len(released))
 
-    def _delay_of(self, host: _Host) -> float:
-        crawl_delay = host.robots.crawl_delay if host.robots is not None else None
-        return max(self._delay, crawl_delay or 0.0)
-
-    def _page_budget_left(self) -> bool:
-        """max_pages counts saved HTML pages; pages in flight may still turn out to be HTML."""
-        if self._max_pages is None:
-            return True
-        return self._html_pages_saved + self._pages_in_flight < self._max_pages
-
-    def _promote_due_retries(self, now: float) -> None:
-        while self._delayed and self._delayed[0][0] <= now:
-            item = heapq.heappop(self._delayed)[2]
-            self._enqueue(item, front=True)  # a retry jumps the queue: it may hold up a page
+    def _take_flight(self, item: CrawlItem) -> None:
+        self._in_flight += 1
+        self._budget.in_flight += item.kind is LinkKind.PAGE
 
     def _leave_flight(self, item: CrawlItem) -> None:
         self._in_flight -= 1
-        if item.kind is LinkKind.PAGE:
-            self._pages_in_flight -= 1
+        self._budget.in_flight -= item.kind is LinkKind.PAGE

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from crawler.models import CrawlItem
+from crawler.models import CrawlItem, Link, LinkKind
 from crawler.urls import origin_of
 
 INF = 2**62  # the rank of what is not a ranked page: after every ranked page
@@ -160,3 +161,57 @@ class PageOrder:
         if host is None:
             host = self._hosts[origin] = _Host()
         return host
+
+
+class PageBudget:
+    """scope.max_pages: whether a page may still be fetched, and under the cap which page goes
+    next (PageOrder). Not thread-safe: the frontier calls it under its lock."""
+
+    def __init__(self, max_pages: int | None) -> None:
+        self.max_pages = max_pages
+        self.saved = 0  # HTML pages saved
+        self.in_flight = 0  # page URLs handed out and not done
+        self.order = PageOrder() if max_pages is not None else None  # which held page goes next
+
+    def left(self) -> bool:
+        """max_pages counts saved HTML pages; pages in flight may still turn out to be HTML."""
+        return self.max_pages is None or self.saved + self.in_flight < self.max_pages
+
+    def releasable(self) -> list[CrawlItem]:
+        """The held pages whose turn it is, within the budget: taken out of the order."""
+        if self.order is None or self.max_pages is None:
+            return []
+        return self.order.release(self.max_pages - self.saved - self.order.open_pages())
+
+    def places(self, source: CrawlItem | None, links: Sequence[Link]) -> Callable[[CrawlItem, int], tuple[int, int]]:
+        """Where each new URL of `source`'s `links` (all of them, in order) takes its place in
+        the order: (the rank of what found it, its place there), given the item and its index
+        among those added."""
+        if self.order is None:
+            return lambda item, index: (INF, index)
+        found_by = self.order.rank(source.url) if source is not None else INF
+        places = {link.url: place for place, link in enumerate(links)}
+
+        def place_of(item: CrawlItem, index: int) -> tuple[int, int]:
+            by = found_by if source is not None else START if item.depth == 0 else INF
+            return by, places.get(item.url, index)
+        return place_of
+
+    def found_again(self, source: CrawlItem | None, links: Sequence[Link]) -> None:
+        """Pages held since an earlier link found them take the place of an earlier one."""
+        if self.order is None or source is None:
+            return
+        found_by = self.order.rank(source.url)
+        for place, link in enumerate(links):
+            if link.kind is LinkKind.PAGE:
+                self.order.relink(link.url, source.depth + 1, found_by, place, source.url)
+
+    def limit(self, queued_pages: int) -> tuple[int, bool]:
+        """(pages held back, whether max_pages is used up: by pages saved, or in flight);
+        `queued_pages`: page URLs in the hosts' queues, held back too once it is."""
+        held = len(self.order) if self.order is not None else 0
+        if self.max_pages is None:
+            return held, False
+        in_play = self.order.open_pages() if self.order is not None else self.in_flight
+        reached = self.saved + max(in_play, self.in_flight) >= self.max_pages
+        return held + (queued_pages if reached else 0), reached

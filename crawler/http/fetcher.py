@@ -1,81 +1,34 @@
-"""HTTP: one requests.Session per fetcher thread, redirects, size limits, and failures as data.
+"""HTTP: one requests.Session per fetcher thread, redirects one hop at a time, size and time
+limits, and failures as data.
 
-This is the only module that touches `requests`: every requests/urllib3 exception is
-translated here into a `FetchError` with a short `reason` and whether a retry may help.
-The retry *timing* is the `RetryPolicy`'s; the pipeline re-queues the URL in the frontier
-instead of sleeping in a fetcher thread.
+This package is the only place that touches `requests`: every requests/urllib3 exception is
+translated (failures.py) into a `FetchError` with a short `reason` and whether a retry may
+help. The retry *timing* is the `RetryPolicy`'s (policy.py); the fetch stage re-queues the
+URL in the frontier instead of sleeping in a fetcher thread.
 """
 
 from __future__ import annotations
 
-import email.utils
-import enum
-import http.client
 import os
-import random
-import re
-import socket
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import datetime, timezone
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 import requests
-import urllib3
-from urllib3.response import GzipDecoderState
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
+from crawler.http.body import TransferRate, arriving, decoded_to_the_end, drain
+from crawler.http.failures import translate
+from crawler.http.headers import fresh_until, parse_content_type, parse_retry_after, utf8_header, validators
+from crawler.http.policy import Follow, Redirected, RetryPolicy
 from crawler.http.watchdog import Watchdog, WatchedAdapter
 from crawler.models import CrawlItem, Response, SavedFile
 from crawler.urls import InvalidURLError, origin_of, resolve
 
-CHUNK = 64 * 1024
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How many times, and after how long, a retryable failure is tried again."""
-
-    retries: int
-    backoff: float  # seconds before the first retry; doubles each time
-    # A host name that does not resolve rarely starts resolving a few seconds later (a dead
-    # third-party host, a typo): one more try covers a resolver hiccup without stalling the end
-    # of the crawl on backoffs.
-    dns_retries: int = 1
-
-    def delay(self, attempt: int, retry_after: float | None = None, reason: str = "") -> float | None:
-        """Seconds to wait before retry number `attempt + 1`, or None to give up."""
-        if attempt >= (min(self.retries, self.dns_retries) if reason == "dns_error" else self.retries):
-            return None
-        # "Equal jitter": never less than half the exponential step, so a server that asked
-        # for a pause gets one, but fetchers that failed together do not retry together.
-        step = self.backoff * (2 ** attempt)
-        delay = step / 2 + random.uniform(0, step / 2)
-        return max(delay, retry_after or 0.0)
-
-
-class Follow(enum.Enum):
-    """What to do with a redirect: follow it now, leave it to the frontier, or drop it."""
-
-    NOW = "now"
-    LATER = "later"  # another host: its robots.txt and politeness apply, so it queues
-    NO = "no"  # out of scope, disallowed, or already fetched
-
-
-@dataclass(frozen=True, slots=True)
-class Redirected:
-    """`source` redirects to `target`, which this fetch did not follow."""
-
-    source: str
-    target: str
-    status: int
-    follow: Follow
 
 
 class Fetcher:
@@ -116,10 +69,10 @@ class Fetcher:
         """
         url, hops = item.url, []  # the redirects followed so far, as (source, target)
         while True:
-            validators = _validators(stored) if stored is not None and url == item.url else None
+            conditions = validators(stored) if stored is not None and url == item.url else None
             sources = tuple(source for source, _ in hops)
             try:
-                response, target, status = self._one_request(url, sources, validators)
+                response, target, status = self._one_request(url, sources, conditions)
             except FetchError as error:  # at `url`, which the pipeline reports as itself
                 error.hops = tuple(hops)
                 raise
@@ -154,18 +107,18 @@ class Fetcher:
 
     # -- one request ----------------------------------------------------------------------
 
-    def _one_request(self, url: str, redirects: tuple[str, ...], validators: dict[str, str] | None
+    def _one_request(self, url: str, redirects: tuple[str, ...], conditions: dict[str, str] | None
                      ) -> tuple[Response | None, str | None, int]:
         """(the response, None, status) or (None, where it redirects, status)."""
         outcome: dict[str, str] = {}
         try:
             with self._watchdog.guard(self._config.max_time) as outcome:
-                raw = self._request(url, validators)
+                raw = self._request(url, conditions)
                 with raw:
                     if raw.status_code not in REDIRECT_STATUSES:
-                        return self._complete(url, raw, redirects, conditional=bool(validators)), None, \
+                        return self._complete(url, raw, redirects, conditional=bool(conditions)), None, \
                             raw.status_code
-                    _drain(raw)
+                    drain(raw)
                     return None, self._redirect_target(url, raw), raw.status_code
         finally:
             # Whatever the cut socket made of the response (an error, or a body that merely
@@ -197,7 +150,7 @@ class Fetcher:
             self._local.session = session
         return session
 
-    def _request(self, url: str, validators: dict[str, str] | None = None) -> requests.Response:
+    def _request(self, url: str, conditions: dict[str, str] | None = None) -> requests.Response:
         # Custom headers and credentials go only to the hosts being mirrored.
         trusted = self._in_domains(url)
         session = self._session()
@@ -205,7 +158,7 @@ class Fetcher:
         # settings is a third of requests' cost per request; the session still sends its
         # cookies and keeps those the server sets.
         request = requests.PreparedRequest()
-        headers = {**self._headers, **(self._config.headers if trusted else {}), **(validators or {})}
+        headers = {**self._headers, **(self._config.headers if trusted else {}), **(conditions or {})}
         try:
             request.prepare(method="GET", url=url, headers=headers, auth=self._auth if trusted else None,
                             cookies=session.cookies)
@@ -213,7 +166,7 @@ class Fetcher:
                                 verify=session.verify, cert=None,
                                 timeout=(self._config.timeout, self._config.timeout))
         except requests.exceptions.RequestException as exc:
-            raise _translate(exc, url) from None
+            raise translate(exc, url) from None
 
     def _redirect_target(self, url: str, raw: requests.Response) -> str:
         # urllib3 joins repeated headers with ", ": one URL made of two. Either they agree, or
@@ -222,7 +175,7 @@ class Fetcher:
         if len(locations) > 1:
             raise FetchError(f"HTTP {raw.status_code} with {len(locations)} different Location headers", url,
                              "bad_redirect", status=raw.status_code)
-        location = _utf8_header(locations.pop()) if locations else ""
+        location = utf8_header(locations.pop()) if locations else ""
         if not location:
             raise FetchError(f"HTTP {raw.status_code} without a Location header", url,
                              "bad_redirect", status=raw.status_code)
@@ -236,7 +189,7 @@ class Fetcher:
         status = raw.status_code
         now = datetime.now(timezone.utc)
         if status == 304:  # not modified since the copy the conditional request named
-            _drain(raw)
+            drain(raw)
             if not conditional:  # it named none: there is nothing to keep, and no body to save
                 raise FetchError("HTTP 304 Not Modified to a request that named no stored copy", url,
                                  "unexpected_304", retryable=True, status=304)
@@ -245,7 +198,7 @@ class Fetcher:
                             fetched_at=now.isoformat(timespec="seconds"), redirects=redirects,
                             fresh_until=self._fresh_until(raw, now), **_exchange(raw))
         if status >= 400 or status < 200:
-            _drain(raw)
+            drain(raw)
             retryable = status == 429 or status >= 500
             raise FetchError(f"HTTP {status} {raw.reason or ''}".strip(), url, f"http_{status}",
                              retryable=retryable, status=status,
@@ -271,7 +224,7 @@ class Fetcher:
         rate = TransferRate(self._config.min_rate, self._config.timeout, time.monotonic())
         try:
             # Decoded bytes, so the limit also stops a compression bomb.
-            for chunk in _arriving(raw):
+            for chunk in arriving(raw):
                 size += len(chunk)
                 if size > limit:
                     raise FetchError(f"body exceeds max_bytes {limit}", url, "too_large")
@@ -280,54 +233,12 @@ class Fetcher:
                     raise FetchError(f"the body arrived slower than min_rate ({self._config.min_rate} bytes/s) "
                                      f"for {self._config.timeout:g} s", url, "too_slow", retryable=True)
         except requests.exceptions.RequestException as exc:
-            raise _translate(exc, url) from None
-        if not _decoded_to_the_end(raw):
+            raise translate(exc, url) from None
+        if not decoded_to_the_end(raw):
             raise FetchError(f"the {raw.headers.get('Content-Encoding')} body ended before its end", url,
                              "incomplete_body", retryable=True)
         raw.raw.release_conn()  # read to its end: the connection may carry the next request
         return b"".join(chunks)
-
-
-class TransferRate:
-    """Is a body arriving slower than `minimum` bytes per second over the last `window`
-    seconds? Samples of (time, bytes so far) at least a tenth of the window apart."""
-
-    def __init__(self, minimum: float, window: float, start: float) -> None:
-        self._minimum = minimum
-        self._window = window
-        self._samples: deque[tuple[float, int]] = deque([(start, 0)])
-
-    def too_slow(self, now: float, received: int) -> bool:
-        if not self._minimum:
-            return False
-        samples = self._samples
-        if now - samples[-1][0] >= self._window / 10:
-            samples.append((now, received))
-        # The oldest sample kept is the last one at least a window ago.
-        while len(samples) > 1 and samples[1][0] <= now - self._window:
-            samples.popleft()
-        since, base = samples[0]
-        elapsed = now - since
-        return elapsed >= self._window and received - base < self._minimum * elapsed
-
-
-def _arriving(raw: requests.Response) -> Iterator[bytes]:
-    """The decoded body as it arrives: each chunk is what one read of the socket brought, so
-    the caller sees a trickle as it trickles (requests' iter_content waits for a whole chunk).
-    urllib3's errors become requests' ones, as iter_content would raise them."""
-    stream = raw.raw
-    errors = requests.exceptions
-    try:
-        while chunk := stream.read1(CHUNK, decode_content=True):
-            yield chunk
-    except urllib3.exceptions.ProtocolError as exc:
-        raise errors.ChunkedEncodingError(exc) from None
-    except urllib3.exceptions.DecodeError as exc:
-        raise errors.ContentDecodingError(exc) from None
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        raise errors.ConnectionError(exc) from None
-    except urllib3.exceptions.SSLError as exc:
-        raise errors.SSLError(exc) from None
 
 
 @lru_cache(maxsize=1024)
@@ -339,15 +250,6 @@ def _proxies(url: str) -> dict[str, str]:
     return _proxies_for_origin(origin_of(url))
 
 
-def _utf8_header(value: str) -> str:
-    """http.client reads header bytes as Latin-1; a server sending a raw UTF-8 Location (as
-    many do, and browsers read it so) meant UTF-8."""
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:  # not UTF-8 bytes (or not from bytes at all): as it was read
-        return value
-
-
 def _chain_error(message: str, url: str, reason: str, hops: list[tuple[str, str]], status: int) -> FetchError:
     """A failure of a redirect chain as a whole (a loop, too many hops), reported under the URL
     asked for; the hops after it are redirects to record."""
@@ -356,170 +258,8 @@ def _chain_error(message: str, url: str, reason: str, hops: list[tuple[str, str]
     return error
 
 
-def _validators(stored: SavedFile) -> dict[str, str] | None:
-    headers = {}
-    if stored.etag:
-        headers["If-None-Match"] = stored.etag
-    if stored.last_modified:
-        headers["If-Modified-Since"] = stored.last_modified
-    return headers or None
-
-
 def _exchange(raw: requests.Response) -> dict[str, object]:
     """The request and response headers, for the WARC record of this exchange."""
     version = {10: "HTTP/1.0", 11: "HTTP/1.1"}.get(getattr(raw.raw, "version", 11), "HTTP/1.1")
     return {"headers": dict(raw.headers), "request_headers": dict(raw.request.headers),
             "http_version": version, "reason": raw.reason or ""}
-
-
-def fresh_until(headers: Mapping[str, str], now: datetime, heuristic: float) -> datetime | None:
-    """Until when a response may be reused without asking the server again (RFC 9111):
-    Cache-Control max-age, else Expires, else -- for a response with Last-Modified -- a tenth
-    of its age, at most `heuristic` seconds. None: it must be revalidated every time."""
-    directives = {}
-    for part in headers.get("Cache-Control", "").lower().split(","):
-        name, _, value = part.strip().partition("=")
-        directives[name] = value.strip('"')
-    if "no-store" in directives or "no-cache" in directives:
-        return None
-    if directives.get("max-age", "").isdigit():
-        age = int(directives["max-age"])
-        return now + timedelta(seconds=age) if age > 0 else None
-    expires = _http_date(headers.get("Expires"))
-    if expires is not None:
-        served = _http_date(headers.get("Date")) or now
-        return now + (expires - served) if expires > served else None
-    modified = _http_date(headers.get("Last-Modified"))
-    if modified is None or heuristic <= 0:
-        return None
-    lifetime = min(heuristic, max(0.0, (now - modified).total_seconds()) / 10)
-    return now + timedelta(seconds=lifetime) if lifetime > 0 else None
-
-
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _drain(raw: requests.Response, limit: int = 65536) -> None:
-    """Read a small unwanted body (redirect, error page) so its connection can be reused;
-    closing a response with unread bytes would drop the connection."""
-    try:
-        for read, _ in enumerate(raw.iter_content(CHUNK)):
-            if (read + 1) * CHUNK >= limit:
-                break
-    except requests.exceptions.RequestException:
-        pass
-
-
-def _decoded_to_the_end(raw: requests.Response) -> bool:
-    """Did a compressed body (Content-Encoding gzip, deflate, br) reach the end its format
-    marks? When the connection closes where Content-Length says the body ends, urllib3 hands
-    out the prefix it could decode and never says the stream stopped early: its decoder is
-    asked here. Nothing on the wire (an empty body) is whole."""
-    wire = raw.raw
-    return wire is None or not wire.tell() or _decoder_finished(getattr(wire, "_decoder", None))
-
-
-def _decoder_finished(decoder: object) -> bool:
-    """urllib3's decoders: MultiDecoder ("gzip, br") holds several; GzipDecoder, DeflateDecoder
-    and ZstdDecoder a decompressor with `eof`; BrotliDecoder one with `is_finished()`."""
-    if decoder is None:
-        return True
-    parts = getattr(decoder, "_decoders", None)
-    if parts is not None:
-        return all(_decoder_finished(part) for part in parts)
-    if getattr(decoder, "_state", None) == GzipDecoderState.SWALLOW_DATA:
-        return True  # bytes after a whole gzip member, ignored as browsers do
-    stream = getattr(decoder, "_obj", None)
-    if hasattr(stream, "is_finished"):
-        return bool(stream.is_finished())
-    return bool(getattr(stream, "eof", True))
-
-
-def _translate(exc: requests.exceptions.RequestException, url: str) -> FetchError:
-    """Map a requests exception to a FetchError reason; network trouble is retryable."""
-    innermost = _innermost(exc)
-    detail = _cause(innermost)
-    errors = requests.exceptions
-    if isinstance(exc, errors.Timeout):
-        return FetchError(f"timed out: {detail}", url, "timeout", retryable=True)
-    if isinstance(exc, errors.SSLError):
-        return FetchError(f"TLS error: {detail}", url, "tls_error")
-    if isinstance(exc, errors.ChunkedEncodingError):
-        return FetchError(f"connection broke mid-body: {detail}", url, "incomplete_body", retryable=True)
-    if isinstance(exc, errors.ContentDecodingError):
-        return FetchError(f"cannot decode the body: {detail}", url, "decode_error")
-    if isinstance(exc, errors.ConnectionError):
-        # requests reports a read timeout while streaming as a ConnectionError
-        lowered = str(exc).lower()
-        if "timed out" in lowered:
-            return FetchError(f"timed out: {detail}", url, "timeout", retryable=True)
-        if isinstance(innermost.__context__, socket.gaierror) or "failed to resolve" in lowered:
-            return FetchError(f"cannot resolve the host name {urlsplit(url).hostname}: {detail}", url,
-                              "dns_error", retryable=True)
-        return FetchError(f"connection failed: {detail}", url, "connection_error", retryable=True)
-    if isinstance(exc, (errors.InvalidURL, errors.InvalidSchema, errors.MissingSchema)):
-        return FetchError(f"unusable URL: {detail}", url, "invalid_url")
-    if isinstance(exc, errors.InvalidHeader):  # e.g. two Content-Length headers that disagree
-        return FetchError(f"malformed response: {detail}", url, "bad_response")
-    return FetchError(f"request failed: {detail}", url, "request_error", retryable=True)
-
-
-def _innermost(exc: requests.exceptions.RequestException) -> BaseException:
-    """The error under the wrappers of requests and urllib3 (whose MaxRetryError keeps it as
-    `reason`)."""
-    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
-    reason = getattr(inner, "reason", None)  # ssl.SSLError has one too: a string
-    return reason if isinstance(reason, BaseException) else inner
-
-
-_POOL_PREFIX = re.compile(r"^\w+\(host='[^']*', port=\d+\): ")
-
-
-def _cause(error: BaseException) -> str:
-    """What went wrong, in the system's words where there are some: "Connection refused", not
-    "HTTPConnectionPool(host='x', port=80): Max retries exceeded with url: / (Caused by
-    NewConnectionError(...: Failed to establish a new connection: [Errno 111] Connection
-    refused'))"."""
-    for candidate in (error, error.__context__, *error.args):
-        if isinstance(candidate, OSError) and candidate.strerror:
-            return candidate.strerror
-    if isinstance(error, http.client.BadStatusLine) and not isinstance(error, http.client.RemoteDisconnected):
-        return f"not an HTTP response: {error.line[:100]!r}"
-    nested = [arg for arg in error.args if isinstance(arg, BaseException)]
-    if nested:  # urllib3's ProtocolError("Connection aborted.", the error)
-        return _cause(nested[-1])
-    return _POOL_PREFIX.sub("", str(error))[:300]
-
-
-def parse_content_type(header: str) -> tuple[str, str | None]:
-    """("text/html", "utf-8") from "text/html; charset=UTF-8"."""
-    media_type, _, params = header.partition(";")
-    charset = None
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip():
-            charset = value.strip().strip("\"'").lower()
-    return media_type.strip().lower(), charset
-
-
-def parse_retry_after(header: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not header:
-        return None
-    header = header.strip()
-    if header.isdigit():
-        return float(header)
-    try:
-        when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
