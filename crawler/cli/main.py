@@ -255,22 +255,22 @@ def _demo_server(port: int | None) -> SiteServer:
 def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> int:
     """Crawl, with a live display on a terminal (or a progress line in the log every few
     seconds), and turn the report into an exit status."""
-    pipeline = CrawlRun(config)
+    crawl = CrawlRun(config)
     live = sys.stderr.isatty()
     watching: AbstractContextManager[object] = nullcontext()
     if live or progress_lines:
         from crawler.cli.progress import ProgressReporter  # rich: only when someone watches
 
-        watching = ProgressReporter(pipeline.stats, live=live)
-    with _stop_on_signals(pipeline.stop), watching:
-        report = pipeline.run()
+        watching = ProgressReporter(crawl.stats, live=live)
+    with _stop_on_signals(crawl.stop), watching:
+        report = crawl.run()
     # Printed on stdout, the summary is not repeated by a console log in text (the log file
     # and JSON logs keep it; JSON logs as fields).
     log.info("%s", report.summary(), extra={SUMMARY_PRINTED: show_summary, FIELDS: report.log_fields()})
     if show_summary:
         print(report.summary(), flush=True)
-    if pipeline.fatal_error is not None:
-        raise pipeline.fatal_error
+    if crawl.fatal_error is not None:
+        raise crawl.fatal_error
     status = exit_status(report)
     if status == EXIT_FAILURES:  # one line, even without a terminal: cron mails it
         print(f"crawl: {failure_line(report)} (see {Path(report.output) / 'report.json'})",

@@ -23,7 +23,7 @@ Pages found otherwise than through the links of pages -- the start URLs, sitemap
 redirects to another host, a resumed crawl's pages -- go after the linked pages of their depth
 (rank INF). A frame's links, or a sitemap that a host's robots.txt names mid-crawl, may join
 their depth after pages behind them went, which can vary between runs; so can the pages of a
-frontier too big for memory (frontier.py: parked pages bypass this order).
+frontier too big for memory (parking.py: parked pages bypass this order).
 """
 
 from __future__ import annotations
