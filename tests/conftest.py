@@ -16,6 +16,8 @@ from crawler.demo.server import SiteServer
 from crawler.engine.run import CrawlRun
 from crawler.history.report import CrawlReport
 
+pytest_plugins = ["tests.browser"]  # the `browser` fixture: a real headless Chromium
+
 # Every file a browser needs to show the sample site, as a complete mirror saves it:
 # path under the host folder -> the site file it comes from.
 DEMO_SITE_FILES = {
