@@ -1,0 +1,78 @@
+"""HTML for people: the pieces report.html and `crawl serve` share.
+
+Everything a crawled site sends (titles, URLs, text, diffs) is untrusted: it goes into a page
+only through `text()` (escaped, quotes too, so it is safe in an attribute as well) or `url()`
+(which refuses schemes that run code). Pages are self-contained -- inline CSS, no script, no
+request to anywhere -- so a report opened from disk shows the same as one served.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from urllib.parse import quote, urlsplit
+
+STYLE = """
+:root { color-scheme: light dark; --fg: #1d1f21; --bg: #fff; --muted: #666; --line: #ddd;
+        --add: #e6ffed; --add-fg: #22863a; --del: #ffeef0; --del-fg: #b31d28; --accent: #0366d6; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e6e6e6; --bg: #16181a; --muted: #9a9a9a; --line: #333;
+          --add: #12331c; --add-fg: #7ee787; --del: #3c1618; --del-fg: #ff9492; --accent: #58a6ff; } }
+body { font: 15px/1.45 system-ui, sans-serif; color: var(--fg); background: var(--bg);
+       max-width: 72rem; margin: 2rem auto; padding: 0 1rem; }
+h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.15rem; margin-top: 2rem;
+     border-bottom: 1px solid var(--line); padding-bottom: .2rem; }
+a { color: var(--accent); } .muted { color: var(--muted); }
+table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .25rem .5rem;
+        border-bottom: 1px solid var(--line); vertical-align: top; } th { font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.url { word-break: break-all; } code, pre { font: 13px/1.4 ui-monospace, monospace; }
+pre.diff { overflow-x: auto; padding: .5rem; border: 1px solid var(--line); }
+pre.diff .add { background: var(--add); color: var(--add-fg); display: block; }
+pre.diff .del { background: var(--del); color: var(--del-fg); display: block; }
+pre.diff .hunk { color: var(--muted); display: block; }
+details > summary { cursor: pointer; }
+.badge { display: inline-block; padding: 0 .45rem; border-radius: .6rem; font-size: .85em; border: 1px solid; }
+.ok { color: var(--add-fg); } .bad { color: var(--del-fg); }
+"""
+
+
+def text(value: object) -> str:
+    """Any value, as text in HTML (and in a quoted attribute)."""
+    return html.escape(str(value), quote=True)
+
+
+def url(value: str) -> str:
+    """A link target for an href: http(s) and relative links as they are (escaped); anything
+    that could run code (javascript:, data:, vbscript:...) becomes a harmless "#"."""
+    scheme = urlsplit(value).scheme.lower() if ":" in value.split("/", 1)[0] else ""
+    if scheme and scheme not in ("http", "https"):
+        return "#"
+    return text(value)
+
+
+def path_link(path: str) -> str:
+    """A relative link to a file of the output folder, from a page at its top: each segment
+    percent-escaped (a mirror path may hold "?", "#", "%" and spaces)."""
+    return text("/".join(quote(segment, safe="") for segment in path.split("/")))
+
+
+def page(title: str, body: str) -> str:
+    """A whole page: `title` is escaped here; `body` is HTML made with the functions above."""
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+            f"img-src data:\">"
+            f"<title>{text(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def diff_html(lines: Iterable[str]) -> str:
+    """A unified diff (difflib's lines) as a coloured, escaped <pre>."""
+    out = []
+    for line in lines:
+        kind = "hunk" if line.startswith("@@") else "add" if line.startswith("+") else \
+            "del" if line.startswith("-") else ""
+        if line.startswith(("+++", "---")):
+            kind = "hunk"
+        out.append(f'<span class="{kind}">{text(line)}</span>' if kind else text(line))
+    return '<pre class="diff">' + "\n".join(out) + "</pre>"
