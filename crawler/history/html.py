@@ -9,8 +9,12 @@ request to anywhere -- so a report opened from disk shows the same as one served
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
+
+_IGNORED_IN_URLS = re.compile(r"[\t\n\r]")
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*):")
 
 STYLE = """
 :root { color-scheme: light dark; --fg: #1d1f21; --bg: #fff; --muted: #666; --line: #ddd;
@@ -44,9 +48,11 @@ def text(value: object) -> str:
 
 def url(value: str) -> str:
     """A link target for an href: http(s) and relative links as they are (escaped); anything
-    that could run code (javascript:, data:, vbscript:...) becomes a harmless "#"."""
-    scheme = urlsplit(value).scheme.lower() if ":" in value.split("/", 1)[0] else ""
-    if scheme and scheme not in ("http", "https"):
+    that could run code (javascript:, data:, vbscript:...) becomes a harmless "#". Read as a
+    browser reads it: tabs and line breaks anywhere, and leading spaces, do not count."""
+    cleaned = _IGNORED_IN_URLS.sub("", value).lstrip("".join(map(chr, range(0x21))))
+    scheme = _SCHEME.match(cleaned)
+    if scheme and scheme.group(1).lower() not in ("http", "https"):
         return "#"
     return text(value)
 
