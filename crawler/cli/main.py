@@ -7,6 +7,7 @@
     crawl check CONFIG [URL ...]       is the config valid; would these URLs be crawled, and why
     crawl status CONFIG|OUTPUT         is a crawl of it running, how far has it got, how did it end
     crawl diff CONFIG|OUTPUT [OLD] [NEW]  what changed between two snapshots (or in a plain mirror's last run)
+    crawl serve CONFIG|OUTPUT          browse the mirror and its history in a web browser (until Ctrl-C)
     crawl schedule CONFIG --at HH:MM   a nightly crontab line or systemd timer
     crawl run-scheduled FOLDER         run every config of a folder on its schedule
     crawl config set CONFIG KEY=VALUE  change a setting of a config file for good
@@ -16,6 +17,7 @@ Commands that take a config take `--set KEY=VALUE` too: a setting for this run o
 0 crawl completed; 1 URLs failed after retries, a start URL failed, the site could not be
 reached, the snapshot failed its health checks, or the output folder is unusable; 2 bad
 config or usage; 130 interrupted; 141 the output was closed early (`crawl diff | head`).
+`crawl serve` runs until Ctrl-C (or SIGTERM), its normal end: 0; 1 if it cannot listen.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from crawler.cli.schedule import (
     systemd_units,
     unit_name,
 )
+from crawler.cli.serve import HistoryServer
 from crawler.cli.status import crawl_status
 from crawler.cli.template import write_config
 from crawler.config import Config
@@ -147,6 +150,16 @@ def _diff(args: argparse.Namespace) -> int:
     if args.text:
         for text in diff.text_diffs():
             print(text)
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _setup_logging(args.verbose, None, args.log_format)
+    output = _output_folder(args.output)
+    with HistoryServer(output, args.host, args.port) as server:
+        print(f"serving {output} at {server.url} (Ctrl-C to stop)", flush=True)
+        with _stop_on_signals(lambda: None):
+            signal.pause()
     return EXIT_OK
 
 
@@ -384,6 +397,7 @@ COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argpa
     "check": (arguments.check_parser, _check),
     "status": (arguments.status_parser, _status),
     "diff": (arguments.diff_parser, _diff),
+    "serve": (arguments.serve_parser, _serve),
     "schedule": (arguments.schedule_parser, _schedule),
     "run-scheduled": (arguments.run_scheduled_parser, _run_scheduled),
     "config": (arguments.config_parser, _config_set),
