@@ -158,8 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
     output = _output_folder(args.output)
     with HistoryServer(output, args.host, args.port) as server:
         print(f"serving {output} at {server.url} (Ctrl-C to stop)", flush=True)
-        with _stop_on_signals(lambda: None):
-            signal.pause()
+        _until_stopped()
     return EXIT_OK
 
 
@@ -332,6 +331,16 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _until_stopped() -> None:
+    """Wait for Ctrl-C or SIGTERM: a server's normal end, not an interruption."""
+    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.pause()
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -66,6 +66,7 @@ class HistoryServer(ThreadingHTTPServer):
             raise UsageError(f"{output}: not a crawl output folder (no manifest.jsonl, report.json, "
                              "snapshots/ or .crawl/ in it)")
         self.output = output.resolve()
+        self.label = str(output)  # as the command line named it
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             super().__init__((host, port), _Handler)
@@ -140,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
         found = timeline.runs(output)
         start_pages = {run.root: timeline.start_page(output, run) for run in found}
         reports = {run.root: (output / run.files(timeline.REPORT_HTML)).is_file() for run in found}
-        return timeline_page(str(output), found, start_pages, reports)
+        return timeline_page(self.server.label, found, start_pages, reports)
 
     def _history(self, query: str) -> str:
         output = self.server.output

@@ -27,6 +27,7 @@ _EXTRA_STYLE = """<style>
 form.search { margin: 1rem 0; display: flex; gap: .5rem; } form.search input { flex: 1; font: inherit; padding: .3rem; }
 tr.changes td { border-bottom: 2px solid var(--line); } ul.changes { margin: .2rem 0 .6rem; padding-left: 1.2rem; }
 .kind { display: inline-block; min-width: 5.5rem; } nav { margin-bottom: 1rem; }
+td.nowrap { white-space: nowrap; }
 pre.diff .add, pre.diff .del, pre.diff .hunk { display: inline-block; width: 100%; }
 </style>"""
 
@@ -91,11 +92,18 @@ def _run_row(run: Run, start: str | None, has_report_html: bool) -> str:
         links.append(f'<a href="{mirror_link(run.files("report.html"))}">report</a>')
     if run.report:
         links.append(f'<a href="{mirror_link(run.files("report.json"))}">report.json</a>')
+    return (f'<tr><td class="nowrap">{title}</td><td>{_outcome(run)}</td><td class="num nowrap">{_files(run)}</td>'
+            f'{_counts(run)}<td class="nowrap">{" · ".join(links)}</td></tr>')
+
+
+def _files(run: Run) -> str:
+    """Files saved, and fetches that failed (broken links aside: the site's own problem)."""
     counts = run.report.get("counts")
-    saved = counts.get("saved") if isinstance(counts, dict) else None
-    files = f"{saved:,}" if isinstance(saved, int) else ""
-    return (f"<tr><td>{title}</td><td>{_outcome(run)}</td><td class=\"num\">{files}</td>{_counts(run)}"
-            f"<td>{' · '.join(links)}</td></tr>")
+    if not isinstance(counts, dict) or not isinstance(counts.get("saved"), int):
+        return ""
+    failed, broken = counts.get("failed"), counts.get("failed_broken_links", 0)
+    failed = failed - broken if isinstance(failed, int) and isinstance(broken, int) else 0
+    return f"{counts['saved']:,}" + (f'<br><span class="bad">{failed:,} failed</span>' if failed > 0 else "")
 
 
 def _counts(run: Run) -> str:
@@ -135,7 +143,9 @@ def _change_lists(changes: Changes, open_: bool) -> str:
         more = f'<li class="muted">and {len(entries) - LISTED} more</li>' if len(entries) > LISTED else ""
         parts.append(f'<ul class="changes">{items}{more}</ul>')
     total = len(changes.added) + len(changes.modified) + len(changes.removed)
-    summary = f"{total} change{'s' if total != 1 else ''}"
+    summary = text(f"{total} change{'s' if total != 1 else ''}")
+    earlier = snapshot_time(changes.compared_with or "")
+    summary += f" since {when(earlier)}" if earlier else " since the previous crawl"
     return f"<details{' open' if open_ else ''}><summary>{summary}</summary>{''.join(parts)}</details>"
 
 
