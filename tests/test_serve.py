@@ -354,3 +354,49 @@ def test_a_port_in_use_and_a_folder_crawl_did_not_write_are_one_line_errors(
                                        "report.json, snapshots/ or .crawl/ in it)\n")
     assert main(["serve", str(tmp_path / "nothing")]) == 2
     assert "no such config file or output folder" in capsys.readouterr().err
+
+
+# -- an output folder written by hand: what crawl never writes, but the server must survive --
+
+def snapshot(out: Path, name: str, files: dict[str, str], report: str | None = None) -> Path:
+    """A snapshot with a manifest of text/html files ({path: content}); a report as given."""
+    root = out / "snapshots" / name
+    root.mkdir(parents=True)
+    lines = []
+    for path, content in files.items():
+        if not path.startswith(".."):
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(content)
+        lines.append(json.dumps({"url": "http://site/" + path.rpartition("/")[2], "path": path, "status": 200,
+                                 "content_type": "text/html", "size": len(content), "sha256": content * 2,
+                                 "etag": None, "last_modified": None, "fetched_at": "2026-05-01T02:00:00+00:00"}))
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    if report is not None:
+        (root / "report.json").write_text(report)
+    return root
+
+
+def test_a_manifest_cannot_point_the_history_outside_the_output_folder(
+        tmp_path: Path, browser_page: tuple[Any, list[str]]) -> None:
+    out = tmp_path / "out"
+    (tmp_path / "secret.html").write_text("<p>the secret</p>")
+    snapshot(out, "2026-05-01T020000Z", {"site/a.html": "<p>first</p>"})
+    second = snapshot(out, "2026-05-02T020000Z", {"site/b.html": "<p>b</p>"})
+    snapshot(out, "2026-05-03T020000Z", {"../../../secret.html": "x", "site/b.html": "<p>b, edited</p>"},
+             report="{damaged")
+    (second / "site" / "a.html").symlink_to(tmp_path / "secret.html")  # listed as a.html below
+    (second / "manifest.jsonl").write_text((second / "manifest.jsonl").read_text() + json.dumps(
+        {"url": "http://site/a.html", "path": "site/a.html", "status": 200, "content_type": "text/html",
+         "size": 1, "sha256": "other", "etag": None, "last_modified": None, "fetched_at": "x"}) + "\n")
+    (out / "snapshots" / "2026-05-04T020000Z").mkdir()  # a crawl writing it: no manifest, no report yet
+    tab, errors = browser_page
+    with HistoryServer(out, port=0) as server:
+        tab.goto(server.url)
+        rows = tab.locator("tbody > tr:not(.changes)")
+        assert rows.count() == 4
+        assert "no report" in rows.first.inner_text() and "no report" in rows.nth(1).inner_text()
+        for url in ("http://site/a.html", "http://site/secret.html"):  # a symlink out; a path out
+            tab.goto(server.url + "history?url=" + url)
+            assert tab.locator("h2").first.inner_text().endswith("versions kept")  # listed...
+            assert "the secret" not in tab.locator("body").inner_text()  # ... and nothing read
+    assert errors == []

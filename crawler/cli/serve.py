@@ -20,6 +20,7 @@ serve_files.find (never outside the output folder, never its crawl state).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import socket
 import threading
@@ -113,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _not_allowed(self) -> None:
         self.close_connection = True  # a body it may have sent is not read
-        self._page(405, error_page(405, "Method Not Allowed"), {"Allow": ALLOWED}, body=self.command != "HEAD")
+        self._page(405, error_page(405, "Method Not Allowed"), {"Allow": ALLOWED})
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -189,16 +190,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _file(self, found: Found, body: bool) -> None:
         """A saved file, as the site sent it -- sandboxed."""
+        content_type = serve_files.content_type(self.server.output, found)
         try:
-            file = found.path.open("rb")
+            # Resolved already; O_NOFOLLOW refuses a symlink put in its place since.
+            file = os.fdopen(os.open(found.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
         except OSError:
             self._not_found(body)
             return
         with file:
-            size = file.seek(0, 2)
-            file.seek(0)
+            size = os.fstat(file.fileno()).st_size
             self.send_response(200)
-            self.send_header("Content-Type", serve_files.content_type(self.server.output, found))
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(size))
             self.send_header("Content-Security-Policy", MIRRORED_POLICY)
             self._common_headers()

@@ -89,8 +89,8 @@ def runs(output: Path) -> list[Run]:
     if (output / REPORT).is_file() or (output / MANIFEST).is_file():
         found.append(Run(None, "", read_json(output / REPORT), _changes(output)))
     # Snapshots of the same second sort by name, as they were made.
-    order = {id(run): number for number, run in enumerate(found)}
-    return sorted(found, key=lambda run: (run.started_at, order[id(run)]), reverse=True)
+    ordered = sorted(enumerate(found), key=lambda item: (item[1].started_at, item[0]), reverse=True)
+    return [run for _, run in ordered]
 
 
 def start_page(output: Path, run: Run) -> str | None:
@@ -99,8 +99,9 @@ def start_page(output: Path, run: Run) -> str | None:
     start_urls = run.report.get("start_urls")
     if not isinstance(start_urls, list) or not start_urls:
         return None
-    redirects = {str(hop.get("url")): str(hop.get("to")) for hop in run.report.get("redirected") or []
-                 if isinstance(hop, dict)}
+    hops = run.report.get("redirected")
+    redirects = {str(hop.get("url")): str(hop.get("to")) for hop in hops if isinstance(hop, dict)} \
+        if isinstance(hops, list) else {}
     url = str(start_urls[0])
     for _ in range(MAX_REDIRECTS):
         entry = find_entry(output / run.files(MANIFEST), url)

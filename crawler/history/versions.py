@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crawler.config import IgnoreRule
+from crawler.errors import UnsafePathError
 from crawler.history.changes import PREVIOUS_CRAWL, text_diff
 from crawler.history.manifest_search import find_entry, matching_urls
 from crawler.history.snapshot import kept_copies, snapshots
 from crawler.history.timeline import runs
+from crawler.mirror.paths import checked_join
 from crawler.models import SavedFile, is_html
 from crawler.output_folder import MANIFEST, SNAPSHOTS
 from crawler.urls import InvalidURLError, canonicalize
@@ -76,7 +78,7 @@ def _snapshot_versions(output: Path, url: str) -> list[Version]:
             continue
         entry = find_entry(root / MANIFEST, url)
         path = f"{SNAPSHOTS}/{name}/{entry.path}" if entry else None
-        found.append(Version(name, entry, root / entry.path if entry else None, path))
+        found.append(Version(name, entry, saved_copy(output, root, entry.path) if entry else None, path))
     return found
 
 
@@ -89,13 +91,23 @@ def _plain_versions(output: Path, url: str) -> list[Version]:
     found = []
     if previous is not None:
         # The last run kept the copy it replaced; an unchanged page is the current file.
-        copy = kept / previous.path
-        if not copy.is_file() and current is not None and current.sha256 == previous.sha256:
-            copy = output / current.path
-        found.append(Version(PREVIOUS_CRAWL, previous, copy if copy.is_file() else None))
-    found.append(Version(LAST_CRAWL, current, output / current.path if current else None,
+        copy = saved_copy(output, kept, previous.path)
+        if copy is None and current is not None and current.sha256 == previous.sha256:
+            copy = saved_copy(output, output, current.path)
+        found.append(Version(PREVIOUS_CRAWL, previous, copy))
+    found.append(Version(LAST_CRAWL, current, saved_copy(output, output, current.path) if current else None,
                          current.path if current else None))
     return found
+
+
+def saved_copy(output: Path, root: Path, path: str) -> Path | None:
+    """The file a manifest says `path` (under `root`) was saved as, if it is there -- and inside
+    the output folder once symlinks are followed: its text goes into a page."""
+    try:
+        copy = Path(os.path.realpath(checked_join(root, path)))
+    except UnsafePathError:
+        return None
+    return copy if copy.is_file() and Path(os.path.realpath(output)) in copy.parents else None
 
 
 def steps(output: Path, kept: list[Version]) -> list[Step]:
