@@ -354,6 +354,9 @@ def test_a_port_in_use_and_a_folder_crawl_did_not_write_are_one_line_errors(
                                        "report.json, snapshots/ or .crawl/ in it)\n")
     assert main(["serve", str(tmp_path / "nothing")]) == 2
     assert "no such config file or output folder" in capsys.readouterr().err
+    assert main(["serve", str(history.out), "--port", "70000"]) == 2
+    assert capsys.readouterr().err == ("crawl: error: argument --port: 70000 is not a port number (0 to 65535) "
+                                       "(see crawl serve --help)\n")
 
 
 # -- an output folder written by hand: what crawl never writes, but the server must survive --

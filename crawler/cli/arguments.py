@@ -73,12 +73,20 @@ def serve_parser() -> argparse.ArgumentParser:
                                          "each snapshot as the site was that night, every version of a URL and "
                                          "what changed. Read-only; runs until Ctrl-C (exit 0).")
     parser.add_argument("output", metavar="CONFIG|OUTPUT", help="a config, or the output folder it writes to")
-    parser.add_argument("--port", type=int, default=SERVE_PORT, help=f"port to listen on (default: {SERVE_PORT}; "
+    parser.add_argument("--port", type=port, default=SERVE_PORT, help=f"port to listen on (default: {SERVE_PORT}; "
                                                                      "0: any free port)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     _common_options(parser)
     return parser
+
+
+def port(text: str) -> int:
+    """A TCP port number, 0 (any free one) to 65535."""
+    number = int(text)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (0 to 65535)")
+    return number
 
 
 def check_parser() -> argparse.ArgumentParser:

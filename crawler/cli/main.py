@@ -48,7 +48,6 @@ from crawler.cli.schedule import (
     systemd_units,
     unit_name,
 )
-from crawler.cli.serve import HistoryServer
 from crawler.cli.status import crawl_status
 from crawler.cli.template import write_config
 from crawler.config import Config
@@ -154,6 +153,8 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from crawler.cli.serve import HistoryServer  # http.server and the pages: only this command needs them
+
     _setup_logging(args.verbose, None, args.log_format)
     output = _output_folder(args.output)
     with HistoryServer(output, args.host, args.port) as server:
