@@ -81,7 +81,9 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
         mutable.put("/feed", "<rss><channel><title>News</title></channel></rss>", "application/rss+xml")
         mutable.put("/list.php", page("Page two of the list", "/"))
         mutable.put("/dir/", page("The dir index", "/"))
-        mutable.put("/style.css", "h1 { color: rgb(1, 2, 3); }", "text/css")
+        mutable.put("/style.css", "@font-face { font-family: Shop; src: url(/shop.woff2); }\n"
+                                  "h1 { color: rgb(1, 2, 3); font-family: Shop, serif; }", "text/css")
+        mutable.put("/shop.woff2", b"wOF2" + bytes(60), "font/woff2")
         config = write_config(folder, site, snapshots={"keep": 5})
         nights = [
             lambda: None,
@@ -122,12 +124,14 @@ def browser_page(browser: Any) -> Iterator[tuple[Any, list[str]]]:
     context.close()
 
 
-def request(history: History, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+def request(history: History, method: str, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
     """A request sent as written: no client cleans the path up first (browsers remove dot segments)."""
     host, port = history.server.server_address[:2]
     connection = http.client.HTTPConnection(str(host), int(port), timeout=5)
     try:
-        connection.putrequest(method, path, skip_accept_encoding=True)
+        connection.putrequest(method, path, skip_host="Host" in headers, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
         connection.endheaders()
         response = connection.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
@@ -200,7 +204,7 @@ def test_hostile_text_in_a_diff_is_shown_as_text(history: History, browser_page:
 
 def test_a_mirrored_page_renders_sandboxed_its_scripts_cannot_reach_the_server(
         history: History, browser_page: tuple[Any, list[str]]) -> None:
-    tab, _ = browser_page
+    tab, errors = browser_page
     response = tab.goto(history.url(f"/mirror/latest/{history.host()}/probe.html"))
     assert response is not None
     policy = response.headers["content-security-policy"]
@@ -211,9 +215,11 @@ def test_a_mirrored_page_renders_sandboxed_its_scripts_cannot_reach_the_server(
     result.filter(has_not_text="not run").wait_for()
     assert result.inner_text() == "cookie-blocked storage-blocked fetch-blocked"
     assert tab.context.cookies() == []
-    # Its stylesheet, from the server, applies.
+    # Its stylesheet, from the server, applies; its font, fetched in CORS mode, is given to it.
     tab.goto(history.url(f"/mirror/latest/{history.host()}/index.html"))
     assert tab.locator("h1").evaluate("h => getComputedStyle(h).color") == "rgb(1, 2, 3)"
+    assert tab.evaluate("document.fonts.ready.then(() => [...document.fonts].map(font => font.family))") == ["Shop"]
+    assert [error for error in errors if error.startswith("Access to font")] == []
 
 
 def test_saved_files_are_served_with_their_recorded_types(history: History) -> None:
@@ -234,6 +240,9 @@ def test_saved_files_are_served_with_their_recorded_types(history: History) -> N
     assert "sandbox" not in headers["content-security-policy"]
     status, headers, body = request(history, "GET", f"/mirror/snapshots/{history.snapshots[0]}/report.json")
     assert headers["content-type"] == "application/json; charset=utf-8" and json.loads(body)["outcome"] == "completed"
+    # Fonts (and scripts, stylesheets, images) are shared with the sandboxed pages' "null" origin; pages are not.
+    assert request(history, "GET", f"{base}/shop.woff2", Origin="null")[1]["access-control-allow-origin"] == "*"
+    assert "access-control-allow-origin" not in request(history, "GET", f"{base}/a.html", Origin="null")[1]
 
 
 def test_recorded_types_cannot_add_headers() -> None:
@@ -271,6 +280,15 @@ def test_paths_that_leave_the_output_folder_or_reach_the_crawl_state_get_404(his
         status, _, body = request(history, method, path)
         assert status == 404, (method, path)
         assert b"secret" not in body and b"SQLite" not in body
+
+
+def test_only_names_of_this_machine_are_answered(history: History) -> None:
+    """A site whose name was pointed at 127.0.0.1 (DNS rebinding) must not read the history as its own."""
+    port = history.server.server_address[1]
+    assert request(history, "GET", "/", Host=f"evil.example:{port}")[0] == 403
+    assert request(history, "GET", f"/mirror/latest/{history.host()}/a.html", Host="evil.example")[0] == 403
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "LOCALHOST"):
+        assert request(history, "GET", "/", Host=host)[0] == 200
 
 
 def test_only_get_and_head_are_answered(history: History) -> None:

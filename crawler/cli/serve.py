@@ -19,6 +19,7 @@ serve_files.find (never outside the output folder, never its crawl state).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import shutil
@@ -53,6 +54,12 @@ OWN_PAGES_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data
 MIRRORED_POLICY = ("sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox; "
                    "default-src 'self' data: blob: 'unsafe-inline' 'unsafe-eval'; form-action 'none'")
 ALLOWED = "GET, HEAD"
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+# Mirrored files a sandboxed page (an opaque origin: "Origin: null") must fetch in CORS mode --
+# fonts, module scripts, `crossorigin` images and stylesheets -- are shared with any origin:
+# any page may include such files already. Pages and data (HTML, JSON...) never are.
+SHARED_TYPES = ("font/", "image/", "text/css", "text/javascript", "application/javascript",
+                "application/x-javascript", "application/font", "application/x-font", "application/vnd.ms-fontobject")
 
 
 class HistoryServer(ThreadingHTTPServer):
@@ -75,6 +82,7 @@ class HistoryServer(ThreadingHTTPServer):
             raise CrawlError(f"cannot serve on {host}:{port}: {error.strerror or error}"
                              + (" (choose another with --port)" if port else "")) from None
         self._thread: threading.Thread | None = None
+        self.loopback = ipaddress.ip_address(self.server_address[0]).is_loopback
 
     @property
     def url(self) -> str:
@@ -122,7 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path
         try:
-            if path == "/":
+            if not self._host_allowed():
+                self._page(403, error_page(403, "Forbidden: not a name of this machine"), body=body)
+            elif path == "/":
                 self._page(200, self._timeline(), body=body)
             elif path == HISTORY:
                 self._page(200, self._history(parse_qs(parts.query).get("url", [""])[0]), body=body)
@@ -136,6 +146,16 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("cannot answer %s", self.path)
             self.close_connection = True
             self._page(500, error_page(500, "Internal Server Error"), body=body)
+
+    def _host_allowed(self) -> bool:
+        """Listening on this machine only, a request must name it so: a web page whose own host
+        name was pointed at 127.0.0.1 (DNS rebinding) would otherwise read everything here as
+        its own origin."""
+        if not self.server.loopback:
+            return True
+        host = (self.headers.get("Host") or "").lower()
+        name = host.rpartition(":")[0] if ":" in host and not host.endswith("]") else host
+        return name in LOOPBACK_NAMES
 
     def _timeline(self) -> str:
         output = self.server.output
@@ -203,6 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(size))
             self.send_header("Content-Security-Policy", MIRRORED_POLICY)
+            if content_type.startswith(SHARED_TYPES):
+                self.send_header("Access-Control-Allow-Origin", "*")
             self._common_headers()
             if body:
                 shutil.copyfileobj(file, self.wfile)
