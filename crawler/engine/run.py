@@ -52,11 +52,12 @@ class CrawlRun:
         self.state = SqliteState(config.output_dir, on_error=self._stopping.abort)
         politeness = config.politeness
         self.frontier = MemoryFrontier(max_pages=config.scope.max_pages, per_host=politeness.per_host,
-                                       delay=politeness.delay, robots=politeness.robots, journal=self.state,
-                                       parking=self.state)
+                                       per_host_http1=config.threads.fetchers, delay=politeness.delay,
+                                       robots=politeness.robots, journal=self.state, parking=self.state)
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
                                may_follow=redirect_rule(self.scope, self.frontier),
-                               heuristic_freshness=config.mirror.heuristic_freshness)
+                               heuristic_freshness=config.mirror.heuristic_freshness,
+                               record_requests="warc" in config.output_formats)
         self.layout: Layout | None = None  # where this run writes, and the crawl before it
         self.pipeline: Pipeline | None = None  # the stages, once the run has started them
         self._earlier = Tally()  # what the interrupted runs of this crawl did, when resuming
