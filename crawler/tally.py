@@ -7,6 +7,7 @@ no lock; the tallies are added up once every thread has been joined.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from crawler.models import Failure
@@ -48,6 +49,18 @@ class Tally:
     aliases: list[tuple[str, str]] = field(default_factory=list)  # (redirecting URL, its target)
     stage: str = ""  # of the thread that owns it
     busy: bool = False  # that thread is working on an item
+    busy_seconds: float = 0.0  # the time it spent working on items (what the run was bound by)
+    _since: float = 0.0
+
+    def begin(self) -> None:
+        """The thread takes up an item."""
+        self.busy = True
+        self._since = time.monotonic()
+
+    def end(self) -> None:
+        """The thread is done with its item (and waits for the next)."""
+        self.busy = False
+        self.busy_seconds += time.monotonic() - self._since
 
     def counters(self) -> dict[str, int]:
         """The counters that add up over the runs of one crawl (kept in its state)."""

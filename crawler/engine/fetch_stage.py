@@ -64,12 +64,12 @@ class FetchStage:
         """One fetcher thread, until the frontier says the crawl is over (or stopped)."""
         try:
             while (item := self._frontier.get()) is not None:
-                tally.busy = True
+                tally.begin()
                 try:
                     self._fetch_one(item, tally)
                 except Exception as exc:  # a bug must not strand the item in flight
                     self._outcomes.internal_error(item, exc, tally)
-                tally.busy = False
+                tally.end()
         finally:
             self._fetcher.close()
 
