@@ -212,10 +212,8 @@ class RunEnd:
             earlier = report_html.Earlier(entries=previous.entries, replaced=layout.kept or previous.root,
                                           removed=previous.root, lasting=lasting)
         try:
-            starts = {start: path for start in report.start_urls
-                      if (path := self._files.links.final_path(start)) is not None}
             page = report_html.render(report, self._files.root, later=shown, earlier=earlier,
-                                      ignore=self._config.snapshots.ignore, start_pages=starts)
+                                      ignore=self._config.snapshots.ignore, path_of=self._files.links.final_path)
         except Exception:  # a bug in the report page must not cost the run its outcome
             log.exception("cannot render %s", REPORT_HTML)
             return

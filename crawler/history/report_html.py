@@ -17,7 +17,7 @@ import itertools
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from crawler.history.changes import Changes, text_diff
 from crawler.history.html import bar_chart, diff_html, page, path_link, text, url
 from crawler.history.report import CrawlReport
 from crawler.models import Failure, SavedFile, is_html
+from crawler.urls import host_of
 
 LIST_CAP = 200  # entries of each list shown
 DIFF_CAP = 50  # modified pages whose text diff is inline
@@ -39,6 +40,7 @@ STYLE = """<style>
 .figures td:first-child { color: var(--muted); width: 14rem; } .bar { background: var(--line); height: .7rem;
   width: 12rem; display: inline-block; } .bar > span { background: var(--accent); height: 100%; display: block; }
 details { border-bottom: 1px solid var(--line); padding: .25rem 0; } details pre.diff { margin: .5rem 0; }
+pre.diff span.add, pre.diff span.del, pre.diff span.hunk { display: inline-block; min-width: 100%; }
 .cap { font-size: .9em; }
 </style>"""
 
@@ -61,12 +63,13 @@ def shown_urls(changes: Changes) -> Iterator[str]:
 
 
 def render(report: CrawlReport, folder: Path, *, later: Mapping[str, SavedFile], earlier: Earlier | None,
-           ignore: tuple[IgnoreRule, ...] = (), start_pages: Mapping[str, str] | None = None) -> str:
+           ignore: tuple[IgnoreRule, ...] = (), path_of: Callable[[str], str | None] = lambda url: None) -> str:
     """The page for `report`, to be saved in `folder` (the run's mirror). `later`: this run's
-    entries of the pages shown (shown_urls); `start_pages`: start URL -> its saved path."""
-    links = _Links(folder)
-    sections = [_head(report, links, start_pages or {}), _bound(report), _types(report),
-                _changes(report, links, later, earlier, ignore), _failures(report), _skipped(report),
+    entries of the pages shown (shown_urls); `path_of(url)`: where this run saved a URL (None:
+    it did not), so that start URLs and referrers link to their saved copies."""
+    links = _Links(folder, path_of)
+    sections = [_head(report, links), _bound(report), _types(report),
+                _changes(report, links, later, earlier, ignore), _failures(report, links), _skipped(report),
                 f'<p class="muted cap">Lists show their first {LIST_CAP} entries, and the text diff of the first '
                 f"{DIFF_CAP} modified pages (at most {DIFF_LINES} lines each); report.json and changes.json beside "
                 "this file have everything.</p>"]
@@ -76,8 +79,9 @@ def render(report: CrawlReport, folder: Path, *, later: Mapping[str, SavedFile],
 class _Links:
     """Relative links from the report's folder to saved files, where the file is there."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, path_of: Callable[[str], str | None]) -> None:
         self.folder = folder
+        self._path_of = path_of
 
     def to(self, root: Path, path: str, label: str) -> str:
         target = root / path
@@ -85,13 +89,17 @@ class _Links:
             return text(label)
         return f'<a href="{path_link(os.path.relpath(target, self.folder).replace(os.sep, "/"))}">{text(label)}</a>'
 
+    def saved(self, address: str) -> str:
+        """A link to the saved copy of `address`, or to the site where there is none."""
+        path = self._path_of(address)
+        return self.to(self.folder, path, address) if path else f'<a href="{url(address)}">{text(address)}</a>'
 
-def _head(report: CrawlReport, links: _Links, start_pages: Mapping[str, str]) -> str:
+
+def _head(report: CrawlReport, links: _Links) -> str:
     tally, counts = report.tally, report.counts()
     good = report.outcome == "completed" and not report.serious_failures and report.published is not False
     rate = report.files_this_run / report.duration_s if report.duration_s else 0.0
-    starts = ", ".join(links.to(links.folder, start_pages[start], start) if start in start_pages
-                       else f'<a href="{url(start)}">{text(start)}</a>' for start in report.start_urls)
+    starts = ", ".join(links.saved(start) for start in report.start_urls)
     rows = [("started", f"{_when(report)} (UTC)"), ("duration", f"{report.duration_s:,.1f} s"),
             ("start URLs", starts), ("output", text(report.output)),
             ("files saved", f"{tally.files_saved:,} ({tally.html_pages_saved:,} HTML pages)"),
@@ -111,8 +119,11 @@ def _head(report: CrawlReport, links: _Links, start_pages: Mapping[str, str]) ->
         rows.append(("resumed", text(f"the crawl started {report.resumed_from}")))
     if report.fatal_error:
         rows.append(("stopped by", text(report.fatal_error)))
-    badge = f'<span class="badge {"ok" if good else "bad"}">{text(report.outcome)}</span>'
-    return (f"<h1>crawl report {badge}</h1>\n<table class=\"figures\">"
+    shown = report.outcome if good or report.outcome != "completed" else \
+        "completed, not published" if report.published is False else "completed, with failures"
+    badge = f'<span class="badge {"ok" if good else "bad"}">{text(shown)}</span>'
+    site = text(host_of(report.start_urls[0])) if report.start_urls else ""
+    return (f"<h1>crawl report: {site} {badge}</h1>\n<table class=\"figures\">"
             + "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in rows) + "</table>")
 
 
@@ -203,7 +214,7 @@ def _earlier_copy(record: Mapping[str, object], links: _Links, earlier: Earlier 
     return links.to(earlier.removed, str(record["path"]), address)
 
 
-def _failures(report: CrawlReport) -> str:
+def _failures(report: CrawlReport, links: _Links) -> str:
     failures = report.tally.failures
     if not failures:
         return "<h2>Failures</h2><p>None.</p>"
@@ -214,7 +225,7 @@ def _failures(report: CrawlReport) -> str:
     for reason, members in sorted(groups.items(), key=lambda item: -len(item[1])):
         rows = "".join(
             f"<tr><td class=\"url\">{text(f.url)}</td><td>{_kind(f)}</td><td>{text(f.message)}</td>"
-            f"<td class=\"url\">{_from(f.referrer)}</td></tr>" for f in members[:LIST_CAP])
+            f"<td class=\"url\">{links.saved(f.referrer) if f.referrer else ''}</td></tr>" for f in members[:LIST_CAP])
         table = f"<table><tr><th>URL</th><th>kind</th><th>message</th><th>linked from</th></tr>{rows}</table>"
         parts.append(_list(reason, len(members), table))
     return "".join(parts)
@@ -223,10 +234,6 @@ def _failures(report: CrawlReport) -> str:
 def _kind(failure: Failure) -> str:
     return "broken link" if failure.is_client_error else "other host" if failure.off_site else \
         f"HTTP {failure.status}" if failure.status else "no answer"
-
-
-def _from(referrer: str | None) -> str:
-    return f'<a href="{url(referrer)}">{text(referrer)}</a>' if referrer else ""
 
 
 def _skipped(report: CrawlReport) -> str:
