@@ -55,7 +55,7 @@ def test_a_first_crawl_tells_the_webhook_and_the_mailbox(tmp_path: Path, site: S
                 "&from=crawl@example.com&to=ops@example.com"]
         config = write_config(tmp_path / "books.yaml", site.url, tmp_path / "out", urls)
         log_file = tmp_path / "crawl.log"
-        assert main([str(config), "--log-file", str(log_file), "-v"]) == 0
+        assert main([str(config), "--log-file", str(log_file), "-vv"]) == 0  # debug logs too
     [post] = hook.posts
     assert (post["path"], post["user"], post["password"]) == ("/crawl", "crawler", PASSWORD)  # the variable, expanded
     assert post["json"]["title"] == "crawl books: 53 added (first crawl)"
