@@ -175,6 +175,14 @@ def test_failure_sends_one_message_saying_why(tmp_path: Path, case: str, monkeyp
     assert post["json"]["message"].startswith("FAILED: ")
 
 
+def test_a_run_with_changes_and_a_failure_sends_one_message(tmp_path: Path) -> None:
+    with SiteServer(root=None, routes=_failing_site()) as server, Webhook() as hook:
+        config = write_config(tmp_path / "books.yaml", server.url, tmp_path / "out",
+                              [f"json://127.0.0.1:{hook.port}/"], notify={"when": ["changes"]})
+        assert main([str(config)]) == 1  # the first crawl added the home page; /down.html failed
+    assert [post["json"]["title"] for post in hook.posts] == ["crawl books: FAILED (1 URL failed after retries)"]
+
+
 def _fill_the_disk_after(writes: int, monkeypatch: pytest.MonkeyPatch) -> None:
     real_write = Writer._write_temp
     count = [0]

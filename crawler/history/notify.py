@@ -60,11 +60,10 @@ def notify_run(config: NotifyConfig, report: CrawlReport, *, name: str, failure:
 
 
 def wanted(when: Sequence[str], report: CrawlReport, failure: str | None) -> bool:
-    if "always" in when:
-        return True
-    if failure is not None:
-        return "failure" in when
-    return "changes" in when and report.outcome == "completed" and _changed(report) > 0
+    """Does the run match `when`? A run may match both `changes` and `failure` (pages changed,
+    and one failed): it sends one message, whose title says it failed."""
+    return "always" in when or (failure is not None and "failure" in when) or \
+        ("changes" in when and report.outcome == "completed" and _changed(report) > 0)
 
 
 def _changed(report: CrawlReport) -> int:
