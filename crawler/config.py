@@ -86,7 +86,9 @@ class ThreadsConfig(Section):
     """Threads of each pipeline stage."""
 
     fetchers: int = Field(default=8, ge=1, le=512)
-    """Threads downloading in parallel (network-bound)."""
+    """Downloads in parallel over HTTP/1.1 (a connection each). Over HTTP/2 a host may have up
+    to politeness.per_host downloads in flight as streams of a connection. They are driven by
+    two threads (one if this is 1): a thread drives many downloads at once."""
     parsers: int = Field(default=2, ge=1, le=64)
     """Threads extracting links (CPU-bound)."""
     writers: int = Field(default=2, ge=1, le=64)
@@ -119,7 +121,8 @@ class HttpConfig(Section):
     """How requests are made: timeouts, retries, size limits, headers."""
 
     timeout: float = Field(default=30.0, gt=0)
-    """Seconds to connect, and seconds of silence allowed while reading."""
+    """Seconds to connect, and seconds of silence allowed while reading (counted in whole
+    seconds, at least 1)."""
     max_time: float = Field(default=300.0, gt=0)
     """Seconds one response may take in all, headers and body: a server that trickles bytes
     forever is cut off."""

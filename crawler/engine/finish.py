@@ -52,7 +52,8 @@ class RunFacts:
     files_this_run: int
     resumed_from: str | None  # when the crawl this run resumed started
     converted_earlier: list[SavedFile]  # pages an interrupted run wrote with links converted
-    stage_busy: dict[str, float]  # stage -> seconds its threads worked on items, this run
+    stage_busy: dict[str, float]  # stage -> item-seconds its threads worked, this run
+    stage_slots: dict[str, int]  # stage -> items its threads can work on at once
 
 
 class RunEnd:
@@ -86,8 +87,7 @@ class RunEnd:
             fatal_error=str(stopping.fatal_error) if stopping.fatal_error else None, offline_links=offline_links,
             resumed_from=facts.resumed_from, snapshot=self._layout.snapshot,
             cpu_seconds=time.process_time() - facts.cpu_at_start, files_this_run=facts.files_this_run,
-            threads={"fetch": self._config.threads.fetchers, "parse": self._config.threads.parsers,
-                     "write": self._config.threads.writers}, stage_busy=facts.stage_busy)
+            slots=facts.stage_slots, stage_busy=facts.stage_busy)
         if outcome == "completed" and report.unreachable():  # no page to compare or publish
             report.outcome = "unreachable"
         self._write(report, not_fetched)

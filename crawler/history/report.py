@@ -38,8 +38,8 @@ class CrawlReport:
     published: bool | None = None  # snapshot mode: it is `latest` now
     cpu_seconds: float = 0.0  # this run's, user + system, all threads
     files_this_run: int = 0  # saved by this run (a resumed crawl's earlier runs aside)
-    threads: dict[str, int] = field(default_factory=dict)  # stage -> its threads
-    stage_busy: dict[str, float] = field(default_factory=dict)  # stage -> seconds its threads worked (this run)
+    slots: dict[str, int] = field(default_factory=dict)  # stage -> items its threads can work on at once
+    stage_busy: dict[str, float] = field(default_factory=dict)  # stage -> item-seconds its threads worked (this run)
     content_types: dict[str, list[int]] = field(default_factory=dict)  # type -> [files, bytes] of the mirror
     notifications: list[dict[str, object]] = field(default_factory=list)  # {target, ok, error} of each message
 
@@ -73,9 +73,10 @@ class CrawlReport:
             all(failure.status is None for failure in causes.values())
 
     def busy_shares(self) -> dict[str, float]:
-        """Each stage's threads' working time, as a share of the time they had (this run)."""
-        return {stage: min(1.0, self.stage_busy.get(stage, 0.0) / (self.threads[stage] * self.duration_s))
-                for stage in STAGES if self.threads.get(stage) and self.duration_s > 0}
+        """How much of what each stage could do at once it did, on average over this run (a
+        fetcher drives many downloads at once: each is a slot)."""
+        return {stage: min(1.0, self.stage_busy.get(stage, 0.0) / (self.slots[stage] * self.duration_s))
+                for stage in STAGES if self.slots.get(stage) and self.duration_s > 0}
 
     def bound_by(self) -> str | None:
         """What held the run's speed back, read from how busy each stage was over the whole run

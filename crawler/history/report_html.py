@@ -133,15 +133,16 @@ def _bound(report: CrawlReport) -> str:
              "<p>Not enough to go by: the run was too short, or no stage worked.</p>"]
     shares = report.busy_shares()
     if shares:
-        lines.append("<table><tr><th>stage</th><th class=\"num\">threads</th><th>busy</th></tr>" + "".join(
-            f'<tr><td>{stage}</td><td class="num">{report.threads.get(stage, 0)}</td><td><span class="bar">'
+        lines.append("<table><tr><th>stage</th><th class=\"num\">at once</th><th>busy</th></tr>" + "".join(
+            f'<tr><td>{stage}</td><td class="num">{report.slots.get(stage, 0)}</td><td><span class="bar">'
             f'<span style="width:{100 * share:.0f}%"></span></span> {100 * share:.0f}%</td></tr>'
             for stage, share in shares.items()) + "</table>")
     if report.outcome == "completed" and report.not_fetched:
         lines.append(f"<p>What was crawled was limited by scope.max_pages: {len(report.not_fetched):,} URLs "
                      "found were not fetched.</p>")
-    lines.append(f'<p class="muted">From how long the threads of each stage worked during this run (a stage busy '
-                 f"70% of the time or more held the others back); CPU: {report.cpu_seconds:,.1f} s.</p>")
+    lines.append(f'<p class="muted">From how much of what each stage can do at once (its threads; a fetcher drives '
+                 f"many downloads) it did, on average over this run: a stage busy 70% or more held the others "
+                 f"back. CPU: {report.cpu_seconds:,.1f} s.</p>")
     return "<h2>Bound by</h2>" + "".join(lines)
 
 
