@@ -21,6 +21,7 @@ from crawler.history.changes import Changes
 from crawler.history.report import CrawlReport
 from crawler.models import Failure
 from crawler.tally import Tally
+from tests import routes
 from tests.conftest import CrawlRunner
 from tests.report_site import HOSTILE_REASON, HOSTILE_TEXT, HOSTILE_TITLE, Bookshop
 
@@ -137,3 +138,17 @@ def test_long_lists_are_cut_and_say_so(tmp_path: Path) -> None:
     assert page.count("http://other.example/") == report_html.EXAMPLES
     assert f"... and {many - report_html.LIST_CAP:,} more" in page
     assert len(page) < 200_000
+
+
+@pytest.mark.parametrize(("threads", "politeness", "verdict"), [
+    ({"fetchers": 2}, {"per_host": 2}, "the network and the site's answers"),  # every download slot waits on the site
+    ({"fetchers": 8}, {"per_host": 1, "delay": 0.1}, "politeness or discovery")])  # fetchers wait for the host's turn
+def test_the_report_says_what_the_run_was_bound_by(crawl: CrawlRunner, threads: dict[str, int],
+                                                   politeness: dict[str, Any], verdict: str) -> None:
+    with SiteServer(root=None, routes=routes.tree_site(15, delay=0.15, prefix="/")) as server:
+        report, _ = crawl(server.url + "0.html", threads=threads, politeness={"robots": False, **politeness},
+                          mirror={"sitemaps": False})
+    assert report.duration_s > 1
+    data = json.loads((Path(report.output) / "report.json").read_text())
+    assert data["bound_by"].startswith(verdict), data["stage_busy_share"]
+    assert verdict in (Path(report.output) / "report.html").read_text().replace("&#x27;", "'")
