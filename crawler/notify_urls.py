@@ -69,14 +69,16 @@ def apprise_log() -> Iterator[list[str]]:
     messages: list[str] = []
     handler = _Collect(messages)
     logger = logging.getLogger("apprise")
-    level = logger.level
+    level, propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    logger.propagate = False
     try:
         yield messages
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+        logger.propagate = propagate
 
 
 class _Collect(logging.Handler):
@@ -97,7 +99,8 @@ def target(text: str) -> str:
     keeps in the path masked), without user, password or query, and with every secret of
     `secrets()` masked."""
     url = expand(text)
-    plugin = instantiate(url)
+    with apprise_log():
+        plugin = instantiate(url)
     shown = plugin.url(privacy=True) if plugin is not None else url
     return redact(rough_target(shown), secrets(text))
 
