@@ -33,7 +33,7 @@ from crawler.output_folder import REPORT, REPORT_HTML
 
 log = logging.getLogger(__name__)
 
-FIRST = 10  # changes, and failed URLs of each reason, a message names
+FIRST = 10  # failed URLs of each reason a message names (report.summary() names the first changes)
 TITLE_CAUSE = 80  # characters of the cause of a failure in the title
 _OUTPUT_ERRORS = {"No space left on device": "disk full", "Disk quota exceeded": "disk quota exceeded",
                   "Read-only file system": "output folder read-only", "Permission denied": "output folder not writable"}
