@@ -1,5 +1,5 @@
 """The config: one frozen, validated `Config` tree of typed sections (scope, threads, http,
-politeness, mirror, snapshots).
+politeness, mirror, snapshots, notify).
 
 Each section is a small pydantic model that rejects unknown keys, so a typo is an error
 rather than a silently ignored setting; each field says its unit and what 0 means. Reading
@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from crawler import __version__
+from crawler.notify_urls import check as _check_notify_url
 from crawler.urls import InvalidURLError, canonicalize, host_of
 
 DEFAULT_USER_AGENT = f"crawl/{__version__} (website mirroring tool)"
@@ -85,7 +86,9 @@ class ThreadsConfig(Section):
     """Threads of each pipeline stage."""
 
     fetchers: int = Field(default=8, ge=1, le=512)
-    """Threads downloading in parallel (network-bound)."""
+    """Downloads in parallel over HTTP/1.1 (a connection each). Over HTTP/2 a host may have up
+    to politeness.per_host downloads in flight as streams of a connection. They are driven by
+    two threads (one if this is 1): a thread drives many downloads at once."""
     parsers: int = Field(default=2, ge=1, le=64)
     """Threads extracting links (CPU-bound)."""
     writers: int = Field(default=2, ge=1, le=64)
@@ -118,7 +121,8 @@ class HttpConfig(Section):
     """How requests are made: timeouts, retries, size limits, headers."""
 
     timeout: float = Field(default=30.0, gt=0)
-    """Seconds to connect, and seconds of silence allowed while reading."""
+    """Seconds to connect, and seconds of silence allowed while reading (counted in whole
+    seconds, at least 1)."""
     max_time: float = Field(default=300.0, gt=0)
     """Seconds one response may take in all, headers and body: a server that trickles bytes
     forever is cut off."""
@@ -239,6 +243,23 @@ class SnapshotsConfig(Section):
     health: HealthConfig = HealthConfig()
 
 
+NotifyWhen = Literal["changes", "failure", "always"]
+
+
+class NotifyConfig(Section):
+    """Messages about each run, through Apprise (e-mail, webhooks, Slack, Matrix, ntfy, Teams...:
+    one URL syntax). A message that cannot be delivered never changes the crawl's outcome."""
+
+    urls: tuple[Annotated[str, AfterValidator(_check_notify_url)], ...] = ()
+    """Apprise URLs, one message to each: "mailto://user:${SMTP_PASSWORD}@mail.example.com?to=ops@example.com",
+    "json://hooks.example.com/crawl". ${VAR} is the environment variable VAR, so that no secret
+    sits in this file. Empty: no notifications."""
+    when: tuple[NotifyWhen, ...] = ("changes", "failure")
+    """Which runs send a message: "changes" (a completed run that added, modified or removed
+    pages), "failure" (a run that ends with exit status 1), "always" (every run, interrupted
+    ones too)."""
+
+
 class Config(Section):
     start_urls: tuple[str, ...] = Field(min_length=1)
     """Where the crawl starts: http(s) URLs. A single URL may be written without the list brackets."""
@@ -253,6 +274,7 @@ class Config(Section):
     politeness: PolitenessConfig = PolitenessConfig()
     mirror: MirrorConfig = MirrorConfig()
     snapshots: SnapshotsConfig = SnapshotsConfig()
+    notify: NotifyConfig = NotifyConfig()
     output_formats: tuple[Literal["files", "warc"], ...] = ("files",)
     """What a crawl writes: the mirror's files, and a WARC 1.1 archive of every request and
     response ("warc")."""

@@ -7,6 +7,7 @@ no lock; the tallies are added up once every thread has been joined.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from crawler.models import Failure
@@ -23,8 +24,8 @@ class Stats:
     discovered: int
     bytes: int
     errors: int
-    busy: dict[str, int]  # stage -> threads working on an item now
-    threads: dict[str, int]  # stage -> threads
+    busy: dict[str, int]  # stage -> items its threads work on now
+    threads: dict[str, int]  # stage -> items its threads can work on at once (a fetcher drives many)
     queued: dict[str, int]  # queue -> items waiting in it
     queue_size: int
     frontier: int = 0  # URLs waiting in the frontier for a fetcher (and their host's turn)
@@ -47,7 +48,18 @@ class Tally:
     parse_errors: list[Failure] = field(default_factory=list)
     aliases: list[tuple[str, str]] = field(default_factory=list)  # (redirecting URL, its target)
     stage: str = ""  # of the thread that owns it
-    busy: bool = False  # that thread is working on an item
+    busy: int = 0  # the items that thread is working on now (a fetcher drives many at once)
+    slots: int = 1  # the items it can work on at once
+    busy_seconds: float = 0.0  # item-seconds: `busy` added up over the run (what the run was bound by)
+    _since: float = 0.0  # when `busy` last changed
+
+    def working_on(self, items: int) -> None:
+        """From now on the thread works on `items` items (0: it waits for work)."""
+        now = time.monotonic()
+        if self._since:
+            self.busy_seconds += self.busy * (now - self._since)
+        self.busy = items
+        self._since = now
 
     def counters(self) -> dict[str, int]:
         """The counters that add up over the runs of one crawl (kept in its state)."""

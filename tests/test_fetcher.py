@@ -1,148 +1,157 @@
-"""Fetch logic against `responses` (no sockets); real misbehaving servers are in test_pipeline."""
+"""The fetcher, one item at a time, against a real local server (127.0.0.1, and localhost as
+another host); the whole pipeline against misbehaving servers is in test_faults."""
 
 from __future__ import annotations
 
 import gzip
+import socket
 import zlib
+from collections.abc import Iterator
 from email.utils import formatdate
 
 import brotli
+import pycurl
 import pytest
-import requests
-import responses
-import urllib3
 
 from crawler.config import HttpConfig
+from crawler.demo.server import SiteServer
 from crawler.errors import FetchError
-from crawler.http.body import _decoder_finished
-from crawler.http.failures import translate
+from crawler.http.failures import failure
 from crawler.http.fetcher import Fetcher
 from crawler.http.headers import parse_content_type, parse_retry_after
 from crawler.http.policy import Follow, Redirected, RetryPolicy
+from crawler.http.transfer import ContentDecoder, Exchange
 from crawler.models import CrawlItem, LinkKind, Response
+from tests import routes
 
-START = CrawlItem("http://site.test/", 0, LinkKind.PAGE)
+HEADERS = {"X-Token": "secret"}
+
+
+@pytest.fixture
+def server() -> Iterator[SiteServer]:
+    with SiteServer(root=None, routes={}) as running:
+        yield running
 
 
 def make_fetcher(follow: bool = True, **http: object) -> Fetcher:
-    config = HttpConfig.model_validate({"headers": {"X-Token": "secret"}, **http})
-    return Fetcher(config, in_domains=lambda url: url.startswith("http://site.test/"),
+    """Only 127.0.0.1 is in scope: localhost stands for another host."""
+    config = HttpConfig.model_validate({"headers": HEADERS, "timeout": 5, **http})
+    return Fetcher(config, in_domains=lambda url: url.startswith("http://127.0.0.1:"),
                    may_follow=lambda item, target: Follow.NOW if follow else Follow.NO)
 
 
-def fetch_ok(fetcher: Fetcher, item: CrawlItem = START) -> Response:
-    result = fetcher.fetch(item)
+def item(url: str) -> CrawlItem:
+    return CrawlItem(url, 0, LinkKind.PAGE)
+
+
+def fetch_ok(fetcher: Fetcher, url: str) -> Response:
+    result = fetcher.fetch(item(url))
     assert isinstance(result, Response)
     return result
 
 
-@responses.activate
-def test_successful_fetch_keeps_body_type_and_validators() -> None:
-    responses.get("http://site.test/", body=b"<html>hi</html>",
-                  headers={"Content-Type": "text/html; charset=ISO-8859-1", "ETag": '"v1"',
-                           "Last-Modified": "Mon, 02 Nov 2026 10:00:00 GMT"})
-    result = fetch_ok(make_fetcher())
+def fetch_error(fetcher: Fetcher, url: str) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        fetcher.fetch(item(url))
+    return caught.value
+
+
+def test_successful_fetch_keeps_body_type_and_validators(server: SiteServer) -> None:
+    server.routes["/"] = lambda handler: routes.send(handler, 200, b"<html>hi</html>", "text/html; charset=ISO-8859-1",
+                                                     {"ETag": '"v1"', "Last-Modified": "Mon, 02 Nov 2026 10:00:00 GMT"})
+    result = fetch_ok(make_fetcher(), server.url)
     assert result.body == b"<html>hi</html>"
     assert (result.content_type, result.charset) == ("text/html", "iso-8859-1")
     assert (result.etag, result.last_modified) == ('"v1"', "Mon, 02 Nov 2026 10:00:00 GMT")
-    assert result.url == "http://site.test/" and result.redirects == ()
+    assert result.url == server.url and result.redirects == ()
+    assert result.headers is not None and result.headers["Content-Type"] == "text/html; charset=ISO-8859-1"
 
 
-@responses.activate
-def test_user_agent_always_and_custom_headers_only_inside_the_domains() -> None:
-    responses.get("http://site.test/", body=b"x")
-    responses.get("http://cdn.test/lib.js", body=b"x")
+def test_user_agent_always_and_custom_headers_only_inside_the_domains(server: SiteServer) -> None:
+    seen: list[dict[str, str]] = []
+    server.routes["/"] = routes.recorded(seen, routes.html(b"x"))
+    server.routes["/lib.js"] = routes.recorded(seen, routes.raw(b"x", "text/javascript"))
     fetcher = make_fetcher(user_agent="tester/1.0")
-    fetch_ok(fetcher)
-    fetch_ok(fetcher, CrawlItem("http://cdn.test/lib.js", 0, LinkKind.REQUISITE))
-    inside, outside = (call.request.headers for call in responses.calls)
-    assert inside["User-Agent"] == outside["User-Agent"] == "tester/1.0"
-    assert inside["X-Token"] == "secret"
-    assert "X-Token" not in outside
+    fetch_ok(fetcher, server.url)
+    fetch_ok(fetcher, server.url.replace("127.0.0.1", "localhost") + "lib.js")
+    inside, outside = seen
+    assert inside["user-agent"] == outside["user-agent"] == "tester/1.0"
+    assert inside["x-token"] == "secret"
+    assert "x-token" not in outside
 
 
-@responses.activate
-def test_headers_are_not_carried_across_a_redirect_to_another_host() -> None:
-    responses.get("http://site.test/", status=302, headers={"Location": "http://cdn.test/x"})
-    responses.get("http://cdn.test/x", body=b"moved")
-    result = fetch_ok(make_fetcher())
-    assert result.url == "http://cdn.test/x" and result.redirects == ("http://site.test/",)
-    assert "X-Token" not in responses.calls[1].request.headers
+def test_headers_are_not_carried_across_a_redirect_to_another_host(server: SiteServer) -> None:
+    seen: list[dict[str, str]] = []
+    other = server.url.replace("127.0.0.1", "localhost") + "x"
+    server.routes["/"] = routes.recorded(seen, routes.redirect(other))
+    server.routes["/x"] = routes.recorded(seen, routes.html(b"moved"))
+    result = fetch_ok(make_fetcher(), server.url)
+    assert result.url == other and result.redirects == (server.url,)
+    assert "x-token" in seen[0] and "x-token" not in seen[1]
 
 
-@responses.activate
-def test_redirect_not_allowed_is_reported_not_followed() -> None:
-    responses.get("http://site.test/", status=301, headers={"Location": "/elsewhere"})
-    result = make_fetcher(follow=False).fetch(START)
-    assert result == Redirected("http://site.test/", "http://site.test/elsewhere", 301, Follow.NO)
-    assert len(responses.calls) == 1
+def test_redirect_not_allowed_is_reported_not_followed(server: SiteServer) -> None:
+    server.routes["/"] = routes.redirect("/elsewhere", 301)
+    result = make_fetcher(follow=False).fetch(item(server.url))
+    assert result == Redirected(server.url, server.url + "elsewhere", 301, Follow.NO)
+    assert server.requests() == {"/": 1}
 
 
-@responses.activate
-def test_redirect_loop_fails() -> None:
-    responses.get("http://site.test/", status=302, headers={"Location": "/a"})
-    responses.get("http://site.test/a", status=302, headers={"Location": "/"})
-    with pytest.raises(FetchError) as caught:
-        make_fetcher().fetch(START)
-    assert caught.value.reason == "redirect_loop"
+def test_redirect_loop_fails(server: SiteServer) -> None:
+    server.routes["/"] = routes.redirect("/a")
+    server.routes["/a"] = routes.redirect("/")
+    assert fetch_error(make_fetcher(), server.url).reason == "redirect_loop"
 
 
-@responses.activate
-def test_redirect_without_location_fails() -> None:
-    responses.get("http://site.test/", status=302)
-    with pytest.raises(FetchError) as caught:
-        make_fetcher().fetch(START)
-    assert caught.value.reason == "bad_redirect"
+def test_redirect_without_location_fails(server: SiteServer) -> None:
+    server.routes["/"] = routes.status(302)
+    assert fetch_error(make_fetcher(), server.url).reason == "bad_redirect"
 
 
-@responses.activate
-def test_client_errors_are_final_and_server_errors_retryable() -> None:
-    responses.get("http://site.test/", status=404)
-    responses.get("http://site.test/busy", status=503, headers={"Retry-After": "7"})
-    responses.get("http://site.test/slow-down", status=429)
-    with pytest.raises(FetchError) as missing:
-        make_fetcher().fetch(START)
-    assert (missing.value.reason, missing.value.retryable, missing.value.status) == ("http_404", False, 404)
-    with pytest.raises(FetchError) as busy:
-        make_fetcher().fetch(CrawlItem("http://site.test/busy", 0, LinkKind.PAGE))
-    assert (busy.value.reason, busy.value.retryable, busy.value.retry_after) == ("http_503", True, 7.0)
-    with pytest.raises(FetchError) as limited:
-        make_fetcher().fetch(CrawlItem("http://site.test/slow-down", 0, LinkKind.PAGE))
-    assert limited.value.retryable
+def test_client_errors_are_final_and_server_errors_retryable(server: SiteServer) -> None:
+    server.routes["/"] = routes.status(404)
+    server.routes["/busy"] = routes.status(503, {"Retry-After": "7"})
+    server.routes["/slow-down"] = routes.status(429)
+    missing = fetch_error(make_fetcher(), server.url)
+    assert (missing.reason, missing.retryable, missing.status) == ("http_404", False, 404)
+    assert str(missing) == "HTTP 404 Not Found"
+    busy = fetch_error(make_fetcher(), server.url + "busy")
+    assert (busy.reason, busy.retryable, busy.retry_after) == ("http_503", True, 7.0)
+    assert fetch_error(make_fetcher(), server.url + "slow-down").retryable
 
 
-@pytest.mark.parametrize(("exception", "reason"), [
-    (requests.exceptions.ConnectTimeout("connect timed out"), "timeout"),
-    (requests.exceptions.ReadTimeout("read timed out"), "timeout"),
-    (requests.exceptions.ConnectionError("refused"), "connection_error"),
-    (requests.exceptions.ConnectionError("Failed to resolve 'nowhere.invalid'"), "dns_error"),
-    (requests.exceptions.ChunkedEncodingError("broken"), "incomplete_body"),
-])
-@responses.activate
-def test_network_errors_become_retryable_fetch_errors(exception: Exception, reason: str) -> None:
-    responses.get("http://site.test/", body=exception)
-    with pytest.raises(FetchError) as caught:
-        make_fetcher().fetch(START)
-    assert caught.value.reason == reason and caught.value.retryable
+def test_a_closed_port_is_a_retryable_connection_error() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    error = fetch_error(make_fetcher(), f"http://127.0.0.1:{port}/")
+    assert (error.reason, error.retryable, str(error)) == ("connection_error", True,
+                                                           "connection failed: Connection refused")
 
 
-@responses.activate
-def test_declared_size_over_the_limit_fails_before_reading() -> None:
-    responses.get("http://site.test/", body=b"x" * 100, headers={"Content-Length": "100"},
-                  auto_calculate_content_length=False)
-    with pytest.raises(FetchError) as caught:
-        make_fetcher(max_bytes=50).fetch(START)
-    assert caught.value.reason == "too_large"
+def test_silence_is_a_retryable_timeout(server: SiteServer) -> None:
+    server.routes["/"] = routes.stall(5)
+    error = fetch_error(make_fetcher(timeout=1), server.url)
+    assert (error.reason, error.retryable) == ("timeout", True)
 
 
-@responses.activate
-def test_decoded_size_is_limited_too() -> None:
+def test_broken_chunking_is_an_incomplete_body(server: SiteServer) -> None:
+    server.routes["/"] = routes.raw_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n",
+                                             b"5\r\nhello\r\n3\r\nab")
+    error = fetch_error(make_fetcher(), server.url)
+    assert (error.reason, error.retryable) == ("incomplete_body", True)
+
+
+def test_declared_size_over_the_limit_fails_before_reading(server: SiteServer) -> None:
+    server.routes["/"] = routes.raw(b"x" * 100, "text/plain")
+    assert fetch_error(make_fetcher(max_bytes=50), server.url).reason == "too_large"
+
+
+def test_decoded_size_is_limited_too(server: SiteServer) -> None:
     bomb = gzip.compress(b"\0" * 1_000_000)
-    responses.get("http://site.test/", body=bomb, headers={"Content-Encoding": "gzip"})
     assert len(bomb) < 10_000
-    with pytest.raises(FetchError) as caught:
-        make_fetcher(max_bytes=100_000).fetch(START)
-    assert caught.value.reason == "too_large"
+    server.routes["/"] = routes.gzip_bomb(1_000_000)
+    assert fetch_error(make_fetcher(max_bytes=100_000), server.url).reason == "too_large"
 
 
 def test_retry_policy_backs_off_exponentially_with_jitter_and_gives_up() -> None:
@@ -172,51 +181,77 @@ def test_parse_content_type() -> None:
     assert parse_content_type("image/png") == ("image/png", None)
 
 
-def _every_request_exception() -> list[requests.exceptions.RequestException]:
-    """One instance of each exception class requests defines (whatever its version adds)."""
-    found = []
-    for name in dir(requests.exceptions):
-        kind = getattr(requests.exceptions, name)
-        if isinstance(kind, type) and issubclass(kind, requests.exceptions.RequestException):
-            found.append(kind("a doc", "", 0) if kind is requests.exceptions.JSONDecodeError else kind("boom"))
-    return found
+# -- libcurl's errors, in words ------------------------------------------------------------
+
+CONFIG = HttpConfig(timeout=2, max_time=60, min_rate=1000)
 
 
-@pytest.mark.parametrize("exception", _every_request_exception(), ids=lambda exc: type(exc).__name__)
-def test_every_requests_exception_translates_without_raising(exception: Exception) -> None:
-    error = translate(exception, "http://site.test/")
-    assert isinstance(error, FetchError) and error.url == "http://site.test/" and error.reason
+def _every_libcurl_error() -> list[int]:
+    return sorted({value for name, value in vars(pycurl).items() if name.startswith("E_") and isinstance(value, int)}
+                  | {8, 92})
 
 
-@pytest.mark.parametrize(("exception", "reason", "retryable"), [
-    (requests.exceptions.ReadTimeout("read timed out"), "timeout", True),
-    (requests.exceptions.SSLError("certificate verify failed"), "tls_error", False),
-    (requests.exceptions.ChunkedEncodingError("broken"), "incomplete_body", True),
-    (requests.exceptions.ContentDecodingError("not gzip"), "decode_error", False),
-    (requests.exceptions.ConnectionError("Read timed out."), "timeout", True),
-    (requests.exceptions.ConnectionError("Failed to resolve 'nowhere.invalid'"), "dns_error", True),
-    (requests.exceptions.ConnectionError("refused"), "connection_error", True),
-    (requests.exceptions.InvalidURL("no host"), "invalid_url", False),
-    (requests.exceptions.InvalidSchema("gopher"), "invalid_url", False),
-    (requests.exceptions.MissingSchema("no scheme"), "invalid_url", False),
-    (requests.exceptions.InvalidHeader("Content-Length contained multiple unmatching values"), "bad_response",
-     False),
-    (requests.exceptions.RequestException("something else"), "request_error", True),
-])
-def test_each_branch_of_the_translation(exception: Exception, reason: str, retryable: bool) -> None:
-    error = translate(exception, "http://site.test/")
+@pytest.mark.parametrize("code", _every_libcurl_error())
+def test_every_libcurl_error_is_named_without_raising(code: int) -> None:
+    for status in (0, 200):
+        error = failure(Exchange(status=status, error=code, error_message="boom"), "http://site.test/", CONFIG)
+        assert isinstance(error, FetchError) and error.url == "http://site.test/" and error.reason
+
+
+@pytest.mark.parametrize(("exchange", "reason", "retryable"), [
+    (Exchange(0, error=pycurl.E_COULDNT_CONNECT, os_errno=111), "connection_error", True),
+    (Exchange(0, error=pycurl.E_COULDNT_RESOLVE_HOST, error_message="Could not resolve host: nowhere.invalid"),
+     "dns_error", True),
+    (Exchange(0, error=pycurl.E_OPERATION_TIMEDOUT, error_message="Connection timed out after 2001 ms"),
+     "timeout", True),
+    (Exchange(200, error=pycurl.E_OPERATION_TIMEDOUT, silent_for=2.0,
+              error_message="Operation too slow. Less than 1000 bytes/sec transferred the last 2 seconds"),
+     "timeout", True),
+    (Exchange(200, error=pycurl.E_OPERATION_TIMEDOUT, silent_for=0.4,
+              error_message="Operation too slow. Less than 1000 bytes/sec transferred the last 2 seconds"),
+     "too_slow", True),
+    (Exchange(200, error=pycurl.E_OPERATION_TIMEDOUT, lasted=60.0, error_message="Operation timed out after 60000"),
+     "too_slow", False),
+    (Exchange(0, error=pycurl.E_PEER_FAILED_VERIFICATION, error_message="SSL certificate problem"), "tls_error", False),
+    (Exchange(200, error=pycurl.E_PARTIAL_FILE, error_message="transfer closed with 600 bytes remaining"),
+     "incomplete_body", True),
+    (Exchange(200, error=pycurl.E_RECV_ERROR, error_message="Connection reset by peer"), "incomplete_body", True),
+    (Exchange(0, error=pycurl.E_RECV_ERROR, os_errno=104), "connection_error", True),
+    (Exchange(0, error=pycurl.E_GOT_NOTHING), "connection_error", True),
+    (Exchange(0, error=pycurl.E_UNSUPPORTED_PROTOCOL, error_message="Received HTTP/0.9 when not allowed"),
+     "connection_error", True),
+    (Exchange(0, error=pycurl.E_UNSUPPORTED_PROTOCOL, error_message="Protocol gopher not supported"),
+     "invalid_url", False),
+    (Exchange(200, error=pycurl.E_FILESIZE_EXCEEDED), "too_large", False),
+    (Exchange(200, error=8, error_message="Duplicate Content-Length"), "bad_response", False),
+    (Exchange(200, error=pycurl.E_WRITE_ERROR, failure="too_large:"), "too_large", False),
+    (Exchange(200, error=pycurl.E_WRITE_ERROR, failure="decode_error:not a gzip stream"), "decode_error", False),
+], ids=lambda value: value if isinstance(value, str) else "")
+def test_each_branch_of_the_naming(exchange: Exchange, reason: str, retryable: bool) -> None:
+    error = failure(exchange, "http://site.test/", CONFIG)
     assert (error.reason, error.retryable) == (reason, retryable)
 
 
-@pytest.mark.parametrize("encoding", sorted(urllib3.response.HTTPResponse.CONTENT_DECODERS))
-def test_every_decoder_urllib3_has_says_whether_its_stream_ended(encoding: str) -> None:
-    """The check for a compressed body cut short asks urllib3's decoders (private fields):
-    if an upgrade changes them, this says so."""
-    whole = {"gzip": gzip.compress, "x-gzip": gzip.compress, "deflate": zlib.compress,
-             "br": brotli.compress}[encoding](b"some words to compress " * 100)
-    cut = urllib3.response._get_decoder(encoding)
-    cut.decompress(whole[: len(whole) // 2])
-    assert not _decoder_finished(cut)
-    done = urllib3.response._get_decoder(encoding)
-    done.decompress(whole)
-    assert _decoder_finished(done)
+# -- bodies decoded as they arrive ------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate", "br"])
+def test_a_compressed_body_is_whole_only_when_its_stream_ended(encoding: str) -> None:
+    text = b"some words to compress " * 100
+    whole = {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress,
+             "raw-deflate": lambda data: zlib.compress(data)[2:-4]}[encoding](text)
+    coding = "deflate" if encoding == "raw-deflate" else encoding
+    cut = ContentDecoder(coding)
+    assert text.startswith(cut.feed(whole[: len(whole) // 2], 10**6))
+    assert not cut.complete
+    done = ContentDecoder(coding)
+    assert done.feed(whole, 10**6) == text and done.complete
+
+
+def test_a_decoder_gives_no_more_than_it_has_room_for() -> None:
+    for coding, data in (("gzip", gzip.compress(b"\0" * 10**6)), ("br", brotli.compress(b"\0" * 10**6))):
+        assert len(ContentDecoder(coding).feed(data, 1000)) <= 1000 + 65536  # the bound, plus a buffer at most
+
+
+def test_bytes_that_are_not_what_their_encoding_says_are_refused() -> None:
+    with pytest.raises(ValueError, match="not a gzip stream"):
+        ContentDecoder("gzip").feed(b"plain text, not gzip", 1000)

@@ -24,7 +24,9 @@ from crawler.config_file import load_config
 from crawler.demo.server import SiteServer
 from crawler.engine.run import CrawlRun
 from crawler.history.changes import compare, visible_text
-from crawler.models import SavedFile
+from crawler.history.recrawl import StoredCopies
+from crawler.history.snapshot import Previous
+from crawler.models import Response, SavedFile
 from tests import routes
 from tests.offline_check import check_mirror
 
@@ -216,6 +218,21 @@ def test_a_snapshot_that_fails_its_health_checks_is_not_published(
     report = json.loads((out / "snapshots" / failed / "report.json").read_text())
     assert report["published_as_latest"] is False
     assert any("start URL not saved" in problem for problem in report["health_problems"])
+
+
+def test_a_stored_copy_reused_after_a_304_keeps_what_the_server_answered_with(tmp_path: Path) -> None:
+    """The protocol of the 304 (HTTP/2: the host multiplexes) and its headers, not defaults."""
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "a.html").write_bytes(b"<p>a</p>")
+    entry = SavedFile("http://h/a.html", "h/a.html", 200, "text/html", 8, "0" * 64, '"v1"', None,
+                      "2026-11-26T00:00:00+00:00")
+    stored = StoredCopies(Previous(tmp_path, {entry.url: entry}))
+    answer = Response(url=entry.url, status=304, content_type="", charset=None, body=b"", etag='"v1"',
+                      last_modified=None, fetched_at="2026-12-01T00:00:00+00:00", headers={"Etag": '"v1"'},
+                      http_version="HTTP/2", reason="")
+    reused = stored.reuse(entry, answer)
+    assert reused is not None and reused.body == b"<p>a</p>"
+    assert (reused.http_version, reused.headers) == ("HTTP/2", {"Etag": '"v1"'})
 
 
 def test_xhtml_pages_compare_by_their_text_without_warnings() -> None:

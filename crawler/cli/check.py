@@ -87,8 +87,5 @@ class Checker:
             if error.status is not None and 400 <= error.status < 500:
                 return ALLOW_ALL, f"{robots_url} (none: HTTP {error.status})"
             return DISALLOW_ALL, f"{robots_url} (unavailable: {error.reason}, so nothing of the host)"
-        finally:
-            fetcher.close()
-            fetcher.shutdown()
         assert isinstance(result, Response)
         return RobotsRules.from_body(result.body, self._config.http.user_agent), robots_url

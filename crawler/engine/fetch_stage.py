@@ -1,26 +1,33 @@
 """Stage 2, the fetchers: frontier -> HTTP -> page queue (network-bound).
 
-Each fetcher thread takes the next URL the frontier allows, downloads it -- or, on a
-re-crawl, reuses the stored copy the server says is unchanged -- and hands the response to
-the parsers. A failure that may pass is retried later through the frontier (a fetcher never
-sleeps on a retry); one that will not is recorded. A redirect is followed in place on the
-same host when the scope allows; to another host it goes through the frontier, whose
-robots.txt and politeness rules apply there.
+Each fetcher thread drives many downloads at once (http/: libcurl's multi interface; over
+HTTP/2 they share a connection): it takes URLs from the frontier while it has room, downloads
+them -- or, on a re-crawl, reuses the stored copy the server says is unchanged -- and hands
+each response to the parsers. A failure that may pass is retried later through the frontier
+(a fetcher never sleeps on a retry); one that will not is recorded. A redirect is followed in
+place on the same host when the scope allows; to another host it goes through the frontier,
+whose robots.txt and politeness rules apply there.
+
+The page queue is bounded: when it is full, a response waits in the thread's outbox and the
+thread takes no new URL until the parsers take it -- but it never blocks on the queue, which
+would stall its downloads in progress into their low-speed limit.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+from collections import deque
 from collections.abc import Callable
 
 from crawler.config import HttpConfig
-from crawler.engine.interfaces import Frontier
+from crawler.engine.interfaces import Frontier, NotYet
 from crawler.engine.outcomes import Outcomes, QueueItem
 from crawler.engine.scope import Scope
 from crawler.errors import FetchError
 from crawler.history.recrawl import StoredCopies
-from crawler.http.fetcher import Fetcher
+from crawler.http.curl import IDLE_WAIT
+from crawler.http.fetcher import Fetcher, FetchLoop
 from crawler.http.policy import Follow, Redirected
 from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
 from crawler.models import CrawlItem, Failure, LinkKind, Page, Response
@@ -50,8 +57,10 @@ def redirect_rule(scope: Scope, frontier: Frontier) -> Callable[[CrawlItem, str]
 
 class FetchStage:
     def __init__(self, *, frontier: Frontier, fetcher: Fetcher, stored: StoredCopies, outcomes: Outcomes,
-                 pages: queue.Queue[QueueItem], scope: Scope, http: HttpConfig) -> None:
-        """`pages`: the parsers' queue; `stored`: the previous crawl's files, for a re-crawl."""
+                 pages: queue.Queue[QueueItem], scope: Scope, http: HttpConfig, capacity: int,
+                 max_connections: int) -> None:
+        """`pages`: the parsers' queue; `stored`: the previous crawl's files, for a re-crawl;
+        `capacity`: downloads each thread drives at once; `max_connections`: to one host."""
         self._frontier = frontier
         self._fetcher = fetcher
         self._stored = stored
@@ -59,37 +68,95 @@ class FetchStage:
         self._pages = pages
         self._scope = scope
         self._http = http
+        self._capacity = capacity
+        self._max_connections = max_connections
+        self._protocol_known: set[str] = set()  # origins the frontier was told the protocol of
 
     def run(self, tally: Tally) -> None:
-        """One fetcher thread, until the frontier says the crawl is over (or stopped)."""
+        """One fetcher thread, until the frontier says the crawl is over (or stopped) and its
+        downloads are done."""
+        tally.slots = self._capacity
+        loop = self._fetcher.loop(self._capacity, self._max_connections)
+        outbox: deque[Page] = deque()  # responses the full page queue has no room for yet
+        over = False
         try:
-            while (item := self._frontier.get()) is not None:
-                tally.busy = True
-                try:
-                    self._fetch_one(item, tally)
-                except Exception as exc:  # a bug must not strand the item in flight
-                    self._outcomes.internal_error(item, exc, tally)
-                tally.busy = False
+            while not over or len(loop) or outbox:
+                self._hand_on(outbox, wait=not len(loop))
+                if not over and not outbox:
+                    over = self._take(loop, outbox, tally)
+                for item, result in loop.step():
+                    self._finished(item, result, outbox, loop, tally)
+                tally.working_on(len(loop) + len(outbox))
         finally:
-            self._fetcher.close()
+            loop.close()
 
-    def _fetch_one(self, item: CrawlItem, tally: Tally) -> None:
-        pause = 0.0
+    def _take(self, loop: FetchLoop, outbox: deque[Page], tally: Tally) -> bool:
+        """Start URLs while the thread has room; waits for one only when it has nothing to
+        drive. True once the frontier says the crawl is over."""
+        while loop.has_room():
+            item = self._frontier.get(timeout=0 if len(loop) else IDLE_WAIT)
+            if item is None:
+                return True
+            if isinstance(item, NotYet):
+                return False
+            try:
+                self._start(item, loop, outbox, tally)
+            except Exception as exc:  # a bug must not strand the item in flight
+                self._frontier.release(item)
+                self._outcomes.internal_error(item, exc, tally)
+        return False
+
+    def _start(self, item: CrawlItem, loop: FetchLoop, outbox: deque[Page], tally: Tally) -> None:
+        """Download `item`; or, on a re-crawl, reuse its stored copy without a request while it
+        is still fresh."""
+        stored = self._stored.get(item.url)
+        if stored is not None and self._stored.fresh(stored):
+            reused = self._stored.reuse(stored)
+            if reused is not None:
+                tally.reused_fresh += 1
+                self._frontier.release(item)
+                self._got(item, reused, outbox, tally)
+                return
+            stored = None  # its file is gone: download it
+        loop.start(item, stored)
+
+    def _finished(self, item: CrawlItem, result: Response | Redirected | FetchError, outbox: deque[Page],
+                  loop: FetchLoop, tally: Tally) -> None:
+        """The download of `item` ended with `result`."""
         try:
-            result = self._fetch_or_reuse(item, tally)
-        except FetchError as error:
-            pause = min(error.retry_after or 0.0, self._http.max_retry_after)
-            self._failed(self._failed_after_redirects(item, error, tally), error, pause, tally)
-            return
-        finally:
+            if isinstance(result, Response) and result.status == 304:  # only a conditional request gets one
+                stored = self._stored.get(item.url)
+                reused = self._stored.reuse(stored, result) if stored is not None else None
+                if reused is None:  # the stored copy is gone: ask again, without conditions
+                    loop.start(item, None)
+                    return
+                tally.not_modified += 1
+                result = reused
+            pause = min(result.retry_after or 0.0, self._http.max_retry_after) \
+                if isinstance(result, FetchError) else 0.0
             self._frontier.release(item, pause)  # the host may take its next request
-        if isinstance(result, Redirected):
-            self._outcomes.redirected(result.source, result.target, tally)
-            if result.follow is Follow.LATER:  # another host: through the frontier, with its rules
-                self._frontier.add(CrawlItem(result.target, item.depth, item.kind, referrer=item.referrer,
-                                             chain=item.chain))
-            self._frontier.task_done(item)
-            return
+            if isinstance(result, FetchError):
+                self._failed(self._failed_after_redirects(item, result, tally), result, pause, tally)
+            elif isinstance(result, Redirected):
+                self._redirected(item, result, tally)
+            else:
+                self._got(item, result, outbox, tally)
+        except Exception as exc:  # a bug must not strand the item in flight
+            self._outcomes.internal_error(item, exc, tally)
+
+    def _redirected(self, item: CrawlItem, result: Redirected, tally: Tally) -> None:
+        self._outcomes.redirected(result.source, result.target, tally)
+        if result.follow is Follow.LATER:  # another host: through the frontier, with its rules
+            self._frontier.add(CrawlItem(result.target, item.depth, item.kind, referrer=item.referrer,
+                                         chain=item.chain))
+        self._frontier.task_done(item)
+
+    def _got(self, item: CrawlItem, result: Response, outbox: deque[Page], tally: Tally) -> None:
+        """A response to pass on to the parsers."""
+        origin = origin_of(result.url)
+        if result.headers is not None and origin not in self._protocol_known:  # from the server itself
+            self._protocol_known.add(origin)
+            self._frontier.multiplexes(origin, result.http_version in ("HTTP/2", "HTTP/3"))
         for source in result.redirects:
             self._outcomes.redirected(source, result.url, tally, followed=True)
         if result.stored is None:
@@ -97,26 +164,17 @@ class FetchStage:
             tally.bytes_downloaded += len(result.body)
         if item.kind is LinkKind.ROBOTS:
             self._robots_answered(item.url, RobotsRules.from_body(result.body, self._http.user_agent))
-        self._pages.put(Page(item, result))
+        outbox.append(Page(item, result))
 
-    def _fetch_or_reuse(self, item: CrawlItem, tally: Tally) -> Response | Redirected:
-        """A download; or, on a re-crawl, the stored copy: without a request while it is still
-        fresh, after a 304 answer to a conditional request otherwise."""
-        stored = self._stored.get(item.url)
-        if stored is not None and self._stored.fresh(stored):
-            reused = self._stored.reuse(stored)
-            if reused is not None:
-                tally.reused_fresh += 1
-                return reused
-            stored = None  # its file is gone: download it
-        result = self._fetcher.fetch(item, stored)
-        if isinstance(result, Response) and result.status == 304:
-            reused = self._stored.reuse(stored, result) if stored is not None else None
-            if reused is None:
-                return self._fetcher.fetch(item)
-            tally.not_modified += 1
-            return reused
-        return result
+    def _hand_on(self, outbox: deque[Page], wait: bool) -> None:
+        """Put what the outbox holds on the page queue, as far as it has room; with `wait`
+        (nothing else to do), waiting a moment for room."""
+        while outbox:
+            try:
+                self._pages.put(outbox[0], block=wait, timeout=IDLE_WAIT if wait else None)
+            except queue.Full:
+                return
+            outbox.popleft()
 
     def _failed_after_redirects(self, item: CrawlItem, error: FetchError, tally: Tally) -> CrawlItem:
         """The item whose fetch failed. When redirects were followed to it, each URL that

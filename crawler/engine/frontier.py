@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from crawler.engine.hosts import Hosts
+from crawler.engine.interfaces import NOT_YET, NotYet
 from crawler.engine.ordering import INF, START, PageBudget
 from crawler.engine.parking import ParkedPages, Parking
 from crawler.engine.seen import Journal, NoJournal, SeenUrls
@@ -66,10 +67,11 @@ class Retries:
 
 
 class MemoryFrontier:
-    def __init__(self, *, max_pages: int | None = None, per_host: int = 1_000_000, delay: float = 0.0,
-                 robots: bool = False, journal: Journal | None = None, parking: Parking | None = None,
-                 max_queued_pages: int | None = None) -> None:
-        """`per_host`, `delay`: politeness per host (scheme, name and port); `robots`: fetch
+    def __init__(self, *, max_pages: int | None = None, per_host: int = 1_000_000, per_host_http1: int | None = None,
+                 delay: float = 0.0, robots: bool = False, journal: Journal | None = None,
+                 parking: Parking | None = None, max_queued_pages: int | None = None) -> None:
+        """`per_host`, `delay`: politeness per host (scheme, name and port); `per_host_http1`:
+        requests in flight to a host that does not multiplex (None: per_host); `robots`: fetch
         each host's robots.txt first and obey it; `journal`: told of every change worth keeping
         (its calls must be quick: they happen under the lock); `parking`: where page URLs
         beyond `max_queued_pages` (None: MAX_QUEUED_PAGES) wait; None: all in memory."""
@@ -78,7 +80,8 @@ class MemoryFrontier:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._seen = SeenUrls(journal or NoJournal())
-        self._hosts = Hosts(per_host=per_host, delay=delay, robots=robots, on_new_robots=self._seen.admit)
+        self._hosts = Hosts(per_host=per_host, per_host_http1=per_host if per_host_http1 is None else per_host_http1,
+                            delay=delay, robots=robots, on_new_robots=self._seen.admit)
         self._retries = Retries()
         self._in_flight = 0
         self._budget = PageBudget(max_pages)
@@ -163,9 +166,11 @@ class MemoryFrontier:
 
     # -- consumers -------------------------------------------------------------------------
 
-    def get(self) -> CrawlItem | None:
+    def get(self, timeout: float | None = None) -> CrawlItem | NotYet | None:
         """The next URL to fetch; blocks while others may still produce work or a host must
-        wait. Returns None once the crawl is complete or stopped."""
+        wait -- at most `timeout` seconds, if given (then NOT_YET). Returns None once the crawl
+        is complete or stopped."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while True:
                 if self._stopped:
@@ -184,8 +189,9 @@ class MemoryFrontier:
                 if self._in_flight == 0 and due is None and wake_at is None and not self._parked.reading:
                     self._changed.notify_all()  # wake the other fetchers: they stop too
                     return None
-                if due is not None:
-                    wake_at = due if wake_at is None else min(wake_at, due)
+                wake_at = min((t for t in (wake_at, due, deadline) if t is not None), default=None)
+                if deadline is not None and now >= deadline:
+                    return NOT_YET
                 self._changed.wait(timeout=None if wake_at is None else max(0.0, wake_at - now))
 
     def release(self, item: CrawlItem, pause: float = 0.0) -> None:
@@ -194,6 +200,13 @@ class MemoryFrontier:
         with self._lock:
             if self._hosts.release(origin_of(item.url), time.monotonic(), pause):
                 self._changed.notify()  # one more request of this host may go
+
+    def multiplexes(self, origin: str, yes: bool) -> None:
+        """The host answered over HTTP/2 (`yes`) or HTTP/1.x: how many requests it may have in
+        flight follows."""
+        with self._lock:
+            if self._hosts.multiplexes(origin, yes):
+                self._changed.notify_all()
 
     def retry_later(self, item: CrawlItem, delay: float) -> None:
         """Take `item` out of flight and hand it out again after `delay` seconds."""

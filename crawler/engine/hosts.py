@@ -3,7 +3,9 @@ send its next request. Not thread-safe on its own: the frontier holds its lock a
 call.
 
 A host hands out its next URL only when its robots.txt is known (its robots.txt request goes
-first), fewer than `per_host` of its requests are in flight, and its `delay` (or its
+first), fewer than its limit of requests are in flight (politeness.per_host over HTTP/2, where
+they share a connection; no more than the fetchers' connections over HTTP/1.1, and until the
+host's protocol is known), and its `delay` (or its
 robots.txt Crawl-delay, if longer) has passed since its last request started. Hosts take
 turns, round robin, so a slow host never holds up another. Page URLs beyond what memory may
 hold wait in the crawl state (*parked*) and come back, in order, when the host's queue runs
@@ -33,6 +35,7 @@ class Host:
     parked: int = 0  # page URLs waiting in the crawl state, queued after `pages`
     parked_after: int = 0  # the parking position of the last one read back
     unparking: bool = False  # a fetcher is reading some back (without the lock)
+    limit: int = 1  # requests in flight at most (politeness.per_host; fewer over HTTP/1.1)
 
     def has_work(self) -> bool:
         return bool(self.requisites or self.pages or self.parked)
@@ -42,11 +45,15 @@ Disallowed = Callable[[str, RobotsRules], None]  # told of a queued URL robots.t
 
 
 class Hosts:
-    def __init__(self, *, per_host: int, delay: float, robots: bool, on_new_robots: Callable[[str], None]) -> None:
-        """`robots`: each new host's robots.txt goes first (`on_new_robots(url)` is told of
-        it, to be marked seen); otherwise every host allows everything."""
+    def __init__(self, *, per_host: int, per_host_http1: int, delay: float, robots: bool,
+                 on_new_robots: Callable[[str], None]) -> None:
+        """`per_host`: requests in flight to a host at most; `per_host_http1`: to a host that
+        does not multiplex (HTTP/1.1: a connection each), or whose protocol is not known yet;
+        `robots`: each new host's robots.txt goes first (`on_new_robots(url)` is told of it, to
+        be marked seen); otherwise every host allows everything."""
         self._hosts: dict[str, Host] = {}  # in round-robin order: served hosts move to the end
         self._per_host = per_host
+        self._per_host_http1 = min(per_host, per_host_http1)
         self._delay = delay
         self._robots = robots
         self._on_new_robots = on_new_robots
@@ -59,7 +66,7 @@ class Hosts:
         """The host of `origin`, new if need be (its robots.txt queued first)."""
         host = self._hosts.get(origin)
         if host is None:
-            host = self._hosts[origin] = Host(robots=None if self._robots else ALLOW_ALL)
+            host = self._hosts[origin] = Host(robots=None if self._robots else ALLOW_ALL, limit=self._per_host_http1)
             if self._robots:
                 robots_url = origin + "/robots.txt"
                 self._on_new_robots(robots_url)
@@ -87,7 +94,7 @@ class Hosts:
         wake_at: float | None = None
         for origin in list(self._hosts):
             host = self._hosts[origin]
-            if not host.has_work() or host.in_flight >= self._per_host:
+            if not host.has_work() or host.in_flight >= host.limit:
                 continue
             if host.not_before > now:
                 wake_at = host.not_before if wake_at is None else min(wake_at, host.not_before)
@@ -121,6 +128,14 @@ class Hosts:
                 return item
             disallowed(item.url, host.robots)
         return None
+
+    def multiplexes(self, origin: str, yes: bool) -> bool:
+        """The host answered over HTTP/2 (`yes`: its requests may share a connection) or not.
+        True if it may take more requests in flight now."""
+        host = self.get(origin)
+        before = host.limit
+        host.limit = self._per_host if yes else self._per_host_http1
+        return host.limit > before
 
     def release(self, origin: str, now: float, pause: float = 0.0) -> bool:
         """A request of the host is over; `pause`: seconds it asked us to wait (Retry-After).

@@ -1,7 +1,7 @@
 """The crawl pipeline: three stages of threads joined by bounded queues.
 
     1. seed        start URLs -> frontier                      (run.py; on resume, the crawl state)
-    2. fetchers    frontier.get() -> HTTP GET -> page queue             fetch_stage.py  (network)
+    2. fetchers    frontier.get() -> HTTP GETs (many at once) -> page queue  fetch_stage.py  (network)
     3. parsers     page queue -> links -> scope -> frontier.add_all      parse_stage.py  (CPU)
                               -> write queue
     4. writers     write queue -> links converted -> file -> frontier.task_done
@@ -46,6 +46,10 @@ from crawler.tally import STAGES, Stats, Tally
 if TYPE_CHECKING:
     from crawler.history.warc import WarcArchive
 
+# Two threads: one would make every download wait whenever a parser holds the GIL (measured in
+# bench/engines: 3x slower with busy parsers); more add CPU and connections (HTTP/2: one each).
+MAX_FETCH_THREADS = 2
+
 
 class Pipeline:
     def __init__(self, config: Config, *, frontier: Frontier, state: CrawlState, fetcher: Fetcher, scope: Scope,
@@ -61,8 +65,10 @@ class Pipeline:
         self.tallies: list[Tally] = []  # one per thread, filled in before the threads start
         outcomes = Outcomes(frontier=frontier, state=state, links=files.links, fixer=files.fixer,
                             writes=self.writes, abort=abort)
+        self._fetch_threads, capacity = fetch_threads(config)
         self._fetch = FetchStage(frontier=frontier, fetcher=fetcher, stored=stored, outcomes=outcomes,
-                                 pages=self.pages, scope=scope, http=config.http)
+                                 pages=self.pages, scope=scope, http=config.http, capacity=capacity,
+                                 max_connections=config.threads.fetchers)
         self._parse = ParseStage(frontier=frontier, scope=scope, stored=stored, outcomes=outcomes,
                                  pages=self.pages, writes=self.writes, mirror=config.mirror,
                                  user_agent=config.http.user_agent)
@@ -75,11 +81,10 @@ class Pipeline:
         """2-5: run the stages until the frontier has nothing left (or the crawl stops); every
         thread is joined. Returns the threads' tallies."""
         threads = self._config.threads
-        fetchers = self._start(threads.fetchers, "fetch", self._fetch.run)
+        fetchers = self._start(self._fetch_threads, "fetch", self._fetch.run)
         parsers = self._start(threads.parsers, "parse", self._parse.run)
         writers = self._start(threads.writers, "write", self._write.run)
         _join_then_stop(fetchers, self.pages, len(parsers))
-        self._fetcher.shutdown()
         _join_then_stop(parsers, self.writes, len(writers))
         _join_then_stop(writers, None, 0)
         return self.tallies
@@ -103,6 +108,16 @@ class Pipeline:
         return threads
 
 
+def fetch_threads(config: Config) -> tuple[int, int]:
+    """(fetcher threads, downloads each drives at once). threads.fetchers connections, each
+    carrying one download over HTTP/1.1 -- and over HTTP/2 as many as politeness.per_host allows
+    a host, as streams of one connection -- driven by at most MAX_FETCH_THREADS threads: one
+    thread drives many downloads, and more would cost CPU and connections, not speed."""
+    threads = max(1, min(config.threads.fetchers, MAX_FETCH_THREADS))
+    downloads = max(config.threads.fetchers, config.politeness.per_host)
+    return threads, -(-downloads // threads)
+
+
 def _join_then_stop(threads: list[threading.Thread], downstream: queue.Queue[QueueItem] | None,
                     consumers: int) -> None:
     """Wait for a stage's threads to end, then tell each thread of the next stage to stop once
@@ -124,6 +139,6 @@ def measure(frontier: Frontier, tallies: list[Tally], elapsed: float, *, queued:
         elapsed=elapsed, saved=sum(t.files_saved for t in tallies), discovered=frontier.seen_count(),
         bytes=sum(t.bytes_downloaded for t in tallies), errors=sum(len(t.failures) for t in tallies),
         busy={name: sum(t.busy for t in members) for name, members in stages.items()},
-        threads={name: len(members) for name, members in stages.items()},
+        threads={name: sum(t.slots for t in members) for name, members in stages.items()},
         queued=queued, queue_size=queue_size, frontier=backlog, retrying=retrying, held=held,
         page_limit_reached=page_limit_reached)

@@ -81,7 +81,8 @@ class StoredCopies:
             fetched_at=entry.fetched_at, fresh_until=answer.fresh_until if answer else entry.fresh_until,
             stored=replace(entry, checked_at=now if answer else entry.checked_at),
             headers=answer.headers if answer else None,
-            request_headers=answer.request_headers if answer else None)
+            request_headers=answer.request_headers if answer else None,
+            **({"http_version": answer.http_version, "reason": answer.reason} if answer else {}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,70 +1,84 @@
-"""requests' and urllib3's exceptions, translated into FetchErrors: a short `reason` to group
-failures by, whether a retry may help, and the cause in the system's words.
+"""How a transfer that did not bring a usable response failed, in words: a FetchError with a
+short `reason` to group failures by, whether a retry may help, and the cause in the system's
+words ("Connection refused", not libcurl's error number).
 """
 
 from __future__ import annotations
 
-import http.client
-import re
-import socket
+import os
 from urllib.parse import urlsplit
 
-import requests
+import pycurl
 
+from crawler.config import HttpConfig
 from crawler.errors import FetchError
+from crawler.http.transfer import Exchange
+
+_TLS_ERRORS = frozenset({pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CERTPROBLEM,
+                         pycurl.E_SSL_CIPHER, pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_ISSUER_ERROR,
+                         pycurl.E_SSL_PINNEDPUBKEYNOTMATCH, pycurl.E_SSL_INVALIDCERTSTATUS,
+                         pycurl.E_SSL_ENGINE_INITFAILED, pycurl.E_USE_SSL_FAILED})
+# libcurl's codes pycurl does not name
+E_WEIRD_SERVER_REPLY = 8
+E_HTTP2_STREAM = 92
+# The body was cut: its framing (Content-Length, chunked, an HTTP/2 stream) says so.
+_CUT_ERRORS = frozenset({pycurl.E_PARTIAL_FILE, pycurl.E_RECV_ERROR, pycurl.E_HTTP2, E_HTTP2_STREAM})
+_INVALID_URL = frozenset({pycurl.E_URL_MALFORMAT, pycurl.E_UNSUPPORTED_PROTOCOL})
 
 
-def translate(exc: requests.exceptions.RequestException, url: str) -> FetchError:
-    """Map a requests exception to a FetchError reason; network trouble is retryable."""
-    innermost = _innermost(exc)
-    detail = _cause(innermost)
-    errors = requests.exceptions
-    if isinstance(exc, errors.Timeout):
-        return FetchError(f"timed out: {detail}", url, "timeout", retryable=True)
-    if isinstance(exc, errors.SSLError):
-        return FetchError(f"TLS error: {detail}", url, "tls_error")
-    if isinstance(exc, errors.ChunkedEncodingError):
-        return FetchError(f"connection broke mid-body: {detail}", url, "incomplete_body", retryable=True)
-    if isinstance(exc, errors.ContentDecodingError):
+def failure(exchange: Exchange, url: str, config: HttpConfig) -> FetchError:
+    """The FetchError a failed transfer of `url` is."""
+    if exchange.failure is not None:  # stopped by our own write callback
+        reason, _, detail = exchange.failure.partition(":")
+        if reason == "too_large":
+            return FetchError(f"body exceeds max_bytes {config.max_bytes}", url, "too_large")
         return FetchError(f"cannot decode the body: {detail}", url, "decode_error")
-    if isinstance(exc, errors.ConnectionError):
-        # requests reports a read timeout while streaming as a ConnectionError
-        lowered = str(exc).lower()
-        if "timed out" in lowered:
-            return FetchError(f"timed out: {detail}", url, "timeout", retryable=True)
-        if isinstance(innermost.__context__, socket.gaierror) or "failed to resolve" in lowered:
-            return FetchError(f"cannot resolve the host name {urlsplit(url).hostname}: {detail}", url,
-                              "dns_error", retryable=True)
-        return FetchError(f"connection failed: {detail}", url, "connection_error", retryable=True)
-    if isinstance(exc, (errors.InvalidURL, errors.InvalidSchema, errors.MissingSchema)):
-        return FetchError(f"unusable URL: {detail}", url, "invalid_url")
-    if isinstance(exc, errors.InvalidHeader):  # e.g. two Content-Length headers that disagree
-        return FetchError(f"malformed response: {detail}", url, "bad_response")
-    return FetchError(f"request failed: {detail}", url, "request_error", retryable=True)
+    code, message = exchange.error, exchange.error_message
+    if code == pycurl.E_OPERATION_TIMEDOUT:
+        return _timeout(exchange, url, config)
+    if code == pycurl.E_COULDNT_RESOLVE_HOST:
+        return FetchError(f"cannot resolve the host name {urlsplit(url).hostname}: {message}", url, "dns_error",
+                          retryable=True)
+    if code in _TLS_ERRORS:
+        return FetchError(f"TLS error: {message}", url, "tls_error")
+    if code == pycurl.E_FILESIZE_EXCEEDED:
+        return FetchError(f"Content-Length exceeds max_bytes {config.max_bytes}", url, "too_large")
+    if code == pycurl.E_UNSUPPORTED_PROTOCOL and "HTTP/0.9" in message:
+        return FetchError("connection failed: not an HTTP response", url, "connection_error", retryable=True)
+    if code in _INVALID_URL:
+        return FetchError(f"unusable URL: {message}", url, "invalid_url")
+    if code in _CUT_ERRORS and exchange.status:  # the status line came, the whole body did not
+        return FetchError(f"connection broke mid-body: {message}", url, "incomplete_body", retryable=True)
+    if code == pycurl.E_GOT_NOTHING:
+        return FetchError("connection failed: the server closed the connection without answering", url,
+                          "connection_error", retryable=True)
+    if code == E_WEIRD_SERVER_REPLY or (code == pycurl.E_HTTP2 and not exchange.status):
+        return FetchError(f"malformed response: {message}", url, "bad_response")
+    return FetchError(f"connection failed: {_cause(exchange)}", url, "connection_error", retryable=True)
 
 
-def _innermost(exc: requests.exceptions.RequestException) -> BaseException:
-    """The error under the wrappers of requests and urllib3 (whose MaxRetryError keeps it as
-    `reason`)."""
-    inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
-    reason = getattr(inner, "reason", None)  # ssl.SSLError has one too: a string
-    return reason if isinstance(reason, BaseException) else inner
+def _timeout(exchange: Exchange, url: str, config: HttpConfig) -> FetchError:
+    """libcurl says "timed out" for four different limits; which one it was."""
+    message = exchange.error_message
+    window = low_speed_window(config)
+    if message.lower().startswith("operation too slow"):  # the low-speed rule: silence, or a trickle
+        if exchange.silent_for >= window / 2 or not exchange.status:
+            return FetchError(f"timed out: no data for {window} s", url, "timeout", retryable=True)
+        return FetchError(f"the body arrived slower than min_rate ({config.min_rate} bytes/s) for {window} s",
+                          url, "too_slow", retryable=True)
+    if exchange.lasted >= config.max_time - 0.05:
+        return FetchError(f"the response took longer than max_time ({config.max_time:g} s)", url, "too_slow")
+    return FetchError(f"timed out: {message}", url, "timeout", retryable=True)  # connecting
 
 
-_POOL_PREFIX = re.compile(r"^\w+\(host='[^']*', port=\d+\): ")
+def _cause(exchange: Exchange) -> str:
+    """The system's words for a failed connection ("Connection refused"), else libcurl's."""
+    if exchange.os_errno:
+        return os.strerror(exchange.os_errno)
+    return exchange.error_message or f"error {exchange.error}"
 
 
-def _cause(error: BaseException) -> str:
-    """What went wrong, in the system's words where there are some: "Connection refused", not
-    "HTTPConnectionPool(host='x', port=80): Max retries exceeded with url: / (Caused by
-    NewConnectionError(...: Failed to establish a new connection: [Errno 111] Connection
-    refused'))"."""
-    for candidate in (error, error.__context__, *error.args):
-        if isinstance(candidate, OSError) and candidate.strerror:
-            return candidate.strerror
-    if isinstance(error, http.client.BadStatusLine) and not isinstance(error, http.client.RemoteDisconnected):
-        return f"not an HTTP response: {error.line[:100]!r}"
-    nested = [arg for arg in error.args if isinstance(arg, BaseException)]
-    if nested:  # urllib3's ProtocolError("Connection aborted.", the error)
-        return _cause(nested[-1])
-    return _POOL_PREFIX.sub("", str(error))[:300]
+def low_speed_window(config: HttpConfig) -> int:
+    """The seconds over which libcurl measures silence and http.min_rate: http.timeout, in whole
+    seconds (libcurl's unit), at least 1."""
+    return max(1, round(config.timeout))

@@ -1,265 +1,232 @@
-"""HTTP: one requests.Session per fetcher thread, redirects one hop at a time, size and time
-limits, and failures as data.
+"""HTTP for the crawl: each fetcher thread drives many downloads at once (curl.py), follows
+redirects one hop at a time, and turns each into a Response, a Redirected, or a FetchError
+with a short reason (failures.py).
 
-This package is the only place that touches `requests`: every requests/urllib3 exception is
-translated (failures.py) into a `FetchError` with a short `reason` and whether a retry may
-help. The retry *timing* is the `RetryPolicy`'s (policy.py); the fetch stage re-queues the
-URL in the frontier instead of sleeping in a fetcher thread.
+A `FetchJob` is one CrawlItem's way through HTTP: a conditional request if a copy is stored,
+then, hop by hop, the redirects the crawl allows to be followed in place (`may_follow`: the
+scope rules and one test-and-set in the frontier, so a URL reached through a redirect is never
+fetched again through a link). The retry *timing* is the RetryPolicy's (policy.py): the fetch
+stage puts a failed URL back in the frontier instead of sleeping in a fetcher thread.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
-
-import requests
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
-from crawler.http.body import TransferRate, arriving, decoded_to_the_end, drain
-from crawler.http.failures import translate
+from crawler.http.curl import CurlEngine, CurlLoop, Request
+from crawler.http.failures import E_WEIRD_SERVER_REPLY, failure
 from crawler.http.headers import fresh_until, parse_content_type, parse_retry_after, utf8_header, validators
 from crawler.http.policy import Follow, Redirected, RetryPolicy
-from crawler.http.watchdog import Watchdog, WatchedAdapter
+from crawler.http.transfer import Exchange
 from crawler.models import CrawlItem, Response, SavedFile
-from crawler.urls import InvalidURLError, origin_of, resolve
+from crawler.urls import InvalidURLError, resolve
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+Result = Response | Redirected | FetchError
+
+
+@dataclass
+class FetchJob:
+    item: CrawlItem
+    stored: SavedFile | None  # the copy a conditional request names (first hop only)
+    url: str = ""  # the URL asked for now
+    hops: list[tuple[str, str]] = field(default_factory=list)  # redirects followed, as (source, target)
+
+    def __post_init__(self) -> None:
+        self.url = self.url or self.item.url
 
 
 class Fetcher:
-    """Downloads one URL at a time per calling thread.
-
-    `in_domains(url)` says whether a host may receive the configured headers and credentials.
-    `may_follow(item, target)` decides each redirect; the pipeline answers with the scope
-    rules and a test-and-set in the frontier, so a URL reached through a redirect is never
-    fetched a second time through a link.
-    """
-
     def __init__(self, config: HttpConfig, in_domains: Callable[[str], bool],
-                 may_follow: Callable[[CrawlItem, str], Follow], pool_size: int = 4,
-                 heuristic_freshness: float = 0.0) -> None:
-        """`heuristic_freshness`: the longest a response without explicit freshness (max-age,
-        Expires) counts as fresh, in seconds (mirror.heuristic_freshness)."""
+                 may_follow: Callable[[CrawlItem, str], Follow], heuristic_freshness: float = 0.0,
+                 record_requests: bool = False) -> None:
+        """`in_domains(url)`: may the host receive http.headers and credentials;
+        `may_follow(item, target)`: what to do with each redirect; `heuristic_freshness`: the
+        longest a response without explicit freshness counts as fresh (mirror.heuristic_freshness);
+        `record_requests`: keep each request's headers as sent (for the WARC)."""
         self._config = config
         self._in_domains = in_domains
         self._may_follow = may_follow
-        self._pool_size = pool_size
-        self._local = threading.local()
-        self._auth = config.auth.credentials() if config.auth else None
-        self._headers = {**requests.utils.default_headers(), "User-Agent": config.user_agent}
-        # One jar for every fetcher thread (cookielib locks it): a cookie the site sets on
-        # one response goes with the next request, whichever thread sends it -- as a browser,
-        # wget and HTTrack do within a crawl.
-        self._cookies = requests.cookies.RequestsCookieJar()
-        self._watchdog = Watchdog()
+        self._heuristic_freshness = heuristic_freshness
+        self._engine = CurlEngine(config, record_requests=record_requests)
         self.retry_policy = RetryPolicy(config.retries, config.retry_backoff)
-        self.heuristic_freshness = heuristic_freshness
+
+    def loop(self, capacity: int, max_connections: int) -> FetchLoop:
+        """What one fetcher thread drives: up to `capacity` downloads at once."""
+        return FetchLoop(self, self._engine.loop(capacity, max_connections))
 
     def fetch(self, item: CrawlItem, stored: SavedFile | None = None) -> Response | Redirected:
-        """The final response for `item`, following redirects. Raises FetchError.
-
-        With a `stored` copy, the request is conditional (If-None-Match, If-Modified-Since):
-        a 304 comes back as a Response with status 304 and no body. A 304 to a request that
-        named no copy is a FetchError ("unexpected_304"): there is nothing to keep.
-        """
-        url, hops = item.url, []  # the redirects followed so far, as (source, target)
-        while True:
-            conditions = validators(stored) if stored is not None and url == item.url else None
-            sources = tuple(source for source, _ in hops)
-            try:
-                response, target, status = self._one_request(url, sources, conditions)
-            except FetchError as error:  # at `url`, which the pipeline reports as itself
-                error.hops = tuple(hops)
-                raise
-            if response is not None:
-                return response
-            assert target is not None
-            hops.append((url, target))
-            if target == url or target in sources:
-                raise _chain_error(f"redirect loop at {target}", item.url, "redirect_loop", hops, status)
-            if len(hops) > self._config.max_redirects:  # checked before `target` is claimed
-                raise _chain_error(f"more than {self._config.max_redirects} redirects", item.url,
-                                   "too_many_redirects", hops, status)
-            follow = self._may_follow(item, target)
-            if follow is not Follow.NOW:
-                return Redirected(item.url, target, status, follow)
-            url = target
+        """One item, start to end, in the calling thread (crawl check; tests). Raises FetchError."""
+        loop = self.loop(1, 1)
+        try:
+            loop.start(item, stored)
+            while True:
+                for _, result in loop.step():
+                    if isinstance(result, FetchError):
+                        raise result
+                    return result
+        finally:
+            loop.close()
 
     def stop(self) -> None:
-        """Cut every response in progress (Ctrl-C): the fetchers get FetchError("interrupted")."""
-        self._watchdog.stop_all()
+        """Cut every download in progress (Ctrl-C): they end as FetchError("interrupted")."""
+        self._engine.stopping.set()
 
-    def close(self) -> None:
-        """Close the calling thread's session (each fetcher thread calls this when it ends)."""
-        session = getattr(self._local, "session", None)
-        if session is not None:
-            session.close()
-            self._local.session = None
+    @property
+    def stopping(self) -> bool:
+        return self._engine.stopping.is_set()
 
-    def shutdown(self) -> None:
-        """After the last fetcher thread ended."""
-        self._watchdog.close()
+    # -- one hop's answer ---------------------------------------------------------------------
 
-    # -- one request ----------------------------------------------------------------------
+    def request(self, job: FetchJob) -> Request:
+        conditions = validators(job.stored) if job.stored is not None and job.url == job.item.url else None
+        lines = tuple(f"{name}: {value}" for name, value in (conditions or {}).items())
+        return Request(job.url, trusted=self._in_domains(job.url), headers=lines)
 
-    def _one_request(self, url: str, redirects: tuple[str, ...], conditions: dict[str, str] | None
-                     ) -> tuple[Response | None, str | None, int]:
-        """(the response, None, status) or (None, where it redirects, status)."""
-        outcome: dict[str, str] = {}
+    def result(self, job: FetchJob, exchange: Exchange) -> Result | None:
+        """What one hop's exchange makes of the job: its result, or None when the job goes on
+        to the redirect's target (job.url is that target then)."""
+        status = exchange.status
+        if exchange.error == E_WEIRD_SERVER_REPLY and status in REDIRECT_STATUSES:  # its headers were refused
+            return self._at_hop(job, FetchError(f"HTTP {status} with a malformed redirect: {exchange.error_message}",
+                                                job.url, "bad_redirect", status=status))
+        # When a status line and headers came, an error page or a redirect says what it is,
+        # whatever became of its body.
+        body_only = exchange.error != E_WEIRD_SERVER_REPLY and (status >= 400 or status in REDIRECT_STATUSES)
+        if (exchange.error or exchange.failure) and not body_only:
+            return self._at_hop(job, failure(exchange, job.url, self._config))
+        if status in REDIRECT_STATUSES:
+            return self._redirect(job, exchange)
+        return self._complete(job, exchange)
+
+    def _redirect(self, job: FetchJob, exchange: Exchange) -> Result | None:
         try:
-            with self._watchdog.guard(self._config.max_time) as outcome:
-                raw = self._request(url, conditions)
-                with raw:
-                    if raw.status_code not in REDIRECT_STATUSES:
-                        return self._complete(url, raw, redirects, conditional=bool(conditions)), None, \
-                            raw.status_code
-                    drain(raw)
-                    return None, self._redirect_target(url, raw), raw.status_code
-        finally:
-            # Whatever the cut socket made of the response (an error, or a body that merely
-            # looks complete), it is not kept.
-            if outcome.get("cut"):
-                raise self._cut_error(url, outcome["cut"]) from None
+            target = self._redirect_target(job.url, exchange)
+        except FetchError as error:
+            return self._at_hop(job, error)
+        sources = [source for source, _ in job.hops]
+        job.hops.append((job.url, target))
+        if target == job.url or target in sources:
+            return _chain_error(f"redirect loop at {target}", job, "redirect_loop", exchange.status)
+        if len(job.hops) > self._config.max_redirects:  # checked before `target` is claimed
+            return _chain_error(f"more than {self._config.max_redirects} redirects", job, "too_many_redirects",
+                                exchange.status)
+        follow = self._may_follow(job.item, target)
+        if follow is not Follow.NOW:
+            return Redirected(job.item.url, target, exchange.status, follow)
+        job.url = target
+        return None
 
-    def _cut_error(self, url: str, why: str) -> FetchError:
-        if why == "stopped":
-            return FetchError("the crawl stopped during the download", url, "interrupted")
-        return FetchError(f"the response took longer than max_time ({self._config.max_time:g} s)",
-                          url, "too_slow")
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            # Proxies and the CA bundle come from the environment once (see _proxies), not
-            # for every request as requests does by default; no .netrc credentials either:
-            # credentials come from http.auth and go only to the crawled hosts.
-            session.trust_env = False
-            session.cookies = self._cookies
-            session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            # Our own retry policy applies; urllib3 must not retry behind our back.
-            adapter = WatchedAdapter(pool_connections=self._pool_size, pool_maxsize=self._pool_size,
-                                     max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            self._local.session = session
-        return session
-
-    def _request(self, url: str, conditions: dict[str, str] | None = None) -> requests.Response:
-        # Custom headers and credentials go only to the hosts being mirrored.
-        trusted = self._in_domains(url)
-        session = self._session()
-        # Prepared here rather than by Session.get, whose merging of session and request
-        # settings is a third of requests' cost per request; the session still sends its
-        # cookies and keeps those the server sets.
-        request = requests.PreparedRequest()
-        headers = {**self._headers, **(self._config.headers if trusted else {}), **(conditions or {})}
-        try:
-            request.prepare(method="GET", url=url, headers=headers, auth=self._auth if trusted else None,
-                            cookies=session.cookies)
-            return session.send(request, stream=True, allow_redirects=False, proxies=_proxies(url),
-                                verify=session.verify, cert=None,
-                                timeout=(self._config.timeout, self._config.timeout))
-        except requests.exceptions.RequestException as exc:
-            raise translate(exc, url) from None
-
-    def _redirect_target(self, url: str, raw: requests.Response) -> str:
-        # urllib3 joins repeated headers with ", ": one URL made of two. Either they agree, or
-        # the response does not say where it leads.
-        locations = set(raw.raw.headers.getlist("Location"))
+    def _redirect_target(self, url: str, exchange: Exchange) -> str:
+        # Repeated Location headers are one URL made of two unless they agree: either they do,
+        # or the response does not say where it leads.
+        locations = set(exchange.header_values("location"))
+        status = exchange.status
         if len(locations) > 1:
-            raise FetchError(f"HTTP {raw.status_code} with {len(locations)} different Location headers", url,
-                             "bad_redirect", status=raw.status_code)
+            raise FetchError(f"HTTP {status} with {len(locations)} different Location headers", url, "bad_redirect",
+                             status=status)
         location = utf8_header(locations.pop()) if locations else ""
         if not location:
-            raise FetchError(f"HTTP {raw.status_code} without a Location header", url,
-                             "bad_redirect", status=raw.status_code)
+            raise FetchError(f"HTTP {status} without a Location header", url, "bad_redirect", status=status)
         try:
             return resolve(url, location)
         except InvalidURLError as exc:
-            raise FetchError(f"redirect to an unusable URL: {exc}", url, "bad_redirect",
-                             status=raw.status_code) from None
+            raise FetchError(f"redirect to an unusable URL: {exc}", url, "bad_redirect", status=status) from None
 
-    def _complete(self, url: str, raw: requests.Response, redirects: tuple[str, ...], conditional: bool) -> Response:
-        status = raw.status_code
-        now = datetime.now(timezone.utc)
-        if status == 304:  # not modified since the copy the conditional request named
-            drain(raw)
-            if not conditional:  # it named none: there is nothing to keep, and no body to save
-                raise FetchError("HTTP 304 Not Modified to a request that named no stored copy", url,
-                                 "unexpected_304", retryable=True, status=304)
-            return Response(url=url, status=304, content_type="", charset=None, body=b"",
-                            etag=raw.headers.get("ETag"), last_modified=raw.headers.get("Last-Modified"),
-                            fetched_at=now.isoformat(timespec="seconds"), redirects=redirects,
-                            fresh_until=self._fresh_until(raw, now), **_exchange(raw))
+    def _complete(self, job: FetchJob, exchange: Exchange) -> Result:
+        status, url = exchange.status, job.url
+        conditional = job.stored is not None and url == job.item.url
+        if status == 304 and not conditional:  # it named no copy: nothing to keep, no body to save
+            return self._at_hop(job, FetchError("HTTP 304 Not Modified to a request that named no stored copy", url,
+                                                "unexpected_304", retryable=True, status=304))
         if status >= 400 or status < 200:
-            drain(raw)
-            retryable = status == 429 or status >= 500
-            raise FetchError(f"HTTP {status} {raw.reason or ''}".strip(), url, f"http_{status}",
-                             retryable=retryable, status=status,
-                             retry_after=parse_retry_after(raw.headers.get("Retry-After")))
-        body = self._read_body(url, raw)
-        media_type, charset = parse_content_type(raw.headers.get("Content-Type", ""))
-        return Response(url=url, status=status, content_type=media_type, charset=charset,
-                        body=body, etag=raw.headers.get("ETag"),
-                        last_modified=raw.headers.get("Last-Modified"),
-                        fetched_at=now.isoformat(timespec="seconds"), redirects=redirects,
-                        fresh_until=self._fresh_until(raw, now), **_exchange(raw))
+            reason = exchange.status_line.split(" ", 2)[2] if exchange.status_line.count(" ") >= 2 else ""
+            return self._at_hop(job, FetchError(
+                f"HTTP {status} {reason}".strip(), url, f"http_{status}", retryable=status == 429 or status >= 500,
+                status=status, retry_after=parse_retry_after(exchange.header("retry-after"))))
+        return self._response(job, exchange)
 
-    def _fresh_until(self, raw: requests.Response, now: datetime) -> str | None:
-        until = fresh_until(raw.headers, now, self.heuristic_freshness)
-        return until.isoformat(timespec="seconds") if until is not None else None
+    def _response(self, job: FetchJob, exchange: Exchange) -> Response:
+        now = datetime.now(timezone.utc)
+        headers = _display_names(exchange.header_dict())
+        media_type, charset = parse_content_type(headers.get("Content-Type", ""))
+        until = fresh_until(headers, now, self._heuristic_freshness)
+        not_modified = exchange.status == 304
+        parts = exchange.status_line.split(" ", 2)
+        return Response(
+            url=job.url, status=exchange.status, content_type="" if not_modified else media_type,
+            charset=None if not_modified else charset, body=b"" if not_modified else exchange.body,
+            etag=headers.get("Etag"), last_modified=headers.get("Last-Modified"),
+            fetched_at=now.isoformat(timespec="seconds"), redirects=tuple(source for source, _ in job.hops),
+            fresh_until=until.isoformat(timespec="seconds") if until is not None else None,
+            headers=headers, request_headers=exchange.request_headers,
+            http_version=exchange.http_version, reason=parts[2] if len(parts) > 2 else "")
 
-    def _read_body(self, url: str, raw: requests.Response) -> bytes:
-        limit = self._config.max_bytes
-        declared = raw.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise FetchError(f"Content-Length {declared} exceeds max_bytes {limit}", url, "too_large")
-        chunks, size = [], 0
-        rate = TransferRate(self._config.min_rate, self._config.timeout, time.monotonic())
-        try:
-            # Decoded bytes, so the limit also stops a compression bomb.
-            for chunk in arriving(raw):
-                size += len(chunk)
-                if size > limit:
-                    raise FetchError(f"body exceeds max_bytes {limit}", url, "too_large")
-                chunks.append(chunk)
-                if rate.too_slow(time.monotonic(), raw.raw.tell()):
-                    raise FetchError(f"the body arrived slower than min_rate ({self._config.min_rate} bytes/s) "
-                                     f"for {self._config.timeout:g} s", url, "too_slow", retryable=True)
-        except requests.exceptions.RequestException as exc:
-            raise translate(exc, url) from None
-        if not decoded_to_the_end(raw):
-            raise FetchError(f"the {raw.headers.get('Content-Encoding')} body ended before its end", url,
-                             "incomplete_body", retryable=True)
-        raw.raw.release_conn()  # read to its end: the connection may carry the next request
-        return b"".join(chunks)
+    @staticmethod
+    def _at_hop(job: FetchJob, error: FetchError) -> FetchError:
+        """A failure at the URL asked for now, with the redirects that led there."""
+        error.hops = tuple(job.hops)
+        return error
 
 
-@lru_cache(maxsize=1024)
-def _proxies_for_origin(origin: str) -> dict[str, str]:
-    return requests.utils.get_environ_proxies(origin + "/")  # HTTP(S)_PROXY, NO_PROXY
+class FetchLoop:
+    """One fetcher thread's downloads: jobs go in, results come out as their last hop ends.
+    Not thread-safe: one thread uses it."""
+
+    def __init__(self, fetcher: Fetcher, curl: CurlLoop) -> None:
+        self._fetcher = fetcher
+        self._curl = curl
+
+    def __len__(self) -> int:
+        return len(self._curl)
+
+    @property
+    def capacity(self) -> int:
+        return self._curl.capacity
+
+    def has_room(self) -> bool:
+        return self._curl.has_room()
+
+    def start(self, item: CrawlItem, stored: SavedFile | None = None) -> None:
+        """Start downloading `item` (conditionally, if `stored`)."""
+        job = FetchJob(item, stored)
+        self._curl.start(self._fetcher.request(job), job)
+
+    def step(self) -> list[tuple[CrawlItem, Result]]:
+        """Drive the downloads for a moment; the items whose result is known, with it."""
+        if self._fetcher.stopping:
+            return [(job.item, _interrupted(job)) for job in self._curl.drop_all() if isinstance(job, FetchJob)]
+        done = []
+        for job, exchange in self._curl.step():
+            assert isinstance(job, FetchJob)
+            result = self._fetcher.result(job, exchange)
+            if result is None:  # a redirect followed in place: the next hop
+                self._curl.start(self._fetcher.request(job), job)
+            else:
+                done.append((job.item, result))
+        return done
+
+    def close(self) -> None:
+        self._curl.close()
 
 
-def _proxies(url: str) -> dict[str, str]:
-    return _proxies_for_origin(origin_of(url))
+def _interrupted(job: FetchJob) -> FetchError:
+    return FetchError("the crawl stopped during the download", job.url, "interrupted")
 
 
-def _chain_error(message: str, url: str, reason: str, hops: list[tuple[str, str]], status: int) -> FetchError:
+def _chain_error(message: str, job: FetchJob, reason: str, status: int) -> FetchError:
     """A failure of a redirect chain as a whole (a loop, too many hops), reported under the URL
     asked for; the hops after it are redirects to record."""
-    error = FetchError(message, url, reason, status=status)
-    error.hops = tuple(hops)
+    error = FetchError(message, job.item.url, reason, status=status)
+    error.hops = tuple(job.hops)
     return error
 
 
-def _exchange(raw: requests.Response) -> dict[str, object]:
-    """The request and response headers, for the WARC record of this exchange."""
-    version = {10: "HTTP/1.0", 11: "HTTP/1.1"}.get(getattr(raw.raw, "version", 11), "HTTP/1.1")
-    return {"headers": dict(raw.headers), "request_headers": dict(raw.request.headers),
-            "http_version": version, "reason": raw.reason or ""}
+def _display_names(headers: dict[str, str]) -> dict[str, str]:
+    """Header names as HTTP/1.1 writes them (Content-Type; ETag as Etag), whatever case they
+    came in (HTTP/2: lower case), so that they can be looked up and written (the WARC) alike."""
+    return {"-".join(part.capitalize() for part in name.split("-")): value for name, value in headers.items()}
