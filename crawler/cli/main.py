@@ -29,6 +29,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
@@ -159,9 +160,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     _setup_logging(args.verbose, None, args.log_format)
     output = _output_folder(args.output)
-    with HistoryServer(output, args.host, args.port) as server:
+    stopped: list[int] = []
+    with _noting_stop_signals(stopped), HistoryServer(output, args.host, args.port) as server:
         print(f"serving {output} at {server.url} (Ctrl-C to stop)", flush=True)
-        _until_stopped()
+        while not stopped:
+            time.sleep(0.2)
     return EXIT_OK
 
 
@@ -345,11 +348,14 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _until_stopped() -> None:
-    """Wait for Ctrl-C or SIGTERM: a server's normal end, not an interruption."""
-    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+@contextmanager
+def _noting_stop_signals(received: list[int]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM noted in `received`, not raised: a server's normal end, not an
+    interruption. (Set before the server says it is up: a signal never finds it unguarded.)"""
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        signal.pause()
+        yield
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -46,6 +46,7 @@ from crawler.cli.serve_pages import (
 from crawler.errors import CrawlError, UsageError
 from crawler.history import timeline
 from crawler.history.versions import find_urls, steps, versions
+from crawler.output_folder import REPORT_HTML
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
         output = self.server.output
         found = timeline.runs(output)
         start_pages = {run.root: timeline.start_page(output, run) for run in found}
-        reports = {run.root: (output / run.files(timeline.REPORT_HTML)).is_file() for run in found}
+        reports = {run.root: (output / run.files(REPORT_HTML)).is_file() for run in found}
         return timeline_page(self.server.label, found, start_pages, reports)
 
     def _history(self, query: str) -> str:

@@ -15,6 +15,7 @@ from crawler.history.changes import Changes
 from crawler.history.html import diff_html, page, path_link, text
 from crawler.history.timeline import IN_PROGRESS, Run, snapshot_time
 from crawler.history.versions import MODIFIED, NOISE, OTHER, UNCHANGED, UNKNOWN, Step, Version
+from crawler.output_folder import REPORT, REPORT_HTML
 
 MIRROR = "/mirror/"  # where the files of the output folder are served
 HISTORY = "/history"  # the history of a URL: ?url=...
@@ -89,9 +90,9 @@ def _run_row(run: Run, start: str | None, has_report_html: bool) -> str:
     title += f'<br><span class="muted">{text(run.name or "plain mirror: last run")}</span>'
     links = [f'<a href="{mirror_link(start or run.root)}">mirror</a>']
     if has_report_html:
-        links.append(f'<a href="{mirror_link(run.files("report.html"))}">report</a>')
+        links.append(f'<a href="{mirror_link(run.files(REPORT_HTML))}">report</a>')
     if run.report:
-        links.append(f'<a href="{mirror_link(run.files("report.json"))}">report.json</a>')
+        links.append(f'<a href="{mirror_link(run.files(REPORT))}">report.json</a>')
     return (f'<tr><td class="nowrap">{title}</td><td>{_outcome(run)}</td><td class="num nowrap">{_files(run)}</td>'
             f'{_counts(run)}<td class="nowrap">{" · ".join(links)}</td></tr>')
 

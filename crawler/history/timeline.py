@@ -21,7 +21,6 @@ from crawler.history.manifest_search import find_entry
 from crawler.history.snapshot import latest_snapshot, snapshots
 from crawler.output_folder import CHANGES, MANIFEST, REPORT, SNAPSHOTS, STATE_DIR
 
-REPORT_HTML = "report.html"  # written beside report.json by runs that know how (issue 13, part 2)
 IN_PROGRESS = "no report"  # the outcome of a run that has not written its report.json (yet)
 MAX_REDIRECTS = 10  # followed from a start URL to the page it was saved as
 _DATED = re.compile(r"\d{4}-\d\d-\d\dT\d{6}Z")  # how a snapshot's name starts (snapshot.snapshot_name)
