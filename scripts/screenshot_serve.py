@@ -119,7 +119,7 @@ def photograph(output: Path) -> None:
 
     with HistoryServer(output, port=0) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=system_chromium(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1000, "height": 720}, color_scheme="light")
+        page = browser.new_page(viewport={"width": 1100, "height": 720}, color_scheme="light")
         page.goto(server.url)  # the newest run's changes are open
         IMAGE.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(IMAGE))

@@ -153,6 +153,12 @@ def test_timeline_leads_to_each_snapshot_and_to_the_history_of_a_page(
     assert rows.nth(1).locator("td").nth(3).inner_text() == "1"  # the second night: d.html added
     assert [rows.nth(1).locator("td").nth(n).inner_text() for n in (4, 5)] == ["3", "1"]  # /, a, probe; c
 
+    # Each run's report.html, as the run wrote it.
+    rows.nth(0).get_by_role("link", name="report", exact=True).click()
+    assert tab.url.endswith(f"/mirror/snapshots/{history.snapshots[-1]}/report.html")
+    assert tab.title().startswith("crawl report: completed")
+    tab.go_back()
+
     # The first night, as it was: Page A before its edit.
     rows.nth(2).get_by_role("link", name="mirror").click()
     assert tab.locator("h1").inner_text() == "Home"
