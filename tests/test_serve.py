@@ -408,7 +408,10 @@ def test_a_manifest_cannot_point_the_history_outside_the_output_folder(
     out = tmp_path / "out"
     (tmp_path / "secret.html").write_text("<p>the secret</p>")
     snapshot(out, "2026-05-01T020000Z", {"site/a.html": "<p>first</p>"})
-    second = snapshot(out, "2026-05-02T020000Z", {"site/b.html": "<p>b</p>"})
+    second = snapshot(out, "2026-05-02T020000Z", {"site/b.html": "<p>b</p>"},
+                      report=json.dumps({"outcome": "aborted", "fatal_error": "disk full <b>now</b>"}))
+    (second / "changes.json").write_text(json.dumps({"compared_with": "2026-05-01T020000Z",
+                                                     "modified": [{"url": "http://site/b.html"}, "odd"]}))
     snapshot(out, "2026-05-03T020000Z", {"../../../secret.html": "x", "site/b.html": "<p>b, edited</p>"},
              report="{damaged")
     (second / "site" / "a.html").symlink_to(tmp_path / "secret.html")  # listed as a.html below
@@ -422,6 +425,8 @@ def test_a_manifest_cannot_point_the_history_outside_the_output_folder(
         rows = tab.locator("tbody > tr:not(.changes)")
         assert rows.count() == 4
         assert "no report" in rows.first.inner_text() and "no report" in rows.nth(1).inner_text()
+        assert "aborted\ndisk full <b>now</b>" in rows.nth(2).inner_text()  # why, as text
+        assert tab.locator("tr.changes li").all_text_contents() == ["modified http://site/b.html", "modified odd"]
         for url in ("http://site/a.html", "http://site/secret.html"):  # a symlink out; a path out
             tab.goto(server.url + "history?url=" + url)
             assert tab.locator("h2").first.inner_text().endswith("versions kept")  # listed...

@@ -122,7 +122,9 @@ def _outcome(run: Run) -> str:
     if outcome == IN_PROGRESS:
         return '<span class="muted">no report (running, or stopped before its end)</span>'
     if outcome != "completed":
-        return f'<span class="bad">{text(outcome)}</span>'
+        error = run.report.get("fatal_error")
+        cause = f'<br><span class="muted">{text(error)}</span>' if isinstance(error, str) and error else ""
+        return f'<span class="bad">{text(outcome)}</span>{cause}'
     if run.health_problems:
         return ('<span class="bad">completed, not published</span><br><span class="muted">'
                 + text("; ".join(run.health_problems)) + "</span>")
@@ -139,8 +141,9 @@ def _change_lists(changes: Changes, open_: bool) -> str:
         entries = list(getattr(changes, kind))
         if not entries:
             continue
-        items = "".join(f'<li><span class="kind">{kind}</span> <a class="url" href="{history_link(str(entry["url"]))}">'
-                        f"{text(entry['url'])}</a></li>" for entry in entries[:LISTED])
+        urls = [str(entry.get("url")) if isinstance(entry, dict) else str(entry) for entry in entries[:LISTED]]
+        items = "".join(f'<li><span class="kind">{kind}</span> <a class="url" href="{history_link(url)}">'
+                        f"{text(url)}</a></li>" for url in urls)
         more = f'<li class="muted">and {len(entries) - LISTED} more</li>' if len(entries) > LISTED else ""
         parts.append(f'<ul class="changes">{items}{more}</ul>')
     total = len(changes.added) + len(changes.modified) + len(changes.removed)
