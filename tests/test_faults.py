@@ -179,7 +179,7 @@ def test_a_body_slower_than_min_rate_is_cut_within_seconds_and_retried(tmp_path:
                     "/once-slow.html": _first_then(trickling, routes.html(b"<p>fine now</p>"))})
     started = time.monotonic()
     report, server = crawl_site(site, tmp_path, http={"timeout": 2, "retries": 1, "retry_backoff": 0.1})
-    assert reasons(report) == {"slow.html": "too_slow"}
+    assert reasons(report) == {"slow.html": "too_slow"}, (report.tally.failures, server.request_log())
     assert "min_rate" in report.tally.failures[0].message
     assert server.requests()["/slow.html"] == 2  # retried like a timeout
     assert (tmp_path / server.url.split("/")[2] / "once-slow.html").read_bytes() == b"<p>fine now</p>"

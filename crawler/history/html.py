@@ -32,9 +32,9 @@ table { border-collapse: collapse; width: 100%; } td, th { text-align: left; pad
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .url { word-break: break-all; } code, pre { font: 13px/1.4 ui-monospace, monospace; }
 pre.diff { overflow-x: auto; padding: .5rem; border: 1px solid var(--line); }
-pre.diff .add { background: var(--add); color: var(--add-fg); display: block; }
-pre.diff .del { background: var(--del); color: var(--del-fg); display: block; }
-pre.diff .hunk { color: var(--muted); display: block; }
+pre.diff .add { background: var(--add); color: var(--add-fg); display: inline-block; min-width: 100%; }
+pre.diff .del { background: var(--del); color: var(--del-fg); display: inline-block; min-width: 100%; }
+pre.diff .hunk { color: var(--muted); display: inline-block; min-width: 100%; }
 details > summary { cursor: pointer; }
 .badge { display: inline-block; padding: 0 .45rem; border-radius: .6rem; font-size: .85em; border: 1px solid; }
 .ok { color: var(--add-fg); } .bad { color: var(--del-fg); }

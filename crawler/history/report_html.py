@@ -40,7 +40,6 @@ STYLE = """<style>
 .figures td:first-child { color: var(--muted); width: 14rem; } .bar { background: var(--line); height: .7rem;
   width: 12rem; display: inline-block; } .bar > span { background: var(--accent); height: 100%; display: block; }
 details { border-bottom: 1px solid var(--line); padding: .25rem 0; } details pre.diff { margin: .5rem 0; }
-pre.diff span.add, pre.diff span.del, pre.diff span.hunk { display: inline-block; min-width: 100%; }
 .cap { font-size: .9em; }
 </style>"""
 

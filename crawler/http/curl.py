@@ -77,7 +77,6 @@ class CurlEngine:
         handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         handle.setopt(pycurl.FOLLOWLOCATION, 0)
         handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
-        handle.setopt(pycurl.PIPEWAIT, 1)  # wait for a connection that may multiplex, not a new one
         handle.setopt(pycurl.ACCEPT_ENCODING, ENCODINGS)
         handle.setopt(pycurl.HTTP_CONTENT_DECODING, 0)  # decoded in Transfer.write, see transfer.py
         handle.setopt(pycurl.USERAGENT, config.user_agent)
@@ -107,6 +106,10 @@ class CurlEngine:
             handle.unsetopt(pycurl.USERPWD)
         parts = urlsplit(request.url)
         handle.setopt(pycurl.PROXY, proxy_for(f"{parts.scheme}://{parts.netloc}"))
+        # Over TLS, wait for a connection that may multiplex (HTTP/2, by ALPN) rather than open
+        # another. Plain HTTP is HTTP/1.1 here: a request would wait behind a busy connection,
+        # its timers running, instead of opening one of its own.
+        handle.setopt(pycurl.PIPEWAIT, 1 if parts.scheme == "https" else 0)
 
 
 class CurlLoop:
