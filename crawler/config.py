@@ -94,6 +94,28 @@ class ThreadsConfig(Section):
     """Threads saving files (disk-bound)."""
 
 
+def _readable_file(path: Path) -> Path:
+    """A file the crawl reads at its start (a CA bundle, a certificate, cookies): there, now,
+    rather than a failure after the output folder was set up."""
+    path = path.expanduser().absolute()
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read it: {error.strerror or error}") from None
+    return path
+
+
+ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
+
+
+def _password_env_is_set(name: str) -> None:
+    if not os.environ.get(name):
+        raise ValueError(f"environment variable {name} (the password) is not set")
+
+
 class AuthConfig(Section):
     """HTTP basic authentication for the hosts in scope.domains. The password is read from an
     environment variable, so that no secret sits in the config file."""
@@ -105,8 +127,7 @@ class AuthConfig(Section):
 
     @model_validator(mode="after")
     def _password_is_set(self) -> AuthConfig:
-        if not os.environ.get(self.password_env):
-            raise ValueError(f"environment variable {self.password_env} (the password) is not set")
+        _password_env_is_set(self.password_env)
         return self
 
     def credentials(self) -> tuple[str, str]:
@@ -114,6 +135,15 @@ class AuthConfig(Section):
 
     def __repr__(self) -> str:
         return f"AuthConfig(username={self.username!r}, password_env={self.password_env!r})"
+
+
+class ClientCertConfig(Section):
+    """A client certificate (PEM) for sites that ask for one in the TLS handshake."""
+
+    cert: ReadableFile
+    """The certificate file (PEM). Relative paths are taken from the working directory."""
+    key: ReadableFile | None = None
+    """Its private key (PEM, not encrypted). null: the key is in the `cert` file."""
 
 
 class HttpConfig(Section):
@@ -146,6 +176,17 @@ class HttpConfig(Section):
     """Extra request headers, sent only to hosts in scope.domains."""
     auth: AuthConfig | None = None
     """Basic authentication, sent only to hosts in scope.domains."""
+    ca_bundle: ReadableFile | None = None
+    """A PEM file of certificate authorities trusted in addition to the usual ones (the file
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names, else certifi's): an intranet's own CA."""
+    verify: bool = True
+    """Check TLS certificates. false: any certificate is accepted (a site whose certificate is
+    broken) -- the crawl warns at its start and in report.json."""
+    client_cert: ClientCertConfig | None = None
+    """A client certificate for sites that require one: {cert: FILE, key: FILE}."""
+    cookies_file: ReadableFile | None = None
+    """A Netscape/Mozilla cookies.txt (as browser extensions, curl and wget export it), loaded
+    at the start; each cookie is sent only where its domain and path say."""
 
     @field_validator("headers")
     @classmethod

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -51,6 +51,7 @@ class RunFacts:
     files_this_run: int
     resumed_from: str | None  # when the crawl this run resumed started
     converted_earlier: list[SavedFile]  # pages an interrupted run wrote with links converted
+    warnings: list[str] = field(default_factory=list)  # what the run warned of at its start (http.verify: false)
 
 
 class RunEnd:
@@ -83,7 +84,8 @@ class RunEnd:
             tally=facts.tally, skipped=self._frontier.skipped(), not_fetched=not_fetched,
             fatal_error=str(stopping.fatal_error) if stopping.fatal_error else None, offline_links=offline_links,
             resumed_from=facts.resumed_from, snapshot=self._layout.snapshot,
-            cpu_seconds=time.process_time() - facts.cpu_at_start, files_this_run=facts.files_this_run)
+            cpu_seconds=time.process_time() - facts.cpu_at_start, files_this_run=facts.files_this_run,
+            warnings=facts.warnings)
         if outcome == "completed" and report.unreachable():  # no page to compare or publish
             report.outcome = "unreachable"
         self._write(report, not_fetched)

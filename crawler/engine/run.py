@@ -31,6 +31,7 @@ from crawler.history.recrawl import StoredCopies
 from crawler.history.report import CrawlReport
 from crawler.history.snapshot import Layout, layout, snapshot_name
 from crawler.http.fetcher import Fetcher
+from crawler.http.tls import VERIFY_OFF_WARNING
 from crawler.mirror.paths import TEMP_SUFFIX
 from crawler.mirror.writer import prepare_folder
 from crawler.models import CrawlItem, LinkKind, SavedFile
@@ -67,6 +68,7 @@ class CrawlRun:
         self._resumed_from: str | None = None
         self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
         self._started_at = time.monotonic()
+        self._warnings = [] if config.http.verify else [VERIFY_OFF_WARNING]
 
     @property
     def fatal_error(self) -> CrawlError | None:
@@ -78,6 +80,8 @@ class CrawlRun:
         started = datetime.now(timezone.utc)
         cpu_at_start = time.process_time()
         self._started_at = time.monotonic()
+        for warning in self._warnings:
+            log.warning("%s", warning)
         prepare_folder(self.config.output_dir)
         self._lock.acquire()
         # A fetcher thread comes back from libcurl many times a second, each time waiting for a
@@ -107,7 +111,8 @@ class CrawlRun:
                          layout=self.layout, archive=archive, stopping=self._stopping)
             return end.finish(RunFacts(started=started, cpu_at_start=cpu_at_start, tally=tally,
                                        files_this_run=sum(part.files_saved for part in tallies),
-                                       resumed_from=self._resumed_from, converted_earlier=self._converted_earlier))
+                                       resumed_from=self._resumed_from, converted_earlier=self._converted_earlier,
+                                       warnings=self._warnings))
         finally:
             self.state.close()  # if the run broke off before it finished: what it journaled is kept
             self._lock.release()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,6 +37,7 @@ class CrawlReport:
     published: bool | None = None  # snapshot mode: it is `latest` now
     cpu_seconds: float = 0.0  # this run's, user + system, all threads
     files_this_run: int = 0  # saved by this run (a resumed crawl's earlier runs aside)
+    warnings: list[str] = field(default_factory=list)  # what the run warned of at its start (http.verify: false)
 
     @property
     def serious_failures(self) -> list[Failure]:
@@ -108,6 +109,7 @@ class CrawlReport:
             "start_urls_failed": [{**_failure_dict(failure), "url": url}
                                   for url, failure in self.start_url_failures().items()],
             "fatal_error": self.fatal_error,
+            "warnings": self.warnings,
         }
 
     def counts(self) -> dict[str, int]:
@@ -170,6 +172,7 @@ class CrawlReport:
             lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in reasons))
         if self.fatal_error:
             lines.append(f"stopped by: {self.fatal_error}")
+        lines += [f"WARNING: {warning}" for warning in self.warnings]
         if self.changes is not None:
             lines.append(self.changes.summary())
         if self.snapshot is not None and self.published is not None:

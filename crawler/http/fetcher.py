@@ -20,7 +20,7 @@ from crawler.errors import FetchError
 from crawler.http.curl import CurlEngine, CurlLoop, Request
 from crawler.http.failures import E_WEIRD_SERVER_REPLY, failure
 from crawler.http.headers import fresh_until, parse_content_type, parse_retry_after, utf8_header, validators
-from crawler.http.policy import Follow, Redirected, RetryPolicy
+from crawler.http.policy import Follow, Redirected, RetryPolicy, SecureHosts
 from crawler.http.transfer import Exchange
 from crawler.models import CrawlItem, Response, SavedFile
 from crawler.urls import InvalidURLError, resolve
@@ -35,6 +35,7 @@ class FetchJob:
     stored: SavedFile | None  # the copy a conditional request names (first hop only)
     url: str = ""  # the URL asked for now
     hops: list[tuple[str, str]] = field(default_factory=list)  # redirects followed, as (source, target)
+    form: bytes | None = None  # a form to POST (a login); a 301, 302 or 303 turns it into a GET
 
     def __post_init__(self) -> None:
         self.url = self.url or self.item.url
@@ -53,17 +54,20 @@ class Fetcher:
         self._may_follow = may_follow
         self._heuristic_freshness = heuristic_freshness
         self._engine = CurlEngine(config, record_requests=record_requests)
+        self._secure_hosts = SecureHosts()
         self.retry_policy = RetryPolicy(config.retries, config.retry_backoff)
 
     def loop(self, capacity: int, max_connections: int) -> FetchLoop:
         """What one fetcher thread drives: up to `capacity` downloads at once."""
         return FetchLoop(self, self._engine.loop(capacity, max_connections))
 
-    def fetch(self, item: CrawlItem, stored: SavedFile | None = None) -> Response | Redirected:
-        """One item, start to end, in the calling thread (crawl check; tests). Raises FetchError."""
+    def fetch(self, item: CrawlItem, stored: SavedFile | None = None, form: bytes | None = None
+              ) -> Response | Redirected:
+        """One item, start to end, in the calling thread (crawl check, logging in; tests);
+        `form`: POST it. Raises FetchError."""
         loop = self.loop(1, 1)
         try:
-            loop.start(item, stored)
+            loop.start(item, stored, form)
             while True:
                 for _, result in loop.step():
                     if isinstance(result, FetchError):
@@ -85,12 +89,15 @@ class Fetcher:
     def request(self, job: FetchJob) -> Request:
         conditions = validators(job.stored) if job.stored is not None and job.url == job.item.url else None
         lines = tuple(f"{name}: {value}" for name, value in (conditions or {}).items())
-        return Request(job.url, trusted=self._in_domains(job.url), headers=lines)
+        trusted = self._in_domains(job.url) and not self._secure_hosts.in_clear(job.url)
+        return Request(job.url, trusted=trusted, headers=lines, form=job.form)
 
     def result(self, job: FetchJob, exchange: Exchange) -> Result | None:
         """What one hop's exchange makes of the job: its result, or None when the job goes on
         to the redirect's target (job.url is that target then)."""
         status = exchange.status
+        if status:
+            self._secure_hosts.answered(job.url)
         if exchange.error == E_WEIRD_SERVER_REPLY and status in REDIRECT_STATUSES:  # its headers were refused
             return self._at_hop(job, FetchError(f"HTTP {status} with a malformed redirect: {exchange.error_message}",
                                                 job.url, "bad_redirect", status=status))
@@ -119,6 +126,8 @@ class Fetcher:
         if follow is not Follow.NOW:
             return Redirected(job.item.url, target, exchange.status, follow)
         job.url = target
+        if exchange.status not in (307, 308):  # as browsers do: the form is not sent again
+            job.form = None
         return None
 
     def _redirect_target(self, url: str, exchange: Exchange) -> str:
@@ -191,9 +200,9 @@ class FetchLoop:
     def has_room(self) -> bool:
         return self._curl.has_room()
 
-    def start(self, item: CrawlItem, stored: SavedFile | None = None) -> None:
-        """Start downloading `item` (conditionally, if `stored`)."""
-        job = FetchJob(item, stored)
+    def start(self, item: CrawlItem, stored: SavedFile | None = None, form: bytes | None = None) -> None:
+        """Start downloading `item` (conditionally, if `stored`; posting `form`, if given)."""
+        job = FetchJob(item, stored, form=form)
         self._curl.start(self._fetcher.request(job), job)
 
     def step(self) -> list[tuple[CrawlItem, Result]]:
