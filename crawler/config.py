@@ -246,6 +246,39 @@ class MirrorConfig(Section):
     (404/410, or no longer linked), as rsync --delete does."""
 
 
+class LoginConfig(Section):
+    """A form login before the crawl: the form with a password field on `url` is filled in
+    and submitted, and the session cookies it brings are kept for the crawl. Links that would
+    log out are not followed."""
+
+    url: str
+    """The page whose form (the one with a password field) is submitted."""
+    fields: dict[str, str] = Field(default_factory=dict)
+    """Fields to fill ({username: alice}); the form's other fields (hidden CSRF tokens) keep
+    their values."""
+    password_env: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The environment variable whose value goes into the password field."""
+    success_text: str | None = None
+    """Text that must appear on the page the login leads to ("Sign out"), else the crawl
+    stops with exit 1. null: any answer that is not an error, without the login form."""
+
+    @field_validator("url")
+    @classmethod
+    def _canonical_url(cls, url: str) -> str:
+        try:
+            return canonicalize(url.strip())
+        except InvalidURLError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _password_is_set(self) -> LoginConfig:
+        _password_env_is_set(self.password_env)
+        return self
+
+    def password(self) -> str:
+        return os.environ.get(self.password_env, "")
+
+
 class IgnoreRule(Section):
     """One kind of noise to leave out when comparing pages: elements or text."""
 
@@ -294,6 +327,8 @@ class Config(Section):
     queue_size: int = Field(default=100, ge=1, le=100_000)
     """Bound of each queue between two stages."""
     http: HttpConfig = HttpConfig()
+    login: LoginConfig | None = None
+    """A form login before the crawl: {url, fields, password_env, success_text}."""
     politeness: PolitenessConfig = PolitenessConfig()
     mirror: MirrorConfig = MirrorConfig()
     snapshots: SnapshotsConfig = SnapshotsConfig()

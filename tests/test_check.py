@@ -213,7 +213,6 @@ def test_check_names_the_robots_meta_nofollow_rule(tmp_path: Path, capsys: pytes
         config.write_text(yaml.safe_dump({"start_urls": [server.url], "output": str(tmp_path / "out")}))
         assert main(["check", str(config), server.url, server.url + "a.html"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert "robots meta tags obeyed" in out[0]
     assert out[1].startswith(f"{server.url}: crawled -- start_url:")
     assert out[1].endswith("its links are not followed -- robots_meta_nofollow: the page says nofollow "
                            "(robots meta tag or X-Robots-Tag)")

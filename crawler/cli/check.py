@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crawler.config import Config
-from crawler.engine.scope import Scope
+from crawler.engine.scope import Scope, logged_in
 from crawler.errors import FetchError
 from crawler.http.fetcher import Fetcher
 from crawler.http.policy import Follow
@@ -36,16 +36,20 @@ def describe(config: Config) -> str:
     """One line about what a config crawls."""
     scope = config.scope
     depth = "no depth limit" if scope.max_depth is None else f"max_depth {scope.max_depth}"
-    robots = "robots.txt and robots meta tags obeyed" if config.politeness.robots else "robots.txt ignored"
+    robots = "robots.txt obeyed" if config.politeness.robots else "robots.txt ignored"
     mode = f"snapshots, keep {config.snapshots.keep}" if config.snapshots.keep else "plain mirror"
+    session = f"; logged in at {config.login.url}" if config.login is not None else \
+        "; cookies from http.cookies_file" if config.http.cookies_file is not None else ""
+    if session:
+        session += " (links that log out are not followed: rule logout)"
     return (f"start {', '.join(config.start_urls)}; domains {', '.join(scope.domains)}; {depth}; "
-            f"{robots}; {mode} in {config.output_dir}")
+            f"{robots}; {mode} in {config.output_dir}{session}")
 
 
 class Checker:
     def __init__(self, config: Config, fetch_robots: bool = True) -> None:
         self._config = config
-        self._scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites)
+        self._scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites, logged_in=logged_in(config))
         self._fetch_robots = fetch_robots and config.politeness.robots
         self._robots: dict[str, tuple[RobotsRules, str]] = {}
 

@@ -17,7 +17,7 @@ import re
 from crawler.config import MirrorConfig
 from crawler.engine.interfaces import Frontier
 from crawler.engine.outcomes import Outcomes, QueueItem, Sentinel
-from crawler.engine.scope import Scope
+from crawler.engine.scope import Scope, session_enders
 from crawler.history.recrawl import KnownLinks, StoredCopies
 from crawler.http.robots import RobotsRules, nofollow
 from crawler.mirror.converter import read_converted_links
@@ -99,6 +99,8 @@ class ParseStage:
         item = page.item
         admitted, rejected = [], []
         unfollowed = self._robots and page.is_html and self._says_nofollow(page)
+        # While logged in, a link whose text says it logs out is not followed either.
+        enders = session_enders(page.document) if self._scope.logged_in and page.document is not None else ()
         # Most links of a page lead where the crawl has been already (menus, footers): their
         # URLs are admitted, to be saved, and need no scope rules asked again.
         seen = self._frontier.seen_among(link.url for link in page.links)
@@ -111,6 +113,8 @@ class ParseStage:
             rule = self._scope.rejection(link.url, link.kind, depth, chain)
             if rule is None and unfollowed and link.kind is LinkKind.PAGE:
                 rule = "robots_meta_nofollow"  # the page and its requisites are saved, its links not followed
+            if rule is None and link.url in enders:
+                rule = "logout"
             if rule is None:
                 admitted.append(CrawlItem(link.url, depth, link.kind, referrer=page.response.url, chain=chain))
             else:

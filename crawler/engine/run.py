@@ -24,7 +24,7 @@ from crawler.engine.frontier import MemoryFrontier
 from crawler.engine.lock import CrawlLock
 from crawler.engine.outcomes import Stopping
 from crawler.engine.pipeline import Pipeline, measure
-from crawler.engine.scope import Scope
+from crawler.engine.scope import Scope, logged_in
 from crawler.engine.state import Resumed, SqliteState, remove_temporary_files
 from crawler.errors import CrawlError, OutputError
 from crawler.history.recrawl import StoredCopies
@@ -50,7 +50,7 @@ GIL_SWITCH_INTERVAL = 0.001  # seconds (Python's default: 0.005)
 class CrawlRun:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites)
+        self.scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites, logged_in=logged_in(config))
         self._lock = CrawlLock(config.output_dir)
         self._stopping = Stopping(self._stop_work)
         self.state = SqliteState(config.output_dir, on_error=self._stopping.abort)
@@ -91,6 +91,7 @@ class CrawlRun:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         try:
+            self._log_in()
             resumed = self._open(started)
             assert self.layout is not None
             files = MirrorFiles(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
@@ -134,6 +135,17 @@ class CrawlRun:
         self.fetcher.stop()
 
     # -- opening -----------------------------------------------------------------------------
+
+    def _log_in(self) -> None:
+        """The login: before the crawl state is opened, so that a failed one leaves no crawl to
+        resume. Raises LoginError."""
+        if self.config.login is None:
+            return
+        from crawler.http.login import Login  # bs4: only crawls behind a login
+
+        login = Login(self.config.login, self.fetcher)
+        login.log_in()
+        self.fetcher.session = login
 
     def _open(self, started: datetime) -> Resumed | None:
         """Open the crawl state (what an interrupted crawl left, if any) and lay out the run."""

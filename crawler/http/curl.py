@@ -27,6 +27,7 @@ The guarantees the crawler's fetching keeps, and where libcurl keeps them:
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,6 +40,8 @@ from crawler.config import HttpConfig
 from crawler.http.failures import low_speed_window
 from crawler.http.tls import TlsOptions
 from crawler.http.transfer import ENCODINGS, Exchange, Transfer
+
+log = logging.getLogger(__name__)
 
 IDLE_WAIT = 0.05  # seconds a loop waits in select() at most: how soon it sees new work or a stop
 
@@ -135,6 +138,11 @@ class CurlEngine:
             handle.setopt(pycurl.COOKIELIST, "RELOAD")  # now, not at this handle's first transfer
         finally:
             handle.close()
+        count = self.cookie_count()
+        if count:
+            log.info("%d cookies read from %s", count, path)
+        else:
+            log.warning("no cookies read from %s: is it a Netscape cookies.txt (tab-separated, 7 fields a line)?", path)
 
 
 class CurlLoop:

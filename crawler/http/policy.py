@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from crawler.urls import host_of
 
@@ -68,3 +69,15 @@ class SecureHosts:
     def in_clear(self, url: str) -> bool:
         """Would a request for `url` send to such a host in clear?"""
         return url.startswith("http:") and host_of(url) in self._hosts
+
+
+class Session(Protocol):
+    """A crawl behind a login (login.py): a redirect to its login page means it expired."""
+
+    generation: int  # how many times it logged in
+
+    def is_login_page(self, url: str) -> bool: ...
+
+    def renew(self, generation: int) -> None:
+        """Log in again if the session of `generation` is still the current one; raises
+        LoginError if that fails."""
