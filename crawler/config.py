@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from crawler import __version__
-from crawler.urls import InvalidURLError, canonicalize, host_of
+from crawler.urls import InvalidURLError, ascii_host, canonicalize, host_of
 
 DEFAULT_USER_AGENT = f"crawl/{__version__} (website mirroring tool)"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -51,8 +51,8 @@ class ScopeConfig(Section):
     """Which URLs the crawl fetches: hosts, patterns, depth and limits."""
 
     domains: tuple[str, ...] = ()
-    """Hosts whose pages are crawled. `*.example.com` also matches every subdomain.
-    Empty: the hosts of the start URLs."""
+    """Hosts whose pages are crawled. `*.example.com` also matches every subdomain; an
+    international name may be written in Unicode. Empty: the hosts of the start URLs."""
     include: tuple[Regex, ...] = ()
     """When non-empty, a page URL must match at least one of these (re.search)."""
     exclude: tuple[Regex, ...] = ()
@@ -77,6 +77,11 @@ class ScopeConfig(Section):
             bare = name.removeprefix("*.")
             if not bare or "/" in bare or ":" in bare or "*" in bare or " " in bare:
                 raise ValueError(f"{domain!r} is not a host name (write example.com or *.example.com)")
+            if not bare.isascii():  # bücher.example: as URLs name it, xn--bcher-kva.example
+                try:
+                    name = name[:len(name) - len(bare)] + ascii_host(bare)
+                except InvalidURLError:
+                    raise ValueError(f"{domain!r} is not a host name") from None
             cleaned.append(name)
         return tuple(cleaned)
 
