@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,9 +109,8 @@ def test_a_page_without_a_login_form_is_a_clear_error(members: tuple[SiteServer,
 
 
 def test_secrets_are_in_no_file_and_no_log(members: tuple[SiteServer, LoginSite], crawl: CrawlRunner,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+                                          crawler_log: pytest.LogCaptureFixture) -> None:
     server, site = members
-    caplog.set_level(logging.DEBUG)
     report, _ = crawl(server.url + "members/", login=login(server), output_formats=["files", "warc"],
                       politeness={"robots": False})
     session = next(iter(site.sessions))
@@ -120,9 +118,10 @@ def test_secrets_are_in_no_file_and_no_log(members: tuple[SiteServer, LoginSite]
     written = b"".join(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
                        for path in out.rglob("*") if path.is_file() and ".crawl" not in path.parts)
     assert b"warc/1.1" in written.lower() and b"/members/a.html" in written
+    assert "logged in at" in crawler_log.text and "the session expired" in crawler_log.text
     for secret in (PASSWORD, session, "pre="):
         assert secret.encode() not in written, secret
-        assert secret not in caplog.text, secret
+        assert secret not in crawler_log.text, secret
     assert b"Cookie" not in written.split(b"WARC/1.1", 1)[1]
 
 

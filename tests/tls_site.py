@@ -19,9 +19,11 @@ class TlsSiteServer(SiteServer):
     issued is required. Its URLs are https: (the sample site's links too)."""
 
     def __init__(self, cert: trustme.LeafCert, root: Path | None = SITE, routes: dict[str, Route] | None = None,
-                 host: str = "127.0.0.1", client_ca: trustme.CA | None = None) -> None:
+                 host: str = "127.0.0.1", client_ca: trustme.CA | None = None,
+                 tls_max: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED) -> None:
         super().__init__(root=root, routes=routes, host=host)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.maximum_version = tls_max
         cert.configure_cert(context)
         if client_ca is not None:
             client_ca.configure_trust(context)
