@@ -150,6 +150,7 @@ def test_verify_false_accepts_any_certificate_and_says_so(crawl: CrawlRunner,
     assert any(warning in record.getMessage() and record.levelname == "WARNING" for record in crawler_log.records)
     saved = json.loads((Path(report.output) / "report.json").read_text())
     assert any(warning in text for text in saved["warnings"])
+    assert warning in (Path(report.output) / "report.html").read_text()
     assert warning in report.summary()
 
 
