@@ -162,3 +162,18 @@ def test_the_logout_rule_applies_to_cookies_files_too_and_check_names_it(tmp_pat
                      "(log out, sign out...): not followed while logged in"
     assert "not crawled -- logout" in out[2]
     assert "not crawled" not in out[3]
+
+
+def test_a_form_sent_with_get_keeps_the_password_out_of_the_error(members: tuple[SiteServer, LoginSite],
+                                                                 tmp_path: Path) -> None:
+    server, _ = members
+    form = b'<form action="/old-login"><input name="user"><input type="password" name="pw"></form>'
+    seen: list[dict[str, str]] = []
+    server.routes["/old-login"] = routes.recorded(seen, routes.html(form))  # never satisfied
+    config = make_config(server.url + "members/", tmp_path / "out",
+                         login={**login(server), "url": server.url + "old-login", "fields": {"user": USER}})
+    with pytest.raises(LoginError) as failed:
+        CrawlRun(config).run()
+    assert "asks for the password again" in str(failed.value)
+    assert seen[-1]["path"] == "/old-login?user=alice&pw=correct+horse"  # sent as the form says: in its query
+    assert "correct" not in str(failed.value)

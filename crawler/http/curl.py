@@ -115,8 +115,10 @@ class CurlEngine:
             handle.unsetopt(pycurl.USERPWD)
         if request.form is not None:
             handle.setopt(pycurl.POSTFIELDS, request.form)
-        else:
-            handle.setopt(pycurl.HTTPGET, 1)  # not the previous request's POST
+            transfer.posted = True
+        elif transfer.posted:  # back to GET (a login's handle; a crawl's never POSTs)
+            handle.setopt(pycurl.HTTPGET, 1)
+            transfer.posted = False
         parts = urlsplit(request.url)
         handle.setopt(pycurl.PROXY, proxy_for(f"{parts.scheme}://{parts.netloc}"))
 

@@ -79,10 +79,10 @@ class Login:
         expected = self._config.success_text
         if expected is not None and expected not in text:
             raise LoginError(f"login at {self._config.url} failed: {expected!r} is not on the page it led to "
-                             f"({answer.url})")
+                             f"({_without_query(answer.url)})")
         if expected is None and login_form(answer) is not None:
-            raise LoginError(f"login at {self._config.url} failed: the page it led to ({answer.url}) asks for the "
-                             "password again")
+            raise LoginError(f"login at {self._config.url} failed: the page it led to ({_without_query(answer.url)}) "
+                             "asks for the password again")
         self.generation += 1
         log.info("logged in at %s", self._config.url)
 
@@ -99,9 +99,14 @@ class Login:
         try:
             result = self._fetcher.fetch(CrawlItem(url, 0, LinkKind.PAGE), form=form)
         except FetchError as error:
-            raise LoginError(f"login: {url}: {error}") from None
+            raise LoginError(f"login: {_without_query(url)}: {error}") from None
         assert isinstance(result, Response)  # every redirect is followed
         return result
+
+
+def _without_query(url: str) -> str:
+    """A URL fit for a message: a form sent with GET has the password in its query."""
+    return url.split("?", 1)[0]
 
 
 def login_form(page: Response) -> LoginForm | None:

@@ -119,8 +119,8 @@ class Transfer:
     """One request on one easy handle (reused for request after request). libcurl calls
     `write` with each piece of body and `header` with each header line."""
 
-    __slots__ = ("_decoder", "_lines", "_request_lines", "chunks", "failure", "handle", "last_data", "limit", "size",
-                 "started", "tag")
+    __slots__ = ("_decoder", "_lines", "_request_lines", "chunks", "failure", "handle", "last_data", "limit", "posted",
+                 "size", "started", "tag")
 
     def __init__(self, handle: pycurl.Curl, limit: int, record_request: bool = False) -> None:
         """`limit`: http.max_bytes, decoded; `record_request`: keep the request's headers as
@@ -135,6 +135,7 @@ class Transfer:
         self.size = 0
         self.started = self.last_data = 0.0
         self.tag: object = None  # whose request this is
+        self.posted = False  # its last request was a POST (a login's)
         # Set once per handle: the bound methods stay valid while the handle is reused.
         handle.setopt(pycurl.WRITEFUNCTION, self.write)
         handle.setopt(pycurl.HEADERFUNCTION, self._lines.append)  # a C call: no bytecode per line
