@@ -24,7 +24,7 @@ from pydantic import (
 
 from crawler import __version__
 from crawler.notify_urls import check as _check_notify_url
-from crawler.urls import InvalidURLError, canonicalize, host_of
+from crawler.urls import InvalidURLError, ascii_host, canonicalize, host_of
 
 DEFAULT_USER_AGENT = f"crawl/{__version__} (website mirroring tool)"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -52,8 +52,8 @@ class ScopeConfig(Section):
     """Which URLs the crawl fetches: hosts, patterns, depth and limits."""
 
     domains: tuple[str, ...] = ()
-    """Hosts whose pages are crawled. `*.example.com` also matches every subdomain.
-    Empty: the hosts of the start URLs."""
+    """Hosts whose pages are crawled. `*.example.com` also matches every subdomain; an
+    international name may be written in Unicode. Empty: the hosts of the start URLs."""
     include: tuple[Regex, ...] = ()
     """When non-empty, a page URL must match at least one of these (re.search)."""
     exclude: tuple[Regex, ...] = ()
@@ -78,6 +78,11 @@ class ScopeConfig(Section):
             bare = name.removeprefix("*.")
             if not bare or "/" in bare or ":" in bare or "*" in bare or " " in bare:
                 raise ValueError(f"{domain!r} is not a host name (write example.com or *.example.com)")
+            if not bare.isascii():  # bücher.example: as URLs name it, xn--bcher-kva.example
+                try:
+                    name = name[:len(name) - len(bare)] + ascii_host(bare)
+                except InvalidURLError:
+                    raise ValueError(f"{domain!r} is not a host name") from None
             cleaned.append(name)
         return tuple(cleaned)
 
@@ -95,6 +100,28 @@ class ThreadsConfig(Section):
     """Threads saving files (disk-bound)."""
 
 
+def _readable_file(path: Path) -> Path:
+    """A file the crawl reads at its start (a CA bundle, a certificate, cookies): there, now,
+    rather than a failure after the output folder was set up."""
+    path = path.expanduser().absolute()
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read it: {error.strerror or error}") from None
+    return path
+
+
+ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
+
+
+def _password_env_is_set(name: str) -> None:
+    if not os.environ.get(name):
+        raise ValueError(f"environment variable {name} (the password) is not set")
+
+
 class AuthConfig(Section):
     """HTTP basic authentication for the hosts in scope.domains. The password is read from an
     environment variable, so that no secret sits in the config file."""
@@ -106,8 +133,7 @@ class AuthConfig(Section):
 
     @model_validator(mode="after")
     def _password_is_set(self) -> AuthConfig:
-        if not os.environ.get(self.password_env):
-            raise ValueError(f"environment variable {self.password_env} (the password) is not set")
+        _password_env_is_set(self.password_env)
         return self
 
     def credentials(self) -> tuple[str, str]:
@@ -115,6 +141,15 @@ class AuthConfig(Section):
 
     def __repr__(self) -> str:
         return f"AuthConfig(username={self.username!r}, password_env={self.password_env!r})"
+
+
+class ClientCertConfig(Section):
+    """A client certificate (PEM) for sites that ask for one in the TLS handshake."""
+
+    cert: ReadableFile
+    """The certificate file (PEM). Relative paths are taken from the working directory."""
+    key: ReadableFile | None = None
+    """Its private key (PEM, not encrypted). null: the key is in the `cert` file."""
 
 
 class HttpConfig(Section):
@@ -147,6 +182,17 @@ class HttpConfig(Section):
     """Extra request headers, sent only to hosts in scope.domains."""
     auth: AuthConfig | None = None
     """Basic authentication, sent only to hosts in scope.domains."""
+    ca_bundle: ReadableFile | None = None
+    """A PEM file of certificate authorities trusted in addition to the usual ones (the file
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names, else certifi's): an intranet's own CA."""
+    verify: bool = True
+    """Check TLS certificates. false: any certificate is accepted (a site whose certificate is
+    broken) -- the crawl warns at its start and in report.json."""
+    client_cert: ClientCertConfig | None = None
+    """A client certificate for sites that require one: {cert: FILE, key: FILE}."""
+    cookies_file: ReadableFile | None = None
+    """A Netscape/Mozilla cookies.txt (as browser extensions, curl and wget export it), loaded
+    at the start; each cookie is sent only where its domain and path say."""
 
     @field_validator("headers")
     @classmethod
@@ -204,6 +250,39 @@ class MirrorConfig(Section):
     delete_removed: bool = False
     """Plain mirrors (snapshots.keep: 0): delete the files of URLs that are gone from the site
     (404/410, or no longer linked), as rsync --delete does."""
+
+
+class LoginConfig(Section):
+    """A form login before the crawl: the form with a password field on `url` is filled in
+    and submitted, and the session cookies it brings are kept for the crawl. Links that would
+    log out are not followed."""
+
+    url: str
+    """The page whose form (the one with a password field) is submitted."""
+    fields: dict[str, str] = Field(default_factory=dict)
+    """Fields to fill ({username: alice}); the form's other fields (hidden CSRF tokens) keep
+    their values."""
+    password_env: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The environment variable whose value goes into the password field."""
+    success_text: str | None = None
+    """Text that must appear on the page the login leads to ("Sign out"), else the crawl
+    stops with exit 1. null: any answer that is not an error, without the login form."""
+
+    @field_validator("url")
+    @classmethod
+    def _canonical_url(cls, url: str) -> str:
+        try:
+            return canonicalize(url.strip())
+        except InvalidURLError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _password_is_set(self) -> LoginConfig:
+        _password_env_is_set(self.password_env)
+        return self
+
+    def password(self) -> str:
+        return os.environ.get(self.password_env, "")
 
 
 class IgnoreRule(Section):
@@ -271,6 +350,8 @@ class Config(Section):
     queue_size: int = Field(default=100, ge=1, le=100_000)
     """Bound of each queue between two stages."""
     http: HttpConfig = HttpConfig()
+    login: LoginConfig | None = None
+    """A form login before the crawl: {url, fields, password_env, success_text}."""
     politeness: PolitenessConfig = PolitenessConfig()
     mirror: MirrorConfig = MirrorConfig()
     snapshots: SnapshotsConfig = SnapshotsConfig()

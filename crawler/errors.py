@@ -4,6 +4,7 @@
      +-- ConfigError           exit 2: the YAML config is unusable (file, key and reason attached)
      +-- UsageError            exit 2: bad command line
      +-- OutputError           exit 1: the output folder is unusable (unwritable, disk full, ...)
+     +-- LoginError            exit 1: the login before the crawl did not succeed
      +-- UnsafePathError       a URL would map outside the output folder (a per-URL failure)
      +-- FetchError            one URL could not be fetched (a per-URL failure, never fatal)
 
@@ -41,6 +42,10 @@ class OutputError(CrawlError):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class LoginError(CrawlError):
+    """The form login (the config's login:) failed; the crawl does not start."""
 
 
 class UnsafePathError(CrawlError):

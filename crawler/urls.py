@@ -1,8 +1,9 @@
 """URL canonicalization: one spelling per resource, so the frontier's dedup is a set lookup.
 
 `canonicalize` follows RFC 3986 normalization plus what browsers do for http(s) URLs:
-lower-case scheme and host, IDNA host, no default port, no fragment, `.`/`..` segments
-removed (also when written `%2e`), percent-escapes upper-cased, unreserved characters
+lower-case scheme and host, an international host name in its ASCII form (IDNA as browsers
+apply it: UTS #46, non-transitional -- faß.de is xn--fa-hia.de, not fass.de), no default port,
+no fragment, `.`/`..` segments removed (also when written `%2e`), percent-escapes upper-cased, unreserved characters
 decoded, characters that may not appear in a URL (spaces, non-ASCII, quotes) encoded as UTF-8,
 `\\` read as `/`. The query keeps its order: servers may care about it.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
+
+import idna
 
 SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -113,14 +116,31 @@ def _canonical_netloc(netloc: str, scheme: str, url: str) -> str:
 
 
 def _idna(host: str, url: str) -> str:
+    if "%" in host:  # b%C3%BCcher.example: a browser reads the escapes first
+        try:
+            host = unquote(host, errors="strict").lower()
+        except UnicodeDecodeError:
+            raise InvalidURLError(f"bad host name in {url[:200]!r}") from None
     if host.isascii():
         if not _HOST_CHARS.match(host):
             raise InvalidURLError(f"bad host name in {url[:200]!r}")
         return host
+    return ascii_host(host, url)
+
+
+@lru_cache(maxsize=1024)
+def ascii_host(host: str, url: str = "") -> str:
+    """The ASCII (punycode) form of an international host name, as browsers write it: UTS #46
+    non-transitional; a name IDNA 2008 refuses but browsers take (a symbol, an emoji) in its
+    IDNA 2003 form. Raises InvalidURLError."""
+    try:
+        return idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        pass
     try:
         return host.encode("idna").decode("ascii")
     except UnicodeError:
-        raise InvalidURLError(f"bad international host name in {url[:200]!r}") from None
+        raise InvalidURLError(f"bad international host name in {url[:200] or host!r}") from None
 
 
 def _normalize_escapes(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,22 @@ DEMO_CDN_FILES = {"cdn/cdn.css": "cdn/cdn.css", "cdn/cdn-logo.png": "cdn/cdn-log
 DEMO_DISALLOWED = {"private/"}
 # URLs saved: one per file, plus /index.html, which has the content of / and shares its file.
 DEMO_URL_COUNT = len(DEMO_SITE_FILES) + len(DEMO_CDN_FILES) + 1
+
+
+@pytest.fixture
+def crawler_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog, with every record of the crawler's loggers at DEBUG and up -- also once a CLI
+    test has set up logging, which stops them at the "crawler" logger."""
+    logger = logging.getLogger("crawler")
+    level = logger.level
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.DEBUG)
+    caplog.handler.setLevel(logging.DEBUG)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture

@@ -203,3 +203,17 @@ def test_a_polite_crawl_logs_that_politeness_holds_it_back(tmp_path: Path, caplo
             pipeline.run()
     lines = [record.getMessage() for record in caplog.records if record.name == "crawler.cli.progress"]
     assert any("bound by politeness" in message for message in lines)
+
+
+def test_check_names_the_robots_meta_nofollow_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with SiteServer(root=None, routes={
+            "/": routes.html(b'<meta name="robots" content="noindex, nofollow"><a href="/a.html">a</a>'),
+            "/a.html": routes.html(b"<p>no meta</p>")}) as server:
+        config = tmp_path / "site.yaml"
+        config.write_text(yaml.safe_dump({"start_urls": [server.url], "output": str(tmp_path / "out")}))
+        assert main(["check", str(config), server.url, server.url + "a.html"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith(f"{server.url}: crawled -- start_url:")
+    assert out[1].endswith("its links are not followed -- robots_meta_nofollow: the page says nofollow "
+                           "(robots meta tag or X-Robots-Tag)")
+    assert "robots_meta_nofollow" not in out[2]

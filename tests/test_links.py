@@ -53,6 +53,34 @@ def test_every_link_form_of_html() -> None:
     assert "http://h/dir/not-this.png" not in found
 
 
+def test_lazy_loaded_images_are_requisites_on_any_tag() -> None:
+    html = """<img src="data:image/gif;base64,R0lGOD" data-src="lazy.jpg" data-srcset="l-1x.jpg 1x, l-2x.jpg 2x">
+    <img class="lazy" data-original="jquery.jpg"><img data-lazy-src="rocket.jpg">
+    <div class="hero" data-bg="hero.jpg"></div><section data-bg="url('section.jpg')"></section>
+    <picture><source data-srcset="p.webp 1x, p@2x.webp 2x"></picture><iframe data-src="video.html"></iframe>
+    <a href="page.html" data-bg="a-bg.jpg">x</a><p data-srcs="not-an-image.jpg" data-source="nor-this.jpg">"""
+    found = links(html)
+    assert found == {f"http://h/dir/{name}": REQUISITE for name in [
+        "lazy.jpg", "l-1x.jpg", "l-2x.jpg", "jquery.jpg", "rocket.jpg", "hero.jpg", "section.jpg", "p.webp",
+        "p@2x.webp", "video.html", "a-bg.jpg"]} | {"http://h/dir/page.html": PAGE}
+
+
+def test_where_the_offline_copy_shows_a_lazy_image() -> None:
+    body = (b'<img src="blank.gif" data-src="a.jpg"><img data-srcset="b.jpg 2x" alt=x>'
+            b'<div data-bg="c.jpg" style="color: red"><div data-bg="d.jpg" style="background: blue">')
+    copies = html_spots(body).lazy
+    assert [(body[c.source[0]:c.source[1]], c.name, c.target and body[c.target[0]:c.target[1]],
+             body[c.insert_at - 4:c.insert_at]) for c in copies] == [
+        (b"a.jpg", b"src", b"blank.gif", b"<img"), (b"b.jpg 2x", b"srcset", None, b"<img"),
+        (b"c.jpg", b"style", b"color: red", b"<div")]  # a style with a background of its own keeps it
+
+
+def test_robots_meta_tags_are_read() -> None:
+    body = b'<meta name="description" content="x"><META NAME=Robots CONTENT="noindex, NoFollow"><a href=x>'
+    assert html_spots(body).robots == (b"noindex, NoFollow",)
+    assert html_spots(b'<!-- <meta name="robots" content="nofollow"> -->').robots == ()
+
+
 def test_base_href_is_honoured() -> None:
     found = links('<head><base href="http://cdn.test/assets/"></head><a href="x.html">x</a>'
                   '<img src="/abs.png">')
@@ -187,13 +215,15 @@ def test_garbage_sitemap_gives_no_links() -> None:
 
 # Pieces of markup, well and badly formed, that a document is made of for the property below.
 _NAMES = ["a", "A", "img", "td", "TD", "table", "body", "div", "p", "span", "style", "script", "title",
-          "link", "meta", "source", "plaintext", "textarea", "li"]
+          "link", "meta", "source", "plaintext", "textarea", "li", "section", "iframe"]
 _ATTRIBUTES = ['href="x.html"', "href=y.html", "HREF='z.html'", 'style="background:url(s.png)"',
                "STYLE=url(t.png)", "style", 'background="bg.png"', "Background=bg2.png", 'src="i.png"',
                'srcset="a.png 1x, b.png 2x"', 'rel="stylesheet"', 'title="a>b <a href=q.html>"',
                'data-style="url(no.png)"', 'class="x"', "x=", "=y", '"quoted"', "a/b", 'unterminated="',
                "'", 'http-equiv="refresh"', 'content="0; url=r.html"', "href = 'w.html'", 'href=""', "href=",
-               'data-href="d.html"', "href\n=\nn.html"]
+               'data-href="d.html"', "href\n=\nn.html", 'data-src="l.png"', "DATA-SRCSET='l1.png 1x, l2.png 2x'",
+               'data-bg="url(&quot;bg.png&quot;)"', "data-bg=b.png", "data-original=o.png", 'data-lazy-src="w.png"',
+               "data-srcs=no.png", "data-src", "data-src =sp.png"]
 _PIECES = st.one_of(
     st.sampled_from(["text ", "<", "< a", "<!-- <a href=c.html> -->", "<!-->", "<!doctype html>", "<?x?>",
                      "</a>", "</ p>", "</div", "&amp;", ">", "\n", "url(u.png)", "<3"]),
@@ -207,6 +237,7 @@ _PIECES = st.one_of(
 @given(st.lists(_PIECES, max_size=30))
 @example(["<div ", "style=url(a.png)>"])
 @example(["<td background=x.png>", "<p title='<a href=y.html>'>"])
+@example(["<a href=x.html data-bg=b.png>", "<div data-srcset='a.png 1x'>", "<img data-src=l.png>"])
 def test_skipping_stretches_without_links_finds_the_same_spots_as_reading_every_tag(pieces: list[str]) -> None:
     # html_spots skips text and tags that cannot hold a link, and reads a plain <a href>, in
     # one regular expression; without that shortcut (a pattern that matches nothing) it reads

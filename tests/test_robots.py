@@ -171,3 +171,57 @@ def test_links_to_a_host_whose_robots_txt_fails_are_fixed_during_the_crawl(tmp_p
     for n in range(4):
         assert f'src="{logo}"'.encode() in (tmp_path / host / f"p{n}.html").read_bytes()
     assert report.offline_links is not None and report.offline_links.files_converted == 0
+
+
+NOFOLLOW_META = '<meta name="robots" content="{}">'
+
+
+@pytest.mark.parametrize(("meta", "header", "followed"), [
+    ("nofollow", None, False),
+    ("noindex, NOFOLLOW", None, False),
+    ("none", None, False),
+    ("noindex", None, True),
+    (None, "nofollow", False),
+    (None, "noindex, nofollow", False),
+    (None, "crawl: nofollow", False),  # to our user agent
+    (None, "googlebot: nofollow", True),  # to another crawler
+    (None, "unavailable_after: 25 Jun 2030 15:00:00 PST", True),
+    (None, None, True),
+])
+def test_a_page_that_says_nofollow_is_saved_with_its_requisites_but_its_links_are_not_followed(
+        tmp_path: Path, meta: str | None, header: str | None, followed: bool) -> None:
+    head = NOFOLLOW_META.format(meta) if meta else ""
+    body = f'<html><head>{head}</head><body><img src="/pic.png"><a href="/next.html">n</a></body></html>'
+    server = SiteServer(root=None, routes={
+        "/": lambda handler: routes.send(handler, 200, body.encode(),
+                                         headers={"X-Robots-Tag": header} if header else {}),
+        "/pic.png": routes.raw(b"png", "image/png"), "/next.html": routes.html(b"next")})
+    with server:
+        report = CrawlRun(make_config(server.url, tmp_path / "out")).run()
+        requested = server.requests()
+    assert requested["/"] == requested["/pic.png"] == 1
+    assert ("/next.html" in requested) is followed
+    assert (report.skipped.get(server.url + "next.html") == "robots_meta_nofollow") is not followed
+    if not followed:
+        assert report.to_dict()["skipped_by_rule"] == {"robots_meta_nofollow": 1}
+        assert report.counts()["skipped_by_robots"] == 1
+        saved = (tmp_path / "out" / server.url.split("/")[2] / "index.html").read_text()
+        assert f'href="{server.url}next.html"' in saved  # written as its URL: not in the mirror
+
+
+def test_robots_meta_tags_are_ignored_when_robots_are(tmp_path: Path) -> None:
+    body = NOFOLLOW_META.format("nofollow") + '<a href="/next.html">n</a>'
+    with SiteServer(root=None, routes={"/": routes.html(body.encode()), "/next.html": routes.html(b"x")}) as server:
+        CrawlRun(make_config(server.url, tmp_path / "out", politeness={"robots": False})).run()
+        assert server.requests()["/next.html"] == 1
+
+
+def test_an_unchanged_nofollow_page_of_a_recrawl_still_keeps_its_links_unfollowed(tmp_path: Path) -> None:
+    site = routes.MutableSite()
+    site.put("/", NOFOLLOW_META.format("nofollow") + '<a href="/next.html">n</a>')
+    site.put("/next.html", "next")
+    with SiteServer(root=None, routes=site.routes()) as server:
+        for _ in range(2):
+            report = CrawlRun(make_config(server.url, tmp_path / "out", mirror={"sitemaps": False})).run()
+            assert report.skipped.get(server.url + "next.html") == "robots_meta_nofollow"
+    assert site.statuses("/") == [200, 304] and site.statuses("/next.html") == []

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crawler.demo.server import SiteServer
 from crawler.urls import InvalidURLError, canonicalize, clean_href, host_key, host_of, resolve
+from tests import routes
+from tests.conftest import CrawlRunner
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -29,6 +34,12 @@ from crawler.urls import InvalidURLError, canonicalize, clean_href, host_key, ho
     ("http://user:secret@example.com/", "http://example.com/"),
     ("http://example.com./", "http://example.com/"),
     ("http://b\u00fccher.example/", "http://xn--bcher-kva.example/"),
+    ("http://B\u00dcCHER.example/", "http://xn--bcher-kva.example/"),
+    ("http://b%C3%BCcher.example/x", "http://xn--bcher-kva.example/x"),
+    ("http://fa\u00df.de/", "http://xn--fa-hia.de/"),  # as browsers: IDNA 2008, not fass.de
+    ("http://\u03c0\u03b1\u03c1\u03ac\u03b4\u03b5\u03b9\u03b3\u03bc\u03b1.\u03b4\u03bf\u03ba\u03b9\u03bc\u03ae/",
+     "http://xn--hxajbheg2az3al.xn--jxalpdlp/"),
+    ("http://i\u2764.ws/", "http://xn--i-7iq.ws/"),  # IDNA 2008 refuses the symbol; browsers take it
     ("http://[::1]:8080/x", "http://[::1]:8080/x"),
 ])
 def test_canonicalize(url: str, expected: str) -> None:
@@ -82,3 +93,22 @@ def test_canonicalize_is_idempotent(path: str, query: str) -> None:
     assert canonicalize(once) == once
     assert once.startswith("http://example.com/")
     assert once.isascii() and " " not in once
+
+
+def test_a_site_with_an_international_name_is_fetched_and_saved_under_its_ascii_form(crawl: CrawlRunner) -> None:
+    # libcurl resolves every name under .localhost to this machine, as browsers do: a real
+    # international host name that needs no DNS.
+    with SiteServer(root=None) as server:
+        unicode_origin = f"http://b\u00fccher.localhost:{server.port}"
+        ascii_host = f"xn--bcher-kva.localhost:{server.port}"
+        server.routes.update({
+            "/": routes.html(f'<a href="{unicode_origin.upper()}/b.html">b</a><img src="/logo.png">'.encode()),
+            "/b.html": routes.html(b"<p>b</p>"), "/logo.png": routes.raw(b"png", "image/png")})
+        report, _ = crawl(unicode_origin + "/", scope={"domains": ["B\u00dcCHER.localhost"]},
+                          politeness={"robots": False}, mirror={"sitemaps": False})
+        asked = server.requests()
+    assert report.start_urls == [f"http://{ascii_host}/"]
+    assert sorted(asked) == [f"//{ascii_host}{path}" for path in ["/", "/b.html", "/logo.png"]]
+    assert not report.tally.failures
+    host_folder = Path(report.output) / ascii_host
+    assert sorted(path.name for path in host_folder.iterdir()) == ["b.html", "index.html", "logo.png"]

@@ -40,14 +40,16 @@ Route = Callable[[BaseHTTPRequestHandler], None]
 
 
 class SiteServer(ThreadingHTTPServer):
-    """Serve `root` (None: only `routes`) on 127.0.0.1, on a free port unless given.
-    Use as a context manager."""
+    """Serve `root` (None: only `routes`) on `host` (a loopback address), on a free port unless
+    given. Use as a context manager."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, root: Path | None = SITE, port: int = 0, routes: dict[str, Route] | None = None) -> None:
+    def __init__(self, root: Path | None = SITE, port: int = 0, routes: dict[str, Route] | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.root = root
+        self.host = host
         self.routes = dict(routes or {})
         # Guards the counters below: handler threads count, a test reads.
         self._count_lock = threading.Lock()
@@ -57,7 +59,7 @@ class SiteServer(ThreadingHTTPServer):
         self._active = 0
         self._most_active = 0
         self._thread: threading.Thread | None = None
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__((host, port), _Handler)
 
     @property
     def port(self) -> int:
@@ -65,7 +67,7 @@ class SiteServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"http://{self.host}:{self.port}/"
 
     @property
     def cdn_url(self) -> str:
@@ -148,11 +150,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         host = self.headers.get("Host", "")
         # Requests to the second host name (the "CDN") are counted with their host.
-        self.server.count(self.path if host.startswith("127.0.0.1") or not host else f"//{host}{self.path}")
+        self.server.count(self.path if host.startswith(self.server.host) or not host else f"//{host}{self.path}")
         try:
             self._answer()
         finally:
             self.server.answered()
+
+    def do_POST(self) -> None:
+        """A form (a login): answered like a GET, by a route that reads it."""
+        self.do_GET()
 
     def _answer(self) -> None:
         path = self.path.split("?", 1)[0].split("#", 1)[0]

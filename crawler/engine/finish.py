@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,7 @@ class RunFacts:
     converted_earlier: list[SavedFile]  # pages an interrupted run wrote with links converted
     stage_busy: dict[str, float]  # stage -> item-seconds its threads worked, this run
     stage_slots: dict[str, int]  # stage -> items its threads can work on at once
+    warnings: list[str] = field(default_factory=list)  # what the run warned of at its start (http.verify: false)
 
 
 class RunEnd:
@@ -87,7 +88,7 @@ class RunEnd:
             fatal_error=str(stopping.fatal_error) if stopping.fatal_error else None, offline_links=offline_links,
             resumed_from=facts.resumed_from, snapshot=self._layout.snapshot,
             cpu_seconds=time.process_time() - facts.cpu_at_start, files_this_run=facts.files_this_run,
-            slots=facts.stage_slots, stage_busy=facts.stage_busy)
+            slots=facts.stage_slots, stage_busy=facts.stage_busy, warnings=facts.warnings)
         if outcome == "completed" and report.unreachable():  # no page to compare or publish
             report.outcome = "unreachable"
         self._write(report, not_fetched)

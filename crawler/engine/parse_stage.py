@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 
 from crawler.config import MirrorConfig
 from crawler.engine.interfaces import Frontier
 from crawler.engine.outcomes import Outcomes, QueueItem, Sentinel
-from crawler.engine.scope import Scope
+from crawler.engine.scope import Scope, session_enders
 from crawler.history.recrawl import KnownLinks, StoredCopies
-from crawler.http.robots import RobotsRules
+from crawler.http.robots import RobotsRules, nofollow
 from crawler.mirror.converter import read_converted_links
 from crawler.mirror.links import ParsedDocument, parse_document, sitemap_links
 from crawler.models import CrawlItem, Failure, Link, LinkKind, Page, Response, is_html
@@ -26,6 +27,10 @@ from crawler.tally import Tally
 from crawler.urls import InvalidURLError, canonicalize
 
 log = logging.getLogger(__name__)
+
+# A stored page that may hold a robots meta tag is parsed again rather than read from the
+# crawl state, which keeps its links but not what the page says of them.
+_ROBOTS = re.compile(rb"robots", re.IGNORECASE)
 
 
 def parse_response(response: Response, stored: StoredCopies) -> ParsedDocument | None:
@@ -40,8 +45,9 @@ def parse_response(response: Response, stored: StoredCopies) -> ParsedDocument |
 class ParseStage:
     def __init__(self, *, frontier: Frontier, scope: Scope, stored: StoredCopies, outcomes: Outcomes,
                  pages: queue.Queue[QueueItem], writes: queue.Queue[QueueItem], mirror: MirrorConfig,
-                 user_agent: str) -> None:
-        """`pages`: where the fetchers put responses; `writes`: the writers' queue."""
+                 user_agent: str, robots: bool = True) -> None:
+        """`pages`: where the fetchers put responses; `writes`: the writers' queue; `robots`:
+        obey robots meta tags and X-Robots-Tag (politeness.robots)."""
         self._frontier = frontier
         self._scope = scope
         self._stored = stored
@@ -50,6 +56,7 @@ class ParseStage:
         self._writes = writes
         self._mirror = mirror
         self._user_agent = user_agent
+        self._robots = robots
 
     def run(self, tally: Tally) -> None:
         """One parser thread, until the fetchers are all done (a sentinel comes)."""
@@ -80,7 +87,7 @@ class ParseStage:
         if item.kind is LinkKind.ROBOTS:
             return self._robots_sitemaps(response.body)
         known = self._known_links(response)
-        if known is not None:  # an unchanged page: not parsed
+        if known is not None and not (self._robots and _ROBOTS.search(response.body)):  # unchanged: not parsed
             page.known_links = known
             return known.links()
         page.document = parse_response(response, self._stored)
@@ -91,6 +98,9 @@ class ParseStage:
         and those robots.txt is known to disallow, are the page's `left_out`."""
         item = page.item
         admitted, rejected = [], []
+        unfollowed = self._robots and page.is_html and self._says_nofollow(page)
+        # While logged in, a link whose text says it logs out is not followed either.
+        enders = session_enders(page.document) if self._scope.logged_in and page.document is not None else ()
         # Most links of a page lead where the crawl has been already (menus, footers): their
         # URLs are admitted, to be saved, and need no scope rules asked again.
         seen = self._frontier.seen_among(link.url for link in page.links)
@@ -101,6 +111,10 @@ class ParseStage:
             depth = self._scope.link_depth(link.kind, item.depth)
             chain = 0 if link.kind is LinkKind.PAGE else item.chain + 1
             rule = self._scope.rejection(link.url, link.kind, depth, chain)
+            if rule is None and unfollowed and link.kind is LinkKind.PAGE:
+                rule = "robots_meta_nofollow"  # the page and its requisites are saved, its links not followed
+            if rule is None and link.url in enders:
+                rule = "logout"
             if rule is None:
                 admitted.append(CrawlItem(link.url, depth, link.kind, referrer=page.response.url, chain=chain))
             else:
@@ -109,6 +123,12 @@ class ParseStage:
         # robots.txt, where already known, is asked now, so that this page's links to what it
         # disallows are written as URLs at once.
         page.left_out.update(self._frontier.add_all(admitted, skipped=rejected, source=item, links=page.links))
+
+    def _says_nofollow(self, page: Page) -> bool:
+        """<meta name="robots" content="nofollow"> or X-Robots-Tag: nofollow."""
+        document, headers = page.document, page.response.headers or {}
+        metas = [content.decode("latin-1") for content in document.robots] if document is not None else []
+        return nofollow(metas, headers.get("X-Robots-Tag"), self._user_agent)
 
     def _known_links(self, response: Response) -> KnownLinks | None:
         if response.stored is None or not self._mirror.convert_links:

@@ -71,7 +71,7 @@ class Pipeline:
                                  max_connections=config.threads.fetchers)
         self._parse = ParseStage(frontier=frontier, scope=scope, stored=stored, outcomes=outcomes,
                                  pages=self.pages, writes=self.writes, mirror=config.mirror,
-                                 user_agent=config.http.user_agent)
+                                 user_agent=config.http.user_agent, robots=config.politeness.robots)
         self._write = WriteStage(frontier=frontier, state=state, writer=files.writer, links=files.links,
                                  fixer=files.fixer, stored=stored, layout=layout, archive=archive,
                                  outcomes=outcomes, writes=self.writes,

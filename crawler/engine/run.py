@@ -24,13 +24,14 @@ from crawler.engine.frontier import MemoryFrontier
 from crawler.engine.lock import CrawlLock
 from crawler.engine.outcomes import Stopping
 from crawler.engine.pipeline import Pipeline, measure
-from crawler.engine.scope import Scope
+from crawler.engine.scope import Scope, logged_in
 from crawler.engine.state import Resumed, SqliteState, remove_temporary_files
 from crawler.errors import CrawlError, OutputError
 from crawler.history.recrawl import StoredCopies
 from crawler.history.report import CrawlReport
 from crawler.history.snapshot import Layout, layout, snapshot_name
 from crawler.http.fetcher import Fetcher
+from crawler.http.tls import VERIFY_OFF_WARNING
 from crawler.mirror.paths import TEMP_SUFFIX
 from crawler.mirror.writer import prepare_folder
 from crawler.models import CrawlItem, LinkKind, SavedFile
@@ -49,7 +50,7 @@ GIL_SWITCH_INTERVAL = 0.001  # seconds (Python's default: 0.005)
 class CrawlRun:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites)
+        self.scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites, logged_in=logged_in(config))
         self._lock = CrawlLock(config.output_dir)
         self._stopping = Stopping(self._stop_work)
         self.state = SqliteState(config.output_dir, on_error=self._stopping.abort)
@@ -67,6 +68,7 @@ class CrawlRun:
         self._resumed_from: str | None = None
         self._converted_earlier: list[SavedFile] = []  # pages an interrupted run converted
         self._started_at = time.monotonic()
+        self._warnings = [] if config.http.verify else [VERIFY_OFF_WARNING]
 
     @property
     def fatal_error(self) -> CrawlError | None:
@@ -78,6 +80,8 @@ class CrawlRun:
         started = datetime.now(timezone.utc)
         cpu_at_start = time.process_time()
         self._started_at = time.monotonic()
+        for warning in self._warnings:
+            log.warning("%s", warning)
         prepare_folder(self.config.output_dir)
         self._lock.acquire()
         # A fetcher thread comes back from libcurl many times a second, each time waiting for a
@@ -87,6 +91,7 @@ class CrawlRun:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         try:
+            self._log_in()
             resumed = self._open(started)
             assert self.layout is not None
             files = MirrorFiles(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
@@ -108,7 +113,8 @@ class CrawlRun:
             return end.finish(RunFacts(started=started, cpu_at_start=cpu_at_start, tally=tally,
                                        files_this_run=sum(part.files_saved for part in tallies),
                                        resumed_from=self._resumed_from, converted_earlier=self._converted_earlier,
-                                       stage_busy=_busy_seconds(tallies), stage_slots=_slots(tallies)))
+                                       stage_busy=_busy_seconds(tallies), stage_slots=_slots(tallies),
+                                       warnings=self._warnings))
         finally:
             self.state.close()  # if the run broke off before it finished: what it journaled is kept
             self._lock.release()
@@ -130,6 +136,17 @@ class CrawlRun:
         self.fetcher.stop()
 
     # -- opening -----------------------------------------------------------------------------
+
+    def _log_in(self) -> None:
+        """The login: before the crawl state is opened, so that a failed one leaves no crawl to
+        resume. Raises LoginError."""
+        if self.config.login is None:
+            return
+        from crawler.http.login import Login  # bs4: only crawls behind a login
+
+        login = Login(self.config.login, self.fetcher)
+        login.log_in()
+        self.fetcher.session = login
 
     def _open(self, started: datetime) -> Resumed | None:
         """Open the crawl state (what an interrupted crawl left, if any) and lay out the run."""

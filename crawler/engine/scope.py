@@ -6,22 +6,39 @@ rejected it. Rules are checked cheapest first.
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 
-from crawler.config import ScopeConfig
+from crawler.config import Config, ScopeConfig
+from crawler.mirror.links import ParsedDocument
+from crawler.mirror.markup import Context
 from crawler.models import LinkKind
 from crawler.urls import host_of
 
 # Requisites of requisites: page -> frame -> stylesheet -> imported stylesheet -> font is 4.
 # A deeper chain is a frame or stylesheet generator, not a page's decoration.
 MAX_REQUISITE_CHAIN = 5
+# What ends a session, in a URL's path or query or in a link's text: log out, logout, log-off,
+# sign_out, Sign Out... as words (not "blog-outline", "catalog-offers").
+LOGOUT = re.compile(r"(?<![a-z])(?:log|sign)[-_ ]?(?:out|off)(?![a-z])", re.IGNORECASE)
+_TAGS = re.compile(rb"<[^>]*>")
+_ANCHOR = re.compile(rb"<a[\s/]", re.IGNORECASE)
+MAX_LINK_TEXT = 2000  # bytes of an <a> element read for its text
+
+
+def logged_in(config: Config) -> bool:
+    """Does the crawl carry a session (a login, or cookies from a file) that a logout link
+    would end?"""
+    return config.login is not None or config.http.cookies_file is not None
 
 
 class Scope:
-    def __init__(self, config: ScopeConfig, requisites_anywhere: bool = True) -> None:
+    def __init__(self, config: ScopeConfig, requisites_anywhere: bool = True, logged_in: bool = False) -> None:
         """`requisites_anywhere`: fetch a saved page's requisites whatever their host and depth
-        (mirror.requisites); otherwise they follow the rules of pages."""
+        (mirror.requisites); otherwise they follow the rules of pages. `logged_in`: URLs that
+        would log out are not fetched."""
         self._exact_hosts = frozenset(d for d in config.domains if not d.startswith("*."))
         self._host_suffixes = tuple(d[1:] for d in config.domains if d.startswith("*."))
         self._wildcard_roots = frozenset(d[2:] for d in config.domains if d.startswith("*."))
@@ -31,6 +48,7 @@ class Scope:
         self._max_url_length = config.max_url_length
         self._max_repeats = config.max_repeats
         self._requisites_anywhere = requisites_anywhere
+        self.logged_in = logged_in
 
     def in_domains(self, url: str) -> bool:
         host = host_of(url)
@@ -55,6 +73,8 @@ class Scope:
         """
         if len(url) > self._max_url_length:
             return "max_url_length"
+        if self.logged_in and LOGOUT.search(url, url.find("/", url.find("//") + 2)):
+            return "logout"
         if self._max_repeats and repeats_segments(url, self._max_repeats):
             return "repeated_segments"
         for pattern in self._exclude:
@@ -77,6 +97,8 @@ class Scope:
         rule = self.rejection(url, kind, depth, chain)
         if rule == "max_url_length":
             return rule, f"longer than scope.max_url_length ({self._max_url_length})"
+        if rule == "logout":
+            return rule, "looks like a link that logs out (log out, sign out...): not followed while logged in"
         if rule == "repeated_segments":
             return rule, f"its path repeats segments {self._max_repeats} times (a trap)"
         if rule == "exclude":
@@ -116,3 +138,25 @@ def _repeats(url_path: str, times: int) -> bool:
             if all(path[start + length * n:start + length * (n + 1)] == run for n in range(1, times)):
                 return True
     return False
+
+
+def session_enders(document: ParsedDocument) -> set[str]:
+    """The URLs of the document's <a> links whose text says they log out ("Sign out")."""
+    return {url for url, text in _anchor_texts(document) if LOGOUT.search(text)}
+
+
+def _anchor_texts(document: ParsedDocument) -> Iterator[tuple[str, str]]:
+    """(URL, text) of each <a href> link of an HTML document: its text up to </a>, tags dropped."""
+    view = document.view
+    for spot, target in zip(document.spots, document.targets, strict=True):
+        if target is None or spot.kind is not LinkKind.PAGE or spot.context is not Context.ATTRIBUTE:
+            continue
+        start = view.rfind(b"<", 0, spot.start)
+        if not _ANCHOR.match(view, start):
+            continue
+        close = view.find(b"</a", spot.end, spot.end + MAX_LINK_TEXT)
+        opened = view.find(b">", spot.end, close)
+        if close < 0 or opened < 0 or _ANCHOR.search(view, opened, close):
+            continue
+        text = _TAGS.sub(b" ", view[opened + 1:close]).decode(document.encoding, "replace")
+        yield target[0], html.unescape(" ".join(text.split()))

@@ -42,6 +42,7 @@ class CrawlReport:
     stage_busy: dict[str, float] = field(default_factory=dict)  # stage -> item-seconds its threads worked (this run)
     content_types: dict[str, list[int]] = field(default_factory=dict)  # type -> [files, bytes] of the mirror
     notifications: list[dict[str, object]] = field(default_factory=list)  # {target, ok, error} of each message
+    warnings: list[str] = field(default_factory=list)  # what the run warned of at its start (http.verify: false)
 
     @property
     def serious_failures(self) -> list[Failure]:
@@ -140,6 +141,7 @@ class CrawlReport:
             "content_types": {kind: {"files": files, "bytes": size} for kind, (files, size) in
                               sorted(self.content_types.items(), key=lambda item: -item[1][1])},
             "notifications": self.notifications,
+            "warnings": self.warnings,
         }
 
     def counts(self) -> dict[str, int]:
@@ -202,6 +204,7 @@ class CrawlReport:
             lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in reasons))
         if self.fatal_error:
             lines.append(f"stopped by: {self.fatal_error}")
+        lines += [f"WARNING: {warning}" for warning in self.warnings]
         if self.changes is not None:
             lines.append(self.changes.summary())
         if self.snapshot is not None and self.published is not None:

@@ -118,6 +118,7 @@ def _head(report: CrawlReport, links: _Links) -> str:
         rows.append(("resumed", text(f"the crawl started {report.resumed_from}")))
     if report.fatal_error:
         rows.append(("stopped by", text(report.fatal_error)))
+    rows += [("warning", text(warning)) for warning in report.warnings]
     shown = report.outcome if good or report.outcome != "completed" else \
         "completed, not published" if report.published is False else "completed, with failures"
     badge = f'<span class="badge {"ok" if good else "bad"}">{text(shown)}</span>'

@@ -5,8 +5,8 @@ crawl before (a 304, or a 200 with the same SHA-256) becomes a revisit record po
 earlier capture, so the archive of a mostly unchanged night stays small. Payload digests are
 SHA-256 (the manifest's), which is what lets a revisit name the capture it repeats. Bodies
 are recorded as the crawler used them, decoded: Content-Encoding is dropped and
-Content-Length set to match. Credentials (Authorization, the configured http.headers) are
-never written.
+Content-Length set to match. Credentials (Authorization, the configured http.headers) and
+cookies (Cookie, Set-Cookie: a session's are as good as a password) are never written.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from crawler import __version__
 from crawler.models import Response, SavedFile
 
 _HOP_BY_HOP = frozenset({"content-encoding", "transfer-encoding", "content-length", "connection", "keep-alive"})
+_SECRET = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
 class WarcArchive:
@@ -32,7 +33,7 @@ class WarcArchive:
 
     def __init__(self, path: Path, secret_headers: Iterable[str], info: dict[str, str]) -> None:
         self.path = path
-        self._secret = {name.lower() for name in secret_headers} | {"authorization", "proxy-authorization"}
+        self._secret = {name.lower() for name in secret_headers} | _SECRET
         # Guards the file: records are written whole, one at a time.
         self._lock = threading.Lock()
         self._stream = open(path, "ab")  # noqa: SIM115 - open for the whole crawl, closed by close()
@@ -82,7 +83,7 @@ class WarcArchive:
     def _response_headers(self, response: Response, length: int | None) -> StatusAndHeaders:
         status = 200 if response.status == 304 else response.status
         headers = [(name, value) for name, value in (response.headers or {}).items()
-                   if name.lower() not in _HOP_BY_HOP]
+                   if name.lower() not in _HOP_BY_HOP and name.lower() not in self._secret]
         if length is not None:
             headers.append(("Content-Length", str(length)))
         return StatusAndHeaders(f"{status} {response.reason or 'OK'}", headers, protocol=response.http_version)

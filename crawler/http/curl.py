@@ -12,31 +12,36 @@ The guarantees the crawler's fetching keeps, and where libcurl keeps them:
 - http.max_time: the whole response (TIMEOUT);
 - http.max_bytes: a declared Content-Length over it fails before the body (MAXFILESIZE); the
   decoded body is counted as it arrives (transfer.py);
-- one cookie jar for every thread (a CurlShare, which also shares DNS and TLS sessions);
-- http.headers and credentials only to the hosts in scope, set anew for every request (the
-  handles are reused);
+- one cookie jar for every thread (a CurlShare, which also shares DNS and TLS sessions), into
+  which http.cookies_file is read once, at the start (were every handle told the file, each
+  new one would read it again over the cookies the site has set since); libcurl sends a
+  cookie marked Secure over HTTPS only;
+- http.headers and credentials only to the requests the fetcher trusts (hosts in scope, and
+  never in clear to a host that answered over HTTPS: fetcher.py), set anew for every request
+  (the handles are reused);
 - proxies from the environment as requests reads them (HTTP(S)_PROXY, NO_PROXY, either case):
   libcurl alone ignores an upper-case HTTP_PROXY;
-- the CA bundle: REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, else certifi's (the wheel's libcurl
-  looks for Red Hat's path);
+- TLS: the CAs trusted, http.verify, http.client_cert (tls.py);
 - a stop cuts every transfer at once (`CurlLoop.drop_all`).
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
-import certifi
 import pycurl
 
 from crawler.config import HttpConfig
 from crawler.http.failures import low_speed_window
+from crawler.http.tls import TlsOptions
 from crawler.http.transfer import ENCODINGS, Exchange, Transfer
+
+log = logging.getLogger(__name__)
 
 IDLE_WAIT = 0.05  # seconds a loop waits in select() at most: how soon it sees new work or a stop
 
@@ -46,6 +51,7 @@ class Request:
     url: str
     trusted: bool  # in scope: http.headers and credentials go with it
     headers: tuple[str, ...] = ()  # "Name: value" lines beyond the configured ones (validators)
+    form: bytes | None = None  # a form to POST (application/x-www-form-urlencoded); None: a GET
 
 
 class CurlEngine:
@@ -59,7 +65,9 @@ class CurlEngine:
         self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_COOKIE)
         self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
         self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
-        self.ca_file = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+        self.tls = TlsOptions(config)
+        if config.cookies_file is not None:
+            self._load_cookies(str(config.cookies_file))
         self._auth = config.auth.credentials() if config.auth else None
         self._headers = tuple(f"{name}: {value}" for name, value in config.headers.items())
         self.stopping = threading.Event()
@@ -87,7 +95,7 @@ class CurlEngine:
         handle.setopt(pycurl.LOW_SPEED_TIME, low_speed_window(config))
         handle.setopt(pycurl.TIMEOUT_MS, int(config.max_time * 1000))
         handle.setopt(pycurl.MAXFILESIZE_LARGE, config.max_bytes)
-        handle.setopt(pycurl.CAINFO, self.ca_file)
+        self.tls.apply(handle)
         return Transfer(handle, config.max_bytes, record_request=self._record_requests)
 
     def prepare(self, transfer: Transfer, request: Request) -> None:
@@ -104,12 +112,42 @@ class CurlEngine:
             handle.setopt(pycurl.USERPWD, f"{self._auth[0]}:{self._auth[1]}")
         else:
             handle.unsetopt(pycurl.USERPWD)
+        if request.form is not None:
+            handle.setopt(pycurl.POSTFIELDS, request.form)
+            transfer.posted = True
+        elif transfer.posted:  # back to GET (a login's handle; a crawl's never POSTs)
+            handle.setopt(pycurl.HTTPGET, 1)
+            transfer.posted = False
         parts = urlsplit(request.url)
         handle.setopt(pycurl.PROXY, proxy_for(f"{parts.scheme}://{parts.netloc}"))
         # Over TLS, wait for a connection that may multiplex (HTTP/2, by ALPN) rather than open
         # another. Plain HTTP is HTTP/1.1 here: a request would wait behind a busy connection,
         # its timers running, instead of opening one of its own.
         handle.setopt(pycurl.PIPEWAIT, 1 if parts.scheme == "https" else 0)
+
+    def cookie_count(self) -> int:
+        """Cookies in the jar now (their names and values stay there: they are secrets)."""
+        handle = pycurl.Curl()
+        try:
+            handle.setopt(pycurl.SHARE, self._share)
+            return len(handle.getinfo(pycurl.INFO_COOKIELIST))
+        finally:
+            handle.close()
+
+    def _load_cookies(self, path: str) -> None:
+        """Read a cookies.txt into the shared jar, once (see the module's docstring)."""
+        handle = pycurl.Curl()
+        try:
+            handle.setopt(pycurl.SHARE, self._share)
+            handle.setopt(pycurl.COOKIEFILE, path)
+            handle.setopt(pycurl.COOKIELIST, "RELOAD")  # now, not at this handle's first transfer
+        finally:
+            handle.close()
+        count = self.cookie_count()
+        if count:
+            log.info("%d cookies read from %s", count, path)
+        else:
+            log.warning("no cookies read from %s: is it a Netscape cookies.txt (tab-separated, 7 fields a line)?", path)
 
 
 class CurlLoop:

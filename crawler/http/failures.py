@@ -12,12 +12,9 @@ import pycurl
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError
+from crawler.http.tls import tls_failure
 from crawler.http.transfer import Exchange
 
-_TLS_ERRORS = frozenset({pycurl.E_SSL_CONNECT_ERROR, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CERTPROBLEM,
-                         pycurl.E_SSL_CIPHER, pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_ISSUER_ERROR,
-                         pycurl.E_SSL_PINNEDPUBKEYNOTMATCH, pycurl.E_SSL_INVALIDCERTSTATUS,
-                         pycurl.E_SSL_ENGINE_INITFAILED, pycurl.E_USE_SSL_FAILED})
 # libcurl's codes pycurl does not name
 E_WEIRD_SERVER_REPLY = 8
 E_HTTP2_STREAM = 92
@@ -39,8 +36,9 @@ def failure(exchange: Exchange, url: str, config: HttpConfig) -> FetchError:
     if code == pycurl.E_COULDNT_RESOLVE_HOST:
         return FetchError(f"cannot resolve the host name {urlsplit(url).hostname}: {message}", url, "dns_error",
                           retryable=True)
-    if code in _TLS_ERRORS:
-        return FetchError(f"TLS error: {message}", url, "tls_error")
+    tls = tls_failure(exchange, url)  # tls_untrusted, tls_expired, tls_hostname, tls_error
+    if tls is not None:
+        return tls
     if code == pycurl.E_FILESIZE_EXCEEDED:
         return FetchError(f"Content-Length exceeds max_bytes {config.max_bytes}", url, "too_large")
     if (code == pycurl.E_UNSUPPORTED_PROTOCOL and "HTTP/0.9" in message) or \

@@ -11,19 +11,23 @@ stage puts a failed URL back in the frontier instead of sleeping in a fetcher th
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from crawler.config import HttpConfig
-from crawler.errors import FetchError
+from crawler.errors import FetchError, LoginError
 from crawler.http.curl import CurlEngine, CurlLoop, Request
 from crawler.http.failures import E_WEIRD_SERVER_REPLY, failure
 from crawler.http.headers import fresh_until, parse_content_type, parse_retry_after, utf8_header, validators
-from crawler.http.policy import Follow, Redirected, RetryPolicy
+from crawler.http.policy import Follow, Redirected, RetryPolicy, SecureHosts, Session
 from crawler.http.transfer import Exchange
 from crawler.models import CrawlItem, Response, SavedFile
 from crawler.urls import InvalidURLError, resolve
+
+log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 Result = Response | Redirected | FetchError
@@ -35,6 +39,9 @@ class FetchJob:
     stored: SavedFile | None  # the copy a conditional request names (first hop only)
     url: str = ""  # the URL asked for now
     hops: list[tuple[str, str]] = field(default_factory=list)  # redirects followed, as (source, target)
+    form: bytes | None = None  # a form to POST (a login); a 301, 302 or 303 turns it into a GET
+    session: int = 0  # the login session it started in (Session.generation)
+    renewed: bool = False  # it found the session expired, which was renewed for it
 
     def __post_init__(self) -> None:
         self.url = self.url or self.item.url
@@ -53,17 +60,42 @@ class Fetcher:
         self._may_follow = may_follow
         self._heuristic_freshness = heuristic_freshness
         self._engine = CurlEngine(config, record_requests=record_requests)
+        self._secure_hosts = SecureHosts()
         self.retry_policy = RetryPolicy(config.retries, config.retry_backoff)
+        self.session: Session | None = None  # set once logged in (login:)
+
+    def following(self, may_follow: Callable[[CrawlItem, str], Follow]) -> Fetcher:
+        """A fetcher on the same engine -- the same cookie jar and connections -- with its own
+        rule for redirects (logging in follows every one) and no session to renew."""
+        twin = copy.copy(self)
+        twin._may_follow = may_follow
+        twin.session = None
+        return twin
+
+    def renew_session(self, job: FetchJob) -> bool:
+        """`job` was sent to the login page: log in again (once for the job) and start it over.
+        False if it may not be, or the login failed."""
+        if self.session is None or job.renewed:
+            return False
+        try:
+            self.session.renew(job.session)
+        except LoginError as error:
+            log.error("%s", error)
+            return False
+        job.url, job.hops, job.renewed, job.session = job.item.url, [], True, self.session.generation
+        return True
 
     def loop(self, capacity: int, max_connections: int) -> FetchLoop:
         """What one fetcher thread drives: up to `capacity` downloads at once."""
         return FetchLoop(self, self._engine.loop(capacity, max_connections))
 
-    def fetch(self, item: CrawlItem, stored: SavedFile | None = None) -> Response | Redirected:
-        """One item, start to end, in the calling thread (crawl check; tests). Raises FetchError."""
+    def fetch(self, item: CrawlItem, stored: SavedFile | None = None, form: bytes | None = None
+              ) -> Response | Redirected:
+        """One item, start to end, in the calling thread (crawl check, logging in; tests);
+        `form`: POST it. Raises FetchError."""
         loop = self.loop(1, 1)
         try:
-            loop.start(item, stored)
+            loop.start(item, stored, form)
             while True:
                 for _, result in loop.step():
                     if isinstance(result, FetchError):
@@ -85,12 +117,15 @@ class Fetcher:
     def request(self, job: FetchJob) -> Request:
         conditions = validators(job.stored) if job.stored is not None and job.url == job.item.url else None
         lines = tuple(f"{name}: {value}" for name, value in (conditions or {}).items())
-        return Request(job.url, trusted=self._in_domains(job.url), headers=lines)
+        trusted = self._in_domains(job.url) and not self._secure_hosts.in_clear(job.url)
+        return Request(job.url, trusted=trusted, headers=lines, form=job.form)
 
     def result(self, job: FetchJob, exchange: Exchange) -> Result | None:
         """What one hop's exchange makes of the job: its result, or None when the job goes on
         to the redirect's target (job.url is that target then)."""
         status = exchange.status
+        if status:
+            self._secure_hosts.answered(job.url)
         if exchange.error == E_WEIRD_SERVER_REPLY and status in REDIRECT_STATUSES:  # its headers were refused
             return self._at_hop(job, FetchError(f"HTTP {status} with a malformed redirect: {exchange.error_message}",
                                                 job.url, "bad_redirect", status=status))
@@ -108,6 +143,9 @@ class Fetcher:
             target = self._redirect_target(job.url, exchange)
         except FetchError as error:
             return self._at_hop(job, error)
+        if self.session is not None and self.session.is_login_page(target):
+            return self._at_hop(job, FetchError(f"HTTP {exchange.status} to the login page: the session expired",
+                                                job.url, "session_expired", status=exchange.status))
         sources = [source for source, _ in job.hops]
         job.hops.append((job.url, target))
         if target == job.url or target in sources:
@@ -119,6 +157,8 @@ class Fetcher:
         if follow is not Follow.NOW:
             return Redirected(job.item.url, target, exchange.status, follow)
         job.url = target
+        if exchange.status not in (307, 308):  # as browsers do: the form is not sent again
+            job.form = None
         return None
 
     def _redirect_target(self, url: str, exchange: Exchange) -> str:
@@ -191,9 +231,10 @@ class FetchLoop:
     def has_room(self) -> bool:
         return self._curl.has_room()
 
-    def start(self, item: CrawlItem, stored: SavedFile | None = None) -> None:
-        """Start downloading `item` (conditionally, if `stored`)."""
-        job = FetchJob(item, stored)
+    def start(self, item: CrawlItem, stored: SavedFile | None = None, form: bytes | None = None) -> None:
+        """Start downloading `item` (conditionally, if `stored`; posting `form`, if given)."""
+        session = self._fetcher.session
+        job = FetchJob(item, stored, form=form, session=session.generation if session is not None else 0)
         self._curl.start(self._fetcher.request(job), job)
 
     def step(self) -> list[tuple[CrawlItem, Result]]:
@@ -204,6 +245,9 @@ class FetchLoop:
         for job, exchange in self._curl.step():
             assert isinstance(job, FetchJob)
             result = self._fetcher.result(job, exchange)
+            if isinstance(result, FetchError) and result.reason == "session_expired" and \
+                    self._fetcher.renew_session(job):
+                result = None  # logged in again: the job starts over
             if result is None:  # a redirect followed in place: the next hop
                 self._curl.start(self._fetcher.request(job), job)
             else:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import enum
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from crawler.urls import host_of
 
 
 @dataclass(frozen=True)
@@ -47,3 +50,34 @@ class Redirected:
     target: str
     status: int
     follow: Follow
+
+
+@dataclass
+class SecureHosts:
+    """The downgrade rule: a host that answered over HTTPS never gets http.headers or
+    credentials over plain HTTP -- not through a redirect from HTTPS to HTTP, nor through a
+    plain-HTTP link to it -- as a browser that knows a host speaks HTTPS would not send them
+    in clear (HSTS). Cookies marked Secure are libcurl's to withhold, and it does."""
+
+    _hosts: set[str] = field(default_factory=set)  # set.add and `in` are atomic: no lock
+
+    def answered(self, url: str) -> None:
+        """`url` brought an answer (any status)."""
+        if url.startswith("https:"):
+            self._hosts.add(host_of(url))
+
+    def in_clear(self, url: str) -> bool:
+        """Would a request for `url` send to such a host in clear?"""
+        return url.startswith("http:") and host_of(url) in self._hosts
+
+
+class Session(Protocol):
+    """A crawl behind a login (login.py): a redirect to its login page means it expired."""
+
+    generation: int  # how many times it logged in
+
+    def is_login_page(self, url: str) -> bool: ...
+
+    def renew(self, generation: int) -> None:
+        """Log in again if the session of `generation` is still the current one; raises
+        LoginError if that fails."""

@@ -1,5 +1,6 @@
 """robots.txt: what one host allows, read with protego (wildcards, `$`, Allow/Disallow
-precedence by rule length, Crawl-delay, Sitemap lines).
+precedence by rule length, Crawl-delay, Sitemap lines); and what a page says of its own links
+in a robots meta tag or an X-Robots-Tag header (`nofollow`).
 
 What a host's robots.txt *answer* means follows RFC 9309 and the major crawlers:
 2xx -> its rules; 4xx (no robots.txt) -> everything allowed; 5xx or no answer after retries
@@ -8,6 +9,8 @@ What a host's robots.txt *answer* means follows RFC 9309 and the major crawlers:
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from protego import Protego
@@ -60,3 +63,32 @@ DISALLOW_ALL = RobotsRules(disallow_all=True)
 def product_token(user_agent: str) -> str:
     """The name robots.txt groups are matched against: "crawl" for "crawl/0.1 (...)"."""
     return user_agent.split("/", 1)[0].split(maxsplit=1)[0] if user_agent.strip() else "*"
+
+
+_NOFOLLOW = frozenset({"nofollow", "none"})  # "none" is noindex and nofollow
+# X-Robots-Tag directives that take a value after a colon; any other "name:" names a crawler.
+_VALUED = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
+_SEPARATORS = re.compile(r"[,\s]+")
+
+
+def nofollow(meta_contents: Iterable[str], header: str | None, user_agent: str) -> bool:
+    """Does the page ask crawlers not to follow its links: `<meta name="robots"
+    content="nofollow">` (or "none"), or an X-Robots-Tag header saying so to all crawlers or to
+    ours ("crawl: nofollow")?"""
+    if any(_NOFOLLOW & set(_SEPARATORS.split(content.lower())) for content in meta_contents):
+        return True
+    return bool(header) and _header_nofollow(header or "", product_token(user_agent).lower())
+
+
+def _header_nofollow(header: str, agent: str) -> bool:
+    """X-Robots-Tag: "noindex, nofollow", "googlebot: nofollow", several of them joined by ","."""
+    applies = True  # directives before any "agent:" are for every crawler
+    for part in header.split(","):
+        name, colon, rest = part.partition(":")
+        directive = part
+        if colon and name.strip().lower() not in _VALUED:
+            applies = name.strip().lower() == agent
+            directive = rest
+        if applies and directive.strip().lower() in _NOFOLLOW:
+            return True
+    return False

@@ -92,6 +92,8 @@ class Exchange:
     silent_for: float = 0.0  # seconds since the last byte came, when it ended
     lasted: float = 0.0  # seconds from its start to its end
     os_errno: int = 0  # the system's error, when the connection failed
+    tls_verify_result: int = 0  # OpenSSL's verdict on the certificate (X509_V_ERR_*), when it failed
+    tls_subject: str = ""  # the server certificate's subject, when the transfer failed
 
     def header(self, name: str) -> str | None:
         """A header's value as text (repeats joined with ", "), None if absent."""
@@ -117,8 +119,8 @@ class Transfer:
     """One request on one easy handle (reused for request after request). libcurl calls
     `write` with each piece of body and `header` with each header line."""
 
-    __slots__ = ("_decoder", "_lines", "_request_lines", "chunks", "failure", "handle", "last_data", "limit", "size",
-                 "started", "tag")
+    __slots__ = ("_decoder", "_lines", "_request_lines", "chunks", "failure", "handle", "last_data", "limit", "posted",
+                 "size", "started", "tag")
 
     def __init__(self, handle: pycurl.Curl, limit: int, record_request: bool = False) -> None:
         """`limit`: http.max_bytes, decoded; `record_request`: keep the request's headers as
@@ -133,6 +135,7 @@ class Transfer:
         self.size = 0
         self.started = self.last_data = 0.0
         self.tag: object = None  # whose request this is
+        self.posted = False  # its last request was a POST (a login's)
         # Set once per handle: the bound methods stay valid while the handle is reused.
         handle.setopt(pycurl.WRITEFUNCTION, self.write)
         handle.setopt(pycurl.HEADERFUNCTION, self._lines.append)  # a C call: no bytecode per line
@@ -193,7 +196,22 @@ class Transfer:
                         request_headers=_request_headers(self._request_lines) if self._request_lines else None,
                         error=error, error_message=message, failure=self.failure,
                         silent_for=max(0.0, self.started + lasted - self.last_data), lasted=lasted,
-                        os_errno=handle.getinfo(pycurl.OS_ERRNO) if error else 0)
+                        os_errno=handle.getinfo(pycurl.OS_ERRNO) if error else 0,
+                        tls_verify_result=handle.getinfo(pycurl.SSL_VERIFYRESULT) if error else 0,
+                        tls_subject=_certificate_subject(handle) if error else "")
+
+
+def _certificate_subject(handle: pycurl.Curl) -> str:
+    """The subject of the server's certificate (libcurl's CERTINFO, collected before the
+    certificate is judged), "" when none came."""
+    try:
+        chain = handle.getinfo(pycurl.INFO_CERTINFO)
+    except pycurl.error:
+        return ""
+    for name, value in chain[0] if chain else ():
+        if name == "Subject":
+            return str(value)
+    return ""
 
 
 def _final_headers(lines: list[bytes]) -> tuple[str, list[tuple[str, bytes]]]:

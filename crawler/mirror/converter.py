@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from crawler.errors import UnsafePathError
+from crawler.mirror.lazy import lazy_replacements
 from crawler.mirror.linkmap import Misplaced
 from crawler.mirror.links import ParsedDocument, tokenize
 from crawler.mirror.markup import Spot, encode_value, spot_value
@@ -48,6 +49,8 @@ def convert_document(document: ParsedDocument, page_path: str, files: list[str |
         new = (relative(folder, file) if file is not None else url) + (f"#{fragment}" if fragment else "")
         if new != spot_value(document.view, spot, document.encoding):
             replacements.append((spot, encode_value(new, spot, document.encoding)))
+    if document.lazy:
+        replacements = lazy_replacements(document.view, document.encoding, document.lazy, replacements)
     if replacements and document.base_spot is not None:
         # Links are now relative to the file itself; a <base href> would redirect them.
         replacements.append((document.base_spot, b""))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from crawler.mirror.markup import (
     Context,
     Document,
+    LazyCopy,
     Spot,
     ascii_compatible_view,
     css_encoding,
@@ -44,6 +45,8 @@ class ParsedDocument:
     base_spot: Spot | None
     base: str  # what relative links resolve against
     targets: list[tuple[str, str] | None]  # per spot: (canonical URL, #fragment), or None: no link
+    lazy: tuple[LazyCopy, ...] = ()  # where the offline copy shows lazily loaded images (HTML)
+    robots: tuple[bytes, ...] = ()  # the content of its <meta name="robots"> tags (HTML)
 
     def links(self) -> list[Link]:
         """Each distinct target once; a URL that is both a page and a requisite is a requisite."""
@@ -74,7 +77,9 @@ def parse_document(body: bytes, url: str, content_type: str, charset: str | None
     view, encoding, back, spots, document = tokenized
     base_spot = document.base if document is not None else None
     base = document_base(view, document, url, encoding) if document is not None else url
-    return ParsedDocument(view, encoding, back, spots, base_spot, base, _targets(view, spots, encoding, base))
+    return ParsedDocument(view, encoding, back, spots, base_spot, base, _targets(view, spots, encoding, base),
+                          document.lazy if document is not None else (),
+                          document.robots if document is not None else ())
 
 
 def _targets(view: bytes, spots: list[Spot], encoding: str, base: str) -> list[tuple[str, str] | None]:

@@ -49,12 +49,31 @@ class Spot(NamedTuple):
     quote: bytes = b'"'  # the attribute's quote; b"" for an unquoted value
 
 
+_Value = tuple[int, int, bytes]  # start, end, quote of an attribute value
+
+
+class LazyCopy(NamedTuple):
+    """A lazily loaded image, as its offline copy shows it: the value of a lazy attribute
+    (`source`: data-src, data-srcset, data-bg...), once its links are converted, goes into the
+    attribute `name` that a browser shows without the page's script -- src, srcset, or style
+    for a background -- over its value `target`, or, when the tag has none, as a new attribute
+    at `insert_at`. A style keeps its value: the background is added at its end."""
+
+    source: _Value
+    name: bytes
+    target: _Value | None
+    insert_at: int
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
-    """The spots of one HTML document, and its <base href> spot if any."""
+    """The spots of one HTML document, its <base href> spot if any, its lazily loaded images,
+    and the content of its <meta name="robots"> tags."""
 
     spots: list[Spot]
     base: Spot | None
+    lazy: tuple[LazyCopy, ...] = ()
+    robots: tuple[bytes, ...] = ()
 
 
 # tag -> ((attribute, kind), ...): attributes that hold exactly one URL.
@@ -79,6 +98,12 @@ URL_ATTRIBUTES: dict[bytes, tuple[tuple[bytes, LinkKind], ...]] = {
     b"use": ((b"href", REQUISITE), (b"xlink:href", REQUISITE)),  # SVG sprites
 }
 SRCSET_TAGS = frozenset({b"img", b"source"})
+# Where lazy-loading scripts (lazysizes, lozad, vanilla-lazyload, jQuery lazyload, WP Rocket)
+# keep an image until it scrolls into view: requisites, on any tag.
+LAZY_URL_ATTRIBUTES = (b"data-src", b"data-lazy-src", b"data-original")  # one URL, for src
+LAZY_SRCSET, LAZY_BACKGROUND = b"data-srcset", b"data-bg"  # a srcset; a URL or url(...), a background
+LAZY_ATTRIBUTES = frozenset({*LAZY_URL_ATTRIBUTES, LAZY_SRCSET, LAZY_BACKGROUND})
+LAZY_SRC_TAGS = frozenset({b"img", b"iframe", b"video", b"audio", b"source", b"embed"})  # src shows it
 LINK_TAGS = frozenset({*URL_ATTRIBUTES, b"link", b"input", b"meta", b"base"})  # tags that may hold links
 # <link rel=...> values whose target is part of the page rather than a page of its own.
 REQUISITE_RELS = frozenset({
@@ -106,7 +131,9 @@ _ATTRIBUTE = re.compile(
 _ATTRIBUTE_RUN = re.compile(
     rb"""(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*"?|'[^']*'?|[^\s>]*))?){0,64}""")
 _TAG_CLOSE = re.compile(rb"[\s/]*>?")
-_STYLE_ATTRIBUTE = re.compile(rb"style\s*=", re.IGNORECASE)
+# A tag that holds no link by its name may hold one in these: style's url(), the lazy ones.
+_SPECIAL = b"style|" + b"|".join(sorted(LAZY_ATTRIBUTES, key=len, reverse=True))
+_SPECIAL_ATTRIBUTE = re.compile(rb"(?:" + _SPECIAL + rb")\s*=", re.IGNORECASE)
 
 
 def _attributes_without(names: bytes, closed: bool = True) -> bytes:
@@ -130,8 +157,8 @@ def _names(tags: Iterable[bytes]) -> bytes:
 
 # The stretch of a document, from a position, that holds no link: text, comments, end tags,
 # and start tags that cannot hold one -- a tag not in LINK_TAGS nor raw text, without a style
-# attribute; a body/table/td/th without background or style. html_spots skips it in one
-# match instead of a loop of Python per tag; where it stops, a tag of interest starts.
+# or lazy-image attribute; a body/table/td/th without those nor background. html_spots skips
+# it in one match instead of a loop of Python per tag; where it stops, a tag of interest starts.
 _BACKGROUND_ONLY = frozenset({b"body", b"table", b"td", b"th"})
 _NO_LINK = (
     rb"(?:[^<]+"
@@ -140,18 +167,18 @@ _NO_LINK = (
     rb"|<[!?][^>]*>?"
     rb"|</[a-zA-Z][^>]*>?"
     rb"|<(?!(?i:" + _names(LINK_TAGS | RAW_TEXT | {b"plaintext"}) + rb")(?=[\s/>]|\Z))[a-zA-Z][^\s/>]*"
-    + _attributes_without(b"style") +
-    rb"|<(?i:" + _names(_BACKGROUND_ONLY) + rb")(?=[\s/>]|\Z)" + _attributes_without(b"style|background") +
+    + _attributes_without(_SPECIAL) +
+    rb"|<(?i:" + _names(_BACKGROUND_ONLY) + rb")(?=[\s/>]|\Z)" + _attributes_without(_SPECIAL + b"|background") +
     rb"){0,256}"  # bounded: the regex engine keeps state for every repetition
 )
-# A plain <a href>: the attribute once, its value quoted or not, and no style attribute. Its
+# A plain <a href>: the attribute once, its value quoted or not, no style or lazy attribute. Its
 # whole attribute list is read in the same match as the stretch before it, the URL in group
 # 1, 2 or 3 (quoted with ", with ', unquoted): API docs have 300 of them a page, and most
 # pages far more <a href> than any other tag that holds a link. Any other form of <a> is
 # read attribute by attribute.
-_PLAIN_A = (rb"<(?i:a)(?=[\s/>]|\Z)" + _attributes_without(b"href|style", closed=False)
+_PLAIN_A = (rb"<(?i:a)(?=[\s/>]|\Z)" + _attributes_without(b"href|" + _SPECIAL, closed=False)
             + rb"""[\s/]*(?i:href)\s*=\s*(?=\S|\Z)(?:"([^"]*)"|'([^']*)'|(?!["'])([^\s>]*)(?=[\s>]|\Z))"""
-            + _attributes_without(b"style"))
+            + _attributes_without(_SPECIAL))
 _PLAIN_QUOTES = {1: b'"', 2: b"'", 3: b""}
 _TO_NEXT_LINK = re.compile(_NO_LINK + rb"(?:" + _PLAIN_A + rb")?", re.DOTALL)
 _CSS_LINKS = re.compile(
@@ -175,6 +202,8 @@ def html_spots(body: bytes) -> Document:
     """Every link of an HTML document (ASCII-compatible encoding), in document order."""
     spots: list[Spot] = []
     base: Spot | None = None
+    lazy: list[LazyCopy] = []
+    robots: list[bytes] = []
     position, length = 0, len(body)
     while position < length:
         skip = _TO_NEXT_LINK.match(body, position)
@@ -192,14 +221,19 @@ def html_spots(body: bytes) -> Document:
             continue
         tag = match.group(1).lower()
         # Most tags hold no link: skip them with one match of the whole attribute list (the
-        # same grammar as _read_attributes), unless a style attribute may hold a url().
+        # same grammar as _read_attributes), unless a style or lazy attribute may hold one.
         tag_end = None if tag in LINK_TAGS else _tag_end(body, position)
-        if tag_end is None or _STYLE_ATTRIBUTE.search(body, position, tag_end):
+        if tag_end is None or _SPECIAL_ATTRIBUTE.search(body, position, tag_end):
+            name_end = position
             attributes, position = _read_attributes(body, position)
             if tag == b"base" and base is None and b"href" in attributes:
                 base = _attribute_spot(attributes[b"href"], PAGE)
             else:
                 spots.extend(_tag_spots(body, tag, attributes))
+            if not LAZY_ATTRIBUTES.isdisjoint(attributes):
+                lazy.extend(_lazy_copies(body, tag, attributes, name_end))
+            elif tag == b"meta" and _attribute_bytes(body, attributes.get(b"name")).lower() == b"robots":
+                robots.append(_attribute_bytes(body, attributes.get(b"content")))
         else:
             position = tag_end
         if tag in RAW_TEXT:
@@ -209,7 +243,7 @@ def html_spots(body: bytes) -> Document:
             position = end
         elif tag == b"plaintext":
             break
-    return Document(spots, base)
+    return Document(spots, base, tuple(lazy), tuple(robots))
 
 
 def _tag_end(body: bytes, position: int) -> int:
@@ -219,7 +253,6 @@ def _tag_end(body: bytes, position: int) -> int:
     return _TAG_CLOSE.match(body, position).end()  # type: ignore[union-attr]
 
 
-_Value = tuple[int, int, bytes]  # start, end, quote of an attribute value
 _VALUE_QUOTES = {2: b'"', 3: b"'", 4: b""}  # _ATTRIBUTE's value groups
 
 
@@ -264,12 +297,52 @@ def _tag_spots(body: bytes, tag: bytes, attributes: dict[bytes, _Value]) -> Iter
         if refresh and refresh.end(2) > refresh.start(2):
             yield Spot(refresh.start(2), refresh.end(2), PAGE, Context.ATTRIBUTE, quote)
     if b"style" in attributes:
-        start, end, quote = attributes[b"style"]
-        for spot in css_spots(body, start, end):
-            # url(&quot;x.png&quot;): the quotes are written as character references
-            inner = _ENTITY_QUOTED.fullmatch(body, spot.start, spot.end)
-            url_start, url_end = (inner.start(2), inner.end(2)) if inner else (spot.start, spot.end)
-            yield Spot(url_start, url_end, REQUISITE, Context.ATTRIBUTE, quote)
+        yield from _style_spots(body, attributes[b"style"])
+    if not LAZY_ATTRIBUTES.isdisjoint(attributes):
+        yield from _lazy_spots(body, attributes)
+
+
+def _style_spots(body: bytes, value: _Value) -> Iterator[Spot]:
+    """The url() links of CSS in an attribute value."""
+    start, end, quote = value
+    for spot in css_spots(body, start, end):
+        # url(&quot;x.png&quot;): the quotes are written as character references
+        inner = _ENTITY_QUOTED.fullmatch(body, spot.start, spot.end)
+        url_start, url_end = (inner.start(2), inner.end(2)) if inner else (spot.start, spot.end)
+        yield Spot(url_start, url_end, REQUISITE, Context.ATTRIBUTE, quote)
+
+
+def _lazy_spots(body: bytes, attributes: dict[bytes, _Value]) -> Iterator[Spot]:
+    """The image URLs of lazy attributes, on any tag."""
+    for name in LAZY_URL_ATTRIBUTES:
+        if name in attributes:
+            yield _attribute_spot(attributes[name], REQUISITE)
+    if LAZY_SRCSET in attributes:
+        start, end, quote = attributes[LAZY_SRCSET]
+        for candidate_start, candidate_end in srcset_spans(body, start, end):
+            yield Spot(candidate_start, candidate_end, REQUISITE, Context.ATTRIBUTE, quote)
+    if LAZY_BACKGROUND in attributes:
+        start, end, quote = attributes[LAZY_BACKGROUND]
+        value = body[start:end].lstrip()
+        if value[:4].lower() == b"url(":  # data-bg="url(a.jpg)", as vanilla-lazyload writes it
+            yield from _style_spots(body, attributes[LAZY_BACKGROUND])
+        else:
+            yield Spot(start, end, REQUISITE, Context.ATTRIBUTE, quote)
+
+
+def _lazy_copies(body: bytes, tag: bytes, attributes: dict[bytes, _Value], name_end: int) -> Iterator[LazyCopy]:
+    """Where the offline copy of this tag shows its lazily loaded image (see LazyCopy)."""
+    if tag in LAZY_SRC_TAGS:
+        source = next((attributes[name] for name in LAZY_URL_ATTRIBUTES if name in attributes), None)
+        if source is not None and source[1] > source[0]:
+            yield LazyCopy(source, b"src", attributes.get(b"src"), name_end)
+        if tag in SRCSET_TAGS and LAZY_SRCSET in attributes:
+            yield LazyCopy(attributes[LAZY_SRCSET], b"srcset", attributes.get(b"srcset"), name_end)
+    background = attributes.get(LAZY_BACKGROUND)
+    style = attributes.get(b"style")
+    if background is not None and background[1] > background[0] and \
+            (style is None or b"background" not in body[style[0]:style[1]].lower()):
+        yield LazyCopy(background, b"style", style, name_end)
 
 
 def _attribute_spot(value: _Value, kind: LinkKind) -> Spot:
