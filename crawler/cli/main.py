@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return EXIT_PIPE_CLOSED
     except CrawlError as error:
-        print(f"crawl: error: {error}", file=sys.stderr)
+        print(f"crawl: {'error: ' if error.exit_code != EXIT_OK else ''}{error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("crawl: interrupted", file=sys.stderr)
