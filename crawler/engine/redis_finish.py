@@ -27,8 +27,10 @@ from crawler.engine.redis_crawl import SharedCrawl
 from crawler.engine.redis_frontier import RedisFrontier
 from crawler.engine.redis_state import RedisState
 from crawler.engine.scope import Scope
+from crawler.engine.state import remove_temporary_files
 from crawler.history.report import CrawlReport
 from crawler.history.snapshot import Layout
+from crawler.mirror.paths import TEMP_SUFFIX
 from crawler.models import is_css, is_html
 from crawler.tally import Tally
 
@@ -68,6 +70,9 @@ class SharedEnd:
         log.info("the crawl is done; this worker finishes it, once the others have left")
         self._shared.add_counters(here.counters())
         self._shared.wait_for_others()
+        removed = remove_temporary_files(self._files.root, TEMP_SUFFIX)  # what killed workers half-wrote
+        if removed:
+            log.info("%d half-written files of workers that were killed removed", removed)
         saved = list(self._state.entries())
         self._files.links.restore(saved, self._state.aliases())
         others = [entry for entry in saved if entry.url not in self._state.saved_here
