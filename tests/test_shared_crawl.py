@@ -4,6 +4,7 @@ crawler CONFIG`) against a real redis-server and a local site."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import signal
 import subprocess
@@ -220,7 +221,7 @@ def test_politeness_holds_across_workers(redis_server: RedisServer, tmp_path: Pa
     assert [code for code, _ in results] == [0, 0, 0], results
     spans = sorted(log)
     assert len(spans) == 15
-    for (start, end), (next_start, _) in zip(spans, spans[1:]):
+    for (start, end), (next_start, _) in itertools.pairwise(spans):
         assert next_start >= end, "two requests to the host overlapped"
         assert next_start - start >= 0.2 - 0.03, "a request came before the delay had passed"
 

@@ -8,7 +8,9 @@
     crawl status CONFIG|OUTPUT         is a crawl of it running, how far has it got, how did it end
     crawl diff CONFIG|OUTPUT [OLD] [NEW]  what changed between two snapshots (or in a plain mirror's last run)
     crawl schedule CONFIG --at HH:MM   a nightly crontab line or systemd timer
-    crawl run-scheduled FOLDER         run every config of a folder on its schedule
+    crawl run-scheduled FOLDER         run every config of a folder on its schedule (--redis URL: enqueue it)
+    crawl queue CONFIG... --redis URL  one crawl job per config on a job queue (--status: list the jobs)
+    crawl worker --redis URL           run crawl jobs from the queue, each in a process of its own
     crawl config set CONFIG KEY=VALUE  change a setting of a config file for good
 Commands that take a config take `--set KEY=VALUE` too: a setting for this run only.
 
@@ -33,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
-from crawler.cli import arguments
+from crawler.cli import arguments, fleet
 from crawler.cli.arguments import DEMO_PORT
 from crawler.cli.check import Checker, describe
 from crawler.cli.config_edit import LABEL, set_in_file
@@ -195,11 +197,39 @@ def _schedule(args: argparse.Namespace) -> int:
 
 def _run_scheduled(args: argparse.Namespace) -> int:
     _setup_logging(max(args.verbose, 1), args.log_file, args.log_format)
-    scheduler = Scheduler(Path(args.folder), max_runs=args.max_runs)
+    launch = None
+    if args.redis:
+        fleet.connection(args.redis)  # a wrong URL is said now, not at 02:00
+
+        def launch(config: Path) -> str | None:
+            return fleet.enqueue([config], args.redis)[0].refused
+    scheduler = Scheduler(Path(args.folder), max_runs=args.max_runs, enqueue=launch)
     for job in scheduler.jobs:
         log.info("%s: %r, next run %s", job.config.name, job.cron, job.next_run.isoformat(timespec="seconds"))
     with _stop_on_signals(scheduler.stop):
         return scheduler.run()
+
+
+def _queue(args: argparse.Namespace) -> int:
+    if args.status:
+        print("\n".join(fleet.status_lines(args.redis)))
+        return EXIT_OK
+    if not args.configs:
+        raise UsageError("give the configs to queue, or --status (see crawl queue --help)")
+    status = EXIT_OK
+    for result in fleet.enqueue([Path(config) for config in args.configs], args.redis, args.settings):
+        if result.refused:
+            print(f"crawl: {result.config}: not queued: {result.refused}", file=sys.stderr)
+            status = EXIT_FAILURES
+        else:
+            print(f"{result.config}: queued (job {result.job})")
+    return status
+
+
+def _worker(args: argparse.Namespace) -> int:
+    _setup_logging(max(args.verbose, 1), None, args.log_format)
+    fleet.work(args.redis, burst=args.burst)
+    return EXIT_OK
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -386,6 +416,8 @@ COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argpa
     "diff": (arguments.diff_parser, _diff),
     "schedule": (arguments.schedule_parser, _schedule),
     "run-scheduled": (arguments.run_scheduled_parser, _run_scheduled),
+    "queue": (arguments.queue_parser, _queue),
+    "worker": (arguments.worker_parser, _worker),
     "config": (arguments.config_parser, _config_set),
     "init": (arguments.init_parser, _init),
 }
