@@ -257,3 +257,25 @@ def test_a_dead_redis_is_one_line_and_touches_nothing(tmp_path: Path, capsys: py
     assert error.startswith("crawl: error: cannot reach the crawl state at redis://127.0.0.1:9/0") and \
         error.count("\n") == 1
     assert mirrored_files(tmp_path / "out") == []
+
+
+def test_status_shows_the_workers_their_leases_and_the_counters(
+        server: SiteServer, gate: Gate, redis_server: RedisServer, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_file(tmp_path, server, redis_server.url)
+    assert main(["status", str(config)]) == 1
+    assert "no shared crawl yet" in capsys.readouterr().out
+    workers = [start_worker(config) for _ in range(2)]
+    try:
+        wait_for(lambda: live_workers(redis_server, tmp_path / "out") == 2)
+        assert main(["status", str(config), "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["state"] == "running" and len(status["workers"]) == 2
+        assert sum(worker["leases"] for worker in status["workers"]) == 1  # the start page, held at the gate
+        assert status["counters"]["seen"] >= 1 and status["counters"]["in_flight"] == 1
+    finally:
+        gate.open.set()
+        for worker in workers:
+            worker.communicate(timeout=120)
+    assert main(["status", str(config)]) == 0
+    assert "last shared crawl completed" in capsys.readouterr().out

@@ -154,6 +154,14 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     target = Path(args.config)
+    if target.is_file():
+        config = load_config(target, _settings(args))
+        if config.state.backend == "redis":  # the crawl's state is in Redis, not in the folder
+            from crawler.cli.shared_status import shared_status
+
+            shared = shared_status(config)
+            print(json.dumps(shared.to_dict(), indent=2) if args.json else shared.text())
+            return shared.exit_code
     status = crawl_status(target if target.is_dir() else _output_folder(args.config, _settings(args)))
     print(json.dumps(status.to_dict(), indent=2) if args.json else status.text())
     return status.exit_code
