@@ -279,3 +279,14 @@ def test_status_shows_the_workers_their_leases_and_the_counters(
             worker.communicate(timeout=120)
     assert main(["status", str(config)]) == 0
     assert "last shared crawl completed" in capsys.readouterr().out
+
+
+def test_max_pages_is_exact_across_workers(server: SiteServer, gate: Gate, redis_server: RedisServer,
+                                           tmp_path: Path) -> None:
+    config = config_file(tmp_path, server, redis_server.url, scope={"max_pages": 10})
+    results = run_workers(config, redis_server, 2, gate)
+    assert [code for code, _ in results] == [0, 0], results
+    manifest = read_manifest(tmp_path / "out")
+    assert sum(entry["content_type"] == "text/html" for entry in manifest) == 10
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["counts"]["html_pages_saved"] == 10 and report["not_fetched"]
