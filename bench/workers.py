@@ -1,6 +1,6 @@
 """How a shared crawl (state.backend: redis) scales from one worker to three on this machine.
 
-    .venv/bin/python bench/workers.py [--pages 1500] [--latency 0.05] [--runs 1]
+    .venv/bin/python bench/workers.py [--pages 800] [--latency 0.05]
 
 A local site of `pages` HTML pages (a tree, each with a small image) answering after `latency`
 seconds, a redis-server on a free port, and 1, 2 and 3 workers (`python -m crawler CONFIG`,
@@ -73,7 +73,7 @@ def crawl(workers: int, per_host: int, server: SiteServer, redis_url: str, folde
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=1500)
+    parser.add_argument("--pages", type=int, default=800)
     parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-workers-"))
@@ -90,10 +90,20 @@ def main() -> None:
         with SiteServer(root=None, routes=site(args.pages, args.latency)) as server:  # type: ignore[arg-type]
             print(f"{args.pages} pages + {args.pages} images, {args.latency * 1000:.0f} ms each")
             print("per_host  workers  seconds  files/s")
+            total_files = 0
             for per_host in (4, 64):
                 for workers in (1, 2, 3):
                     seconds, files = crawl(workers, per_host, server, f"redis://127.0.0.1:{port}/0", folder)
+                    total_files += files
                     print(f"{per_host:8}  {workers:7}  {seconds:7.1f}  {files / seconds:7.0f}", flush=True)
+            # What each file costs the Redis server (its CPU, polling of idle workers included):
+            # the ceiling of a fleet of workers sharing one Redis.
+            info = redis.Redis(port=port).info()
+            scripts = info.get("cmdstat_evalsha", {}).get("calls", 0) if "cmdstat_evalsha" in info else \
+                redis.Redis(port=port).info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+            busy = float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+            print(f"redis: {scripts / total_files:.1f} scripts and {busy / total_files * 1e6:.0f} us of CPU per file "
+                  f"(one Redis core: at most ~{total_files / busy:,.0f} files/s)")
     finally:
         server_process.terminate()
         shutil.rmtree(folder, ignore_errors=True)
