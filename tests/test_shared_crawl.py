@@ -103,6 +103,17 @@ def run_workers(config: Path, redis: RedisServer, count: int, gate: Gate) -> lis
     return [(worker.communicate(timeout=120)[1], worker.returncode)[::-1] for worker in workers]
 
 
+def under_way(config: Path, redis: RedisServer, count: int, gate: Gate,
+              server: SiteServer) -> list[subprocess.Popen[str]]:
+    """`count` workers, all joined and past their first twenty requests."""
+    workers = [start_worker(config) for _ in range(count)]
+    wait_for(lambda: live_workers(redis, config.parent / "out") == count)
+    before = len(server.request_log())
+    gate.open.set()
+    wait_for(lambda: len(server.request_log()) - before > 20)
+    return workers
+
+
 @pytest.fixture
 def reference(server: SiteServer, gate: Gate, tmp_path: Path) -> Path:
     """The same site crawled by one process with the embedded state."""
@@ -137,12 +148,7 @@ def test_one_redis_worker_makes_the_same_mirror(server: SiteServer, gate: Gate, 
 @pytest.mark.slow
 def test_a_worker_killed_mid_crawl_loses_nothing(server: SiteServer, gate: Gate, redis_server: RedisServer,
                                                 reference: Path, tmp_path: Path) -> None:
-    config = config_file(tmp_path, server, redis_server.url)
-    workers = [start_worker(config) for _ in range(3)]
-    wait_for(lambda: live_workers(redis_server, tmp_path / "out") == 3)
-    before = len(server.request_log())
-    gate.open.set()
-    wait_for(lambda: len(server.request_log()) - before > 20)
+    workers = under_way(config_file(tmp_path, server, redis_server.url), redis_server, 3, gate, server)
     workers[0].send_signal(signal.SIGKILL)
     errors = [worker.communicate(timeout=120)[1] for worker in workers]
     assert [worker.returncode for worker in workers] == [-signal.SIGKILL, 0, 0], errors
@@ -231,12 +237,7 @@ def test_a_redis_restart_mid_crawl_is_waited_for(server: SiteServer, gate: Gate,
                                                 tmp_path: Path) -> None:
     redis = RedisServer(tmp_path, appendonly=True).start()
     try:
-        config = config_file(tmp_path, server, redis.url)
-        workers = [start_worker(config) for _ in range(2)]
-        wait_for(lambda: live_workers(redis, tmp_path / "out") == 2)
-        before = len(server.request_log())
-        gate.open.set()
-        wait_for(lambda: len(server.request_log()) - before > 20)
+        workers = under_way(config_file(tmp_path, server, redis.url), redis, 2, gate, server)
         redis.stop()
         time.sleep(1.0)
         redis.start()

@@ -109,9 +109,8 @@ def run_scheduled_parser() -> argparse.ArgumentParser:
     parser.add_argument("folder", help="folder of YAML configs")
     parser.add_argument("--max-runs", type=int, default=None, help="stop after this many runs of each config")
     parser.add_argument("--log-file", help="also log to this file")
-    parser.add_argument("--redis", metavar="URL",
-                        help="enqueue each due config on the job queue in Redis (crawl worker runs it) "
-                             "instead of running it here")
+    _redis_option(parser, required=False, what="enqueue each due config on the job queue in Redis (crawl worker "
+                                                "runs it) instead of running it here")
     _common_options(parser)
     return parser
 
@@ -122,7 +121,7 @@ def queue_parser() -> argparse.ArgumentParser:
                                          "processes to run (refused for a config whose crawl is queued or running); "
                                          "with --status, list the jobs and how they ended.")
     parser.add_argument("configs", nargs="*", metavar="CONFIG", help="YAML config files")
-    parser.add_argument("--redis", required=True, metavar="URL", help="the Redis of the queue: redis://HOST:6379/0")
+    _redis_option(parser)
     parser.add_argument("--status", action="store_true", help="list queued, running, failed and finished jobs")
     _settings_option(parser, "for every job")
     return parser
@@ -132,7 +131,7 @@ def worker_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="crawl worker",
                              description="Run crawl jobs from the queue in Redis, one at a time, each in a process "
                                          "of its own, until stopped.")
-    parser.add_argument("--redis", required=True, metavar="URL", help="the Redis of the queue: redis://HOST:6379/0")
+    _redis_option(parser)
     parser.add_argument("--burst", action="store_true", help="stop once the queue is empty")
     _common_options(parser)
     return parser
@@ -153,6 +152,11 @@ def _settings_option(parser: argparse.ArgumentParser, scope: str = "for this run
     parser.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
                         help=f"change a setting of the config {scope}, e.g. --set snapshots.keep=30 "
                              "(any dotted key; the value is read as YAML; repeatable)")
+
+
+def _redis_option(parser: argparse.ArgumentParser, required: bool = True,
+                  what: str = "the Redis of the job queue") -> None:
+    parser.add_argument("--redis", required=required, metavar="URL", help=f"{what}: redis://HOST:6379/0")
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:

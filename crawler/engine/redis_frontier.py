@@ -186,14 +186,18 @@ class RedisFrontier:
         """Nothing to do: the shared frontier is in Redis, as the workers before left it."""
 
     def seen_count(self) -> int:
+        if self._shared.client is None:  # the progress display asks before the worker joined
+            return 0
         return int(self._shared.client.scard(self._key("seen")))
 
     def backlog(self) -> tuple[int, int]:
+        if self._shared.client is None:
+            return 0, 0
         counts = self._shared.client.hmget(self._key("counts"), "nreq", "npage")
         return sum(int(count or 0) for count in counts), int(self._shared.client.zcard(self._key("retries")))
 
     def page_limit(self) -> tuple[int, bool]:
-        if not self._max_pages:
+        if not self._max_pages or self._shared.client is None:
             return 0, False
         pages, saved, in_flight = (int(n or 0) for n in self._shared.client.hmget(
             self._key("counts"), "npage", "saved_html", "pif"))
