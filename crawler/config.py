@@ -1,5 +1,5 @@
 """The config: one frozen, validated `Config` tree of typed sections (scope, threads, http,
-politeness, mirror, snapshots).
+politeness, mirror, snapshots, notify).
 
 Each section is a small pydantic model that rejects unknown keys, so a typo is an error
 rather than a silently ignored setting; each field says its unit and what 0 means. Reading
@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from crawler import __version__
+from crawler.notify_urls import check as _check_notify_url
 from crawler.urls import InvalidURLError, canonicalize, host_of
 
 DEFAULT_USER_AGENT = f"crawl/{__version__} (website mirroring tool)"
@@ -242,6 +243,23 @@ class SnapshotsConfig(Section):
     health: HealthConfig = HealthConfig()
 
 
+NotifyWhen = Literal["changes", "failure", "always"]
+
+
+class NotifyConfig(Section):
+    """Messages about each run, through Apprise (e-mail, webhooks, Slack, Matrix, ntfy, Teams...:
+    one URL syntax). A message that cannot be delivered never changes the crawl's outcome."""
+
+    urls: tuple[Annotated[str, AfterValidator(_check_notify_url)], ...] = ()
+    """Apprise URLs, one message to each: "mailto://user:${SMTP_PASSWORD}@mail.example.com?to=ops@example.com",
+    "json://hooks.example.com/crawl". ${VAR} is the environment variable VAR, so that no secret
+    sits in this file. Empty: no notifications."""
+    when: tuple[NotifyWhen, ...] = ("changes", "failure")
+    """Which runs send a message: "changes" (a completed run that added, modified or removed
+    pages), "failure" (a run that ends with exit status 1), "always" (every run, interrupted
+    ones too)."""
+
+
 class StateConfig(Section):
     """Where the crawl state lives: in the output folder (one machine), or in Redis, shared by
     every worker that runs the same config (several machines, one crawl)."""
@@ -278,6 +296,7 @@ class Config(Section):
     politeness: PolitenessConfig = PolitenessConfig()
     mirror: MirrorConfig = MirrorConfig()
     snapshots: SnapshotsConfig = SnapshotsConfig()
+    notify: NotifyConfig = NotifyConfig()
     output_formats: tuple[Literal["files", "warc"], ...] = ("files",)
     """What a crawl writes: the mirror's files, and a WARC 1.1 archive of every request and
     response ("warc")."""

@@ -3,7 +3,7 @@
     OUTPUT/
       <host>/<path>                      the mirror (plain mode): one folder per host
       manifest.jsonl, report.json,       what the last run saved, how it went, what changed
-        changes.json
+        changes.json, report.html          (report.html: the same for a person, in a browser)
       crawl.log                          scheduled runs log here (crawl schedule)
       warc/<time>.warc.gz                plain mode, output_formats: [files, warc]: one per run
       snapshots/<UTC time>/              snapshot mode: a complete mirror per run, with its own
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 MANIFEST = "manifest.jsonl"
 REPORT = "report.json"
+REPORT_HTML = "report.html"
 CHANGES = "changes.json"
 LOG = "crawl.log"
 WARC_DIR = "warc"
@@ -32,4 +33,4 @@ STATE_FILE = "state.sqlite"  # in STATE_DIR
 LOCK_FILE = "lock"  # in STATE_DIR
 KEPT = "previous"  # in STATE_DIR
 
-RESERVED = frozenset({MANIFEST, REPORT, CHANGES, LOG, WARC_DIR, WARC_NAME, SNAPSHOTS, LATEST, STATE_DIR})
+RESERVED = frozenset({MANIFEST, REPORT, REPORT_HTML, CHANGES, LOG, WARC_DIR, WARC_NAME, SNAPSHOTS, LATEST, STATE_DIR})

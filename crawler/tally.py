@@ -7,6 +7,7 @@ no lock; the tallies are added up once every thread has been joined.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from crawler.models import Failure
@@ -49,6 +50,16 @@ class Tally:
     stage: str = ""  # of the thread that owns it
     busy: int = 0  # the items that thread is working on now (a fetcher drives many at once)
     slots: int = 1  # the items it can work on at once
+    busy_seconds: float = 0.0  # item-seconds: `busy` added up over the run (what the run was bound by)
+    _since: float = 0.0  # when `busy` last changed
+
+    def working_on(self, items: int) -> None:
+        """From now on the thread works on `items` items (0: it waits for work)."""
+        now = time.monotonic()
+        if self._since:
+            self.busy_seconds += self.busy * (now - self._since)
+        self.busy = items
+        self._since = now
 
     def counters(self) -> dict[str, int]:
         """The counters that add up over the runs of one crawl (kept in its state)."""

@@ -84,7 +84,7 @@ def read_manifest(output: Path) -> list[dict[str, Any]]:
 def mirrored_files(root: Path) -> list[str]:
     """Files under root, relative, excluding crawl's own metadata."""
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.is_file() and p.name not in ("manifest.jsonl", "report.json", "changes.json")
+                  if p.is_file() and p.name not in ("manifest.jsonl", "report.json", "report.html", "changes.json")
                   and ".crawl" not in p.relative_to(root).parts)
 
 

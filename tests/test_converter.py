@@ -284,3 +284,8 @@ def test_known_links_round_trip_and_follow_fixes() -> None:
         (SITE + "a.html", LinkKind.REQUISITE), (SITE + "s.css", LinkKind.REQUISITE)]
     assert known.fixed({SITE + "a.html": None}).files == [None, None, None]
     assert KnownLinks.decode("not json") is None
+    assert KnownLinks.decode(known.encode()[:-12]) is None  # cut short: the page is parsed again
+    assert KnownLinks.decode(KnownLinks([], []).encode()) == KnownLinks([], [])
+    # An earlier version's JSON is still read.
+    assert KnownLinks.decode('[["http://h/a.html","page","h/a.html"],["http://h/s.css","requisite",null]]') == \
+        KnownLinks([(SITE + "a.html", LinkKind.PAGE), (SITE + "s.css", LinkKind.REQUISITE)], ["h/a.html", None])

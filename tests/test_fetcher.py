@@ -224,6 +224,7 @@ def test_every_libcurl_error_is_named_without_raising(code: int) -> None:
      "invalid_url", False),
     (Exchange(200, error=pycurl.E_FILESIZE_EXCEEDED), "too_large", False),
     (Exchange(200, error=8, error_message="Duplicate Content-Length"), "bad_response", False),
+    (Exchange(0, error=8, error_message="Unsupported HTTP version in response"), "connection_error", True),
     (Exchange(200, error=pycurl.E_WRITE_ERROR, failure="too_large:"), "too_large", False),
     (Exchange(200, error=pycurl.E_WRITE_ERROR, failure="decode_error:not a gzip stream"), "decode_error", False),
 ], ids=lambda value: value if isinstance(value, str) else "")

@@ -38,7 +38,7 @@ def test_every_required_resource_is_saved(mirror: tuple[Path, SiteServer, dict[s
     saved = {path for path in check_mirror(out).files if not path.startswith(".crawl/")}
     expected = {f"{site}/{path}" for path in DEMO_SITE_FILES} | {f"{cdn}/{path}" for path in DEMO_CDN_FILES}
     assert expected - saved == set()
-    assert saved - expected == {"manifest.jsonl", "report.json", "changes.json"}
+    assert saved - expected == {"manifest.jsonl", "report.json", "report.html", "changes.json"}
 
 
 def test_files_that_are_not_html_or_css_are_saved_byte_for_byte(

@@ -56,6 +56,7 @@ from crawler.demo.server import SiteServer
 from crawler.engine.run import CrawlRun
 from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError, CrawlError, UsageError
 from crawler.history.changes import diff_output
+from crawler.history.notify import notify_run
 from crawler.history.report import CrawlReport
 from crawler.logs import ENDING, FIELDS
 from crawler.mirror.paths import url_to_path
@@ -108,7 +109,8 @@ def _crawl(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config, overrides)
     return _run(config, show_summary=args.verbose > 0 or sys.stdout.isatty(),
-                progress_lines=bool(args.log_file) or args.verbose > 0)
+                progress_lines=bool(args.log_file) or args.verbose > 0,
+                name=None if _URL.match(args.config) else Path(args.config).stem)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -290,9 +292,11 @@ def _demo_server(port: int | None) -> SiteServer:
         return SiteServer(port=0)
 
 
-def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> int:
+def _run(config: Config, show_summary: bool, progress_lines: bool = False, name: str | None = None) -> int:
     """Crawl, with a live display on a terminal (or a progress line in the log every few
-    seconds), and turn the report into an exit status."""
+    seconds), send the notification, and turn the report into an exit status. `name`: the
+    config's, in the notification's title (its file name without .yaml; default: the output
+    folder's name)."""
     crawl = CrawlRun(config)
     live = sys.stderr.isatty()
     watching: AbstractContextManager[object] = nullcontext()
@@ -307,9 +311,14 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False) -> in
     log.info("%s", report.summary(), extra={SUMMARY_PRINTED: show_summary, FIELDS: report.log_fields()})
     if show_summary:
         print(report.summary(), flush=True)
-    if crawl.fatal_error is not None:
-        raise crawl.fatal_error
-    status = exit_status(report)
+    # Once the crawl state says how the crawl ended: a notifier cannot change that, nor the exit status.
+    fatal = crawl.fatal_error
+    status = EXIT_FAILURES if fatal is not None else exit_status(report)
+    failure = (str(fatal) if fatal is not None else failure_line(report)) if status == EXIT_FAILURES else None
+    if not report.worker_part:  # the worker that finished a shared crawl sends its message
+        notify_run(config.notify, report, name=name or config.output_dir.name, failure=failure)
+    if fatal is not None:
+        raise fatal
     if status == EXIT_FAILURES:  # one line, even without a terminal: cron mails it
         print(f"crawl: {failure_line(report)} (see {Path(report.output) / 'report.json'})",
               file=sys.stderr, flush=True)

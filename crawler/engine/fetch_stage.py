@@ -86,7 +86,7 @@ class FetchStage:
                     over = self._take(loop, outbox, tally)
                 for item, result in loop.step():
                     self._finished(item, result, outbox, loop, tally)
-                tally.busy = len(loop) + len(outbox)
+                tally.working_on(len(loop) + len(outbox))
         finally:
             loop.close()
 

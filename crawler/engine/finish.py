@@ -24,15 +24,16 @@ from crawler.engine.interfaces import CrawlState, Frontier
 from crawler.engine.outcomes import Stopping
 from crawler.engine.scope import Scope
 from crawler.errors import CrawlError, OutputError
+from crawler.history import report_html
 from crawler.history.changes import PREVIOUS_CRAWL, compare
 from crawler.history.manifest import manifest_record
 from crawler.history.report import CrawlReport
-from crawler.history.snapshot import Layout, health_problems, latest_snapshot, prune, publish
+from crawler.history.snapshot import Layout, doomed, health_problems, latest_snapshot, prune, publish
 from crawler.logs import ENDING
 from crawler.mirror.offline import LinkFinisher, OfflineLinks, count_unconverted
 from crawler.mirror.paths import checked_join
 from crawler.models import SavedFile, is_html
-from crawler.output_folder import CHANGES, MANIFEST, REPORT
+from crawler.output_folder import CHANGES, MANIFEST, REPORT, REPORT_HTML
 from crawler.tally import Tally
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class RunFacts:
     files_this_run: int
     resumed_from: str | None  # when the crawl this run resumed started
     converted_earlier: list[SavedFile]  # pages an interrupted run wrote with links converted
+    stage_busy: dict[str, float]  # stage -> item-seconds its threads worked, this run
+    stage_slots: dict[str, int]  # stage -> items its threads can work on at once
 
 
 class RunEnd:
@@ -83,7 +86,8 @@ class RunEnd:
             tally=facts.tally, skipped=self._frontier.skipped(), not_fetched=not_fetched,
             fatal_error=str(stopping.fatal_error) if stopping.fatal_error else None, offline_links=offline_links,
             resumed_from=facts.resumed_from, snapshot=self._layout.snapshot,
-            cpu_seconds=time.process_time() - facts.cpu_at_start, files_this_run=facts.files_this_run)
+            cpu_seconds=time.process_time() - facts.cpu_at_start, files_this_run=facts.files_this_run,
+            slots=facts.stage_slots, stage_busy=facts.stage_busy)
         if outcome == "completed" and report.unreachable():  # no page to compare or publish
             report.outcome = "unreachable"
         self._write(report, not_fetched)
@@ -95,12 +99,16 @@ class RunEnd:
             self._state.flush()  # the saved files' entries come from the state, streamed
             if report.outcome == "completed":
                 self._compare(report, not_fetched)
+            shown = self._look_at_files(report)
             writer.write_json_lines(MANIFEST, map(manifest_record, self._state.entries()))
             writer.write_metadata(REPORT, report.to_json())
             if report.changes is not None:
                 writer.write_json(CHANGES, report.changes.to_dict())
             if report.outcome == "completed":
                 self._publish(report)
+            self._write_html(report, shown)
+            if report.outcome == "completed" and self._layout.snapshot is not None:
+                prune(self._config.output_dir, self._config.snapshots.keep, protect=self._protected())
         except (OSError, OutputError) as exc:
             error = exc if isinstance(exc, OutputError) else OutputError(f"cannot write the manifest or report: {exc}")
             self._stopping.fatal_error = error
@@ -173,5 +181,40 @@ class RunEnd:
                       extra={ENDING: True})
             report.published = False
         self._files.writer.write_metadata(REPORT, report.to_json())
-        latest = latest_snapshot(output)
-        prune(output, self._config.snapshots.keep, protect={snapshot, latest or ""})
+
+    def _protected(self) -> set[str]:
+        """The snapshots pruning must leave: this run's, and `latest`."""
+        return {self._layout.snapshot or "", latest_snapshot(self._config.output_dir) or ""}
+
+    def _look_at_files(self, report: CrawlReport) -> dict[str, SavedFile]:
+        """One pass over the saved files: files and bytes by content type for the report, and
+        the entries of the pages report.html shows (their title, their text diff)."""
+        shown = set(report_html.shown_urls(report.changes)) if report.changes is not None else set()
+        entries: dict[str, SavedFile] = {}
+        kinds: dict[str, list[int]] = {}
+        for entry in self._state.entries():
+            counts = kinds.setdefault(entry.content_type or "unknown", [0, 0])
+            counts[0] += 1
+            counts[1] += entry.size
+            if entry.url in shown:
+                entries[entry.url] = entry
+        report.content_types = kinds
+        return entries
+
+    def _write_html(self, report: CrawlReport, shown: dict[str, SavedFile]) -> None:
+        """report.html beside report.json: after publishing (it says whether the snapshot is
+        `latest`), before pruning (the earlier snapshot's pages are still there to compare)."""
+        previous, layout = self._layout.previous, self._layout
+        earlier = None
+        if previous is not None:
+            lasting = previous.snapshot is None or previous.snapshot not in doomed(
+                self._config.output_dir, self._config.snapshots.keep, self._protected())
+            earlier = report_html.Earlier(entries=previous.entries, replaced=layout.kept or previous.root,
+                                          removed=previous.root, lasting=lasting)
+        try:
+            page = report_html.render(report, self._files.root, later=shown, earlier=earlier,
+                                      ignore=self._config.snapshots.ignore, path_of=self._files.links.final_path)
+        except Exception:  # a bug in the report page must not cost the run its outcome
+            log.exception("cannot render %s", REPORT_HTML)
+            return
+        self._files.writer.write_metadata(REPORT_HTML, page.encode())

@@ -55,12 +55,12 @@ class ParseStage:
         """One parser thread, until the fetchers are all done (a sentinel comes)."""
         while not isinstance(page := self._pages.get(), Sentinel):
             assert isinstance(page, Page)
-            tally.busy = 1
+            tally.working_on(1)
             try:
                 self._parse_one(page, tally)
             except Exception as exc:
                 self._outcomes.internal_error(page.item, exc, tally)
-            tally.busy = 0
+            tally.working_on(0)
 
     def _parse_one(self, page: Page, tally: Tally) -> None:
         page.is_html = is_html(page.response.content_type)

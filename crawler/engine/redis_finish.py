@@ -100,4 +100,5 @@ class SharedEnd:
             finished_at=datetime.now(timezone.utc), outcome=outcome, tally=facts.tally, skipped={},
             not_fetched=[], fatal_error=str(self._stopping.fatal_error) if self._stopping.fatal_error else None,
             resumed_from=facts.resumed_from, snapshot=self._layout.snapshot,
-            cpu_seconds=time.process_time() - facts.cpu_at_start, files_this_run=facts.files_this_run)
+            cpu_seconds=time.process_time() - facts.cpu_at_start, files_this_run=facts.files_this_run,
+            slots=facts.stage_slots, stage_busy=facts.stage_busy, worker_part=True)

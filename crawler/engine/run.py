@@ -121,7 +121,8 @@ class CrawlRun:
             end = self._end(files, archive)
             return end.finish(RunFacts(started=started, cpu_at_start=cpu_at_start, tally=tally,
                                        files_this_run=sum(part.files_saved for part in tallies),
-                                       resumed_from=self._resumed_from, converted_earlier=self._converted_earlier))
+                                       resumed_from=self._resumed_from, converted_earlier=self._converted_earlier,
+                                       stage_busy=_busy_seconds(tallies), stage_slots=_slots(tallies)))
         finally:
             self.state.close()  # if the run broke off before it finished: what it journaled is kept
             self._lock.release()
@@ -242,3 +243,19 @@ class CrawlRun:
             origins = dict.fromkeys(origin_of(url) for url in self.config.start_urls)
             seeds += [CrawlItem(f"{origin}/sitemap.xml", 0, LinkKind.SITEMAP, guessed=True) for origin in origins]
         return seeds
+
+
+def _busy_seconds(tallies: list[Tally]) -> dict[str, float]:
+    """Each stage's item-seconds of work, added up (what report.html says the run was bound by)."""
+    busy: dict[str, float] = {}
+    for tally in tallies:
+        busy[tally.stage] = busy.get(tally.stage, 0.0) + tally.busy_seconds
+    return busy
+
+
+def _slots(tallies: list[Tally]) -> dict[str, int]:
+    """The items each stage's threads can work on at once, added up."""
+    slots: dict[str, int] = {}
+    for tally in tallies:
+        slots[tally.stage] = slots.get(tally.stage, 0) + tally.slots
+    return slots

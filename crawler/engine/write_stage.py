@@ -58,7 +58,7 @@ class WriteStage:
     def run(self, tally: Tally) -> None:
         """One writer thread, until the parsers are all done (a sentinel comes)."""
         while not isinstance(page := self._writes.get(), Sentinel):
-            tally.busy = 1
+            tally.working_on(1)
             if isinstance(page, FixLinks):
                 self._fixer.fix(page.misplaced)
             else:
@@ -66,7 +66,7 @@ class WriteStage:
                     self._write_one(page, tally)
                 except Exception as exc:
                     self._outcomes.internal_error(page.item, exc, tally)
-            tally.busy = 0
+            tally.working_on(0)
 
     def _write_one(self, page: Page, tally: Tally) -> None:
         if self._aborted.is_set():  # the disk is gone: drain the queue, keep the URL pending

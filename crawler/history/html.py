@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
 _IGNORED_IN_URLS = re.compile(r"[\t\n\r]")
@@ -82,3 +82,21 @@ def diff_html(lines: Iterable[str]) -> str:
             kind = "hunk"
         out.append(f'<span class="{kind}">{text(line)}</span>' if kind else text(line))
     return '<pre class="diff">' + "\n".join(out) + "</pre>"
+
+
+def bar_chart(label: str, rows: Sequence[tuple[str, float, str]], width: int = 640) -> str:
+    """An inline SVG of horizontal bars, one per (name, value, value as shown) row, longest
+    value full width. `label` says what it shows (for screen readers too); names are escaped."""
+    row_height, name_width, value_width = 22, 190, 90
+    bar_width = width - name_width - value_width
+    top = max((value for _, value, _ in rows), default=0) or 1
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" '
+             f'height="{row_height * len(rows) + 4}" viewBox="0 0 {width} {row_height * len(rows) + 4}">'
+             f"<title>{text(label)}</title>"]
+    for number, (name, value, shown) in enumerate(rows):
+        y = number * row_height + 2
+        length = max(1.0, bar_width * value / top) if value else 0.0
+        parts.append(f'<text x="{name_width - 8}" y="{y + 15}" text-anchor="end">{text(name[:40])}</text>'
+                     f'<rect x="{name_width}" y="{y + 3}" width="{length:.1f}" height="{row_height - 6}" rx="2"/>'
+                     f'<text x="{name_width + length + 6:.1f}" y="{y + 15}">{text(shown)}</text>')
+    return "".join(parts) + "</svg>"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,10 +12,11 @@ from crawler.history.changes import Changes
 from crawler.mirror.offline import OfflineLinks
 from crawler.models import Failure
 from crawler.output_folder import SNAPSHOTS
-from crawler.tally import Tally
+from crawler.tally import STAGES, Tally
 from crawler.urls import origin_of
 
 REPORT_VERSION = 1
+BUSY = 0.7  # a stage whose threads worked this share of the run held the others back
 
 
 @dataclass
@@ -37,6 +38,13 @@ class CrawlReport:
     published: bool | None = None  # snapshot mode: it is `latest` now
     cpu_seconds: float = 0.0  # this run's, user + system, all threads
     files_this_run: int = 0  # saved by this run (a resumed crawl's earlier runs aside)
+    slots: dict[str, int] = field(default_factory=dict)  # stage -> items its threads can work on at once
+    stage_busy: dict[str, float] = field(default_factory=dict)  # stage -> item-seconds its threads worked (this run)
+    content_types: dict[str, list[int]] = field(default_factory=dict)  # type -> [files, bytes] of the mirror
+    # A worker of a shared crawl (state.backend: redis) that did not finish it: this report is of
+    # its own part, and is written nowhere (the finisher's is the crawl's); no message is sent.
+    worker_part: bool = False
+    notifications: list[dict[str, object]] = field(default_factory=list)  # {target, ok, error} of each message
 
     @property
     def serious_failures(self) -> list[Failure]:
@@ -66,6 +74,28 @@ class CrawlReport:
         causes = self.start_url_failures()
         return self.tally.files_saved == 0 and len(causes) == len(self.start_urls) and \
             all(failure.status is None for failure in causes.values())
+
+    def busy_shares(self) -> dict[str, float]:
+        """How much of what each stage could do at once it did, on average over this run (a
+        fetcher drives many downloads at once: each is a slot)."""
+        return {stage: min(1.0, self.stage_busy.get(stage, 0.0) / (self.slots[stage] * self.duration_s))
+                for stage in STAGES if self.slots.get(stage) and self.duration_s > 0}
+
+    def bound_by(self) -> str | None:
+        """What held the run's speed back, read from how busy each stage was over the whole run
+        (a slow stage downstream keeps the ones before it waiting on a full queue, so it is
+        looked for first). None when there is nothing to go by."""
+        shares = self.busy_shares()
+        if not shares or self.duration_s < 1:
+            return None
+        if shares.get("write", 0) >= BUSY:
+            return "writing: link conversion and files"
+        if shares.get("parse", 0) >= BUSY:
+            return "parsing (CPU)"
+        if shares.get("fetch", 0) >= BUSY:
+            return "the network and the site's answers (the fetchers were waiting on responses)"
+        return ("politeness or discovery (the fetchers were mostly idle: URLs waited for their host's turn -- "
+                "robots.txt, per_host, delay, Crawl-delay -- or for new links to be found)")
 
     def to_dict(self) -> dict[str, object]:
         tally = self.tally
@@ -108,6 +138,11 @@ class CrawlReport:
             "start_urls_failed": [{**_failure_dict(failure), "url": url}
                                   for url, failure in self.start_url_failures().items()],
             "fatal_error": self.fatal_error,
+            "stage_busy_share": {stage: round(share, 3) for stage, share in self.busy_shares().items()},
+            "bound_by": self.bound_by(),
+            "content_types": {kind: {"files": files, "bytes": size} for kind, (files, size) in
+                              sorted(self.content_types.items(), key=lambda item: -item[1][1])},
+            "notifications": self.notifications,
         }
 
     def counts(self) -> dict[str, int]:

@@ -156,14 +156,16 @@ def publish(output: Path, name: str) -> None:
 
 def prune(output: Path, keep: int, protect: set[str]) -> list[str]:
     """Delete the oldest snapshots beyond the newest `keep`, never one in `protect`."""
-    names = snapshots(output)
-    removed = []
-    for name in names[: max(0, len(names) - keep)]:
-        if name in protect:
-            continue
+    removed = doomed(output, keep, protect)
+    for name in removed:
         shutil.rmtree(output / SNAPSHOTS / name, ignore_errors=True)
-        removed.append(name)
     return removed
+
+
+def doomed(output: Path, keep: int, protect: set[str]) -> list[str]:
+    """The snapshots `prune` deletes: the oldest beyond the newest `keep`, but those in `protect`."""
+    names = snapshots(output)
+    return [name for name in names[: max(0, len(names) - keep)] if name not in protect]
 
 
 def _order(name: str) -> tuple[str, int]:

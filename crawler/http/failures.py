@@ -43,7 +43,8 @@ def failure(exchange: Exchange, url: str, config: HttpConfig) -> FetchError:
         return FetchError(f"TLS error: {message}", url, "tls_error")
     if code == pycurl.E_FILESIZE_EXCEEDED:
         return FetchError(f"Content-Length exceeds max_bytes {config.max_bytes}", url, "too_large")
-    if code == pycurl.E_UNSUPPORTED_PROTOCOL and "HTTP/0.9" in message:
+    if (code == pycurl.E_UNSUPPORTED_PROTOCOL and "HTTP/0.9" in message) or \
+            (code == E_WEIRD_SERVER_REPLY and not exchange.status):  # no status line could be read
         return FetchError("connection failed: not an HTTP response", url, "connection_error", retryable=True)
     if code in _INVALID_URL:
         return FetchError(f"unusable URL: {message}", url, "invalid_url")

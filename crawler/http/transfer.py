@@ -185,11 +185,14 @@ class Transfer:
         status_line, headers = _final_headers(self._lines)
         if error == 0 and self._decoder is not None and not self._decoder.complete:
             error, message = pycurl.E_PARTIAL_FILE, f"the {self._decoder.coding} stream ends before its end"
+        # libcurl's own clock: how long the transfer ran, and how long it had been silent when
+        # it ended -- not when this thread got round to asking (later, on a busy machine).
+        lasted = handle.getinfo(pycurl.TOTAL_TIME)
         return Exchange(status=status, status_line=status_line, headers=headers, body=b"".join(self.chunks),
                         http_version=_HTTP_VERSIONS.get(handle.getinfo(pycurl.INFO_HTTP_VERSION), "HTTP/1.1"),
                         request_headers=_request_headers(self._request_lines) if self._request_lines else None,
                         error=error, error_message=message, failure=self.failure,
-                        silent_for=time.monotonic() - self.last_data, lasted=time.monotonic() - self.started,
+                        silent_for=max(0.0, self.started + lasted - self.last_data), lasted=lasted,
                         os_errno=handle.getinfo(pycurl.OS_ERRNO) if error else 0)
 
 
