@@ -213,6 +213,9 @@ def timed_page(body: bytes, log: list[tuple[float, float]], lock: threading.Lock
     return route
 
 
+DELAY = 0.25
+
+
 def test_politeness_holds_across_workers(redis_server: RedisServer, tmp_path: Path) -> None:
     log: list[tuple[float, float]] = []
     lock = threading.Lock()
@@ -221,7 +224,7 @@ def test_politeness_holds_across_workers(redis_server: RedisServer, tmp_path: Pa
                                          log, lock, gate if n == 0 else None) for n in range(15)}
     with SiteServer(root=None, routes=site) as server:
         config = config_file(tmp_path, server, redis_server.url, mirror={"sitemaps": False},
-                             politeness={"robots": False, "per_host": 1, "delay": 0.2},
+                             politeness={"robots": False, "per_host": 1, "delay": DELAY},
                              threads={"fetchers": 4})
         results = run_workers(config, redis_server, 3, gate)
     assert [code for code, _ in results] == [0, 0, 0], results
@@ -229,7 +232,10 @@ def test_politeness_holds_across_workers(redis_server: RedisServer, tmp_path: Pa
     assert len(spans) == 15
     for (start, end), (next_start, _) in itertools.pairwise(spans):
         assert next_start >= end, "two requests to the host overlapped"
-        assert next_start - start >= 0.2 - 0.03, "a request came before the delay had passed"
+        # The server notes a start when its thread gets to it: on a busy machine, late by some
+        # tens of milliseconds now and then. Workers ignoring each other would be ~0 apart.
+        assert next_start - start >= DELAY - 0.1, "a request came before the delay had passed"
+    assert (spans[-1][0] - spans[0][0]) / (len(spans) - 1) >= DELAY - 0.01
 
 
 @pytest.mark.slow
