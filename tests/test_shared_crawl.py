@@ -20,6 +20,7 @@ import yaml
 
 from crawler.cli.main import main
 from crawler.demo.server import SiteServer
+from crawler.engine.interfaces import NOT_YET
 from crawler.engine.redis_link import crawl_prefix
 from crawler.engine.run import CrawlRun
 from tests import routes
@@ -297,3 +298,30 @@ def test_max_pages_is_exact_across_workers(server: SiteServer, gate: Gate, redis
     assert sum(entry["content_type"] == "text/html" for entry in manifest) == 10
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["counts"]["html_pages_saved"] == 10 and report["not_fetched"]
+
+
+def test_a_lease_whose_answer_was_lost_goes_back_to_the_queue(redis_server: RedisServer, tmp_path: Path) -> None:
+    """A take that ran on the server but whose answer never came back (the connection dropped,
+    the client retried): the worker holds a lease it does not know of, which would never lapse."""
+    from crawler.engine.redis_crawl import SharedCrawl
+    from crawler.engine.redis_frontier import RedisFrontier
+    from crawler.engine.redis_state import RedisState
+    from crawler.models import CrawlItem, LinkKind
+
+    config = make_config("http://127.0.0.1:9/", tmp_path / "out", politeness={"robots": False},
+                         state={"backend": "redis", "url": redis_server.url})
+    shared = SharedCrawl(config)
+    state = RedisState(shared, config.output_dir)
+    frontier = RedisFrontier(shared, max_pages=None, per_host=4, per_host_http1=4, delay=0, robots=False,
+                             user_agent="test")
+    try:
+        assert state.open("{}", "now") is None
+        assert frontier.add(CrawlItem("http://127.0.0.1:9/a", 0, LinkKind.PAGE))
+        assert shared.call("take", shared.worker, 0, 4, 4, 0)[0] == "item"  # its answer "lost"
+        assert frontier.get(timeout=0.2) is NOT_YET
+        frontier.reconcile()
+        item = frontier.get(timeout=1)
+        assert isinstance(item, CrawlItem) and item.url == "http://127.0.0.1:9/a"
+    finally:
+        state.close()
+

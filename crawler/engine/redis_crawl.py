@@ -20,6 +20,7 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,7 @@ class SharedCrawl:
         self._quiet = threading.Event()  # set to stop the heartbeat
         self._heart: threading.Thread | None = None
         self._left = False
+        self.on_beat: list[Callable[[], None]] = []  # run after each heartbeat (the frontier's reconcile)
 
     @property
     def keys(self) -> str:
@@ -154,6 +156,8 @@ class SharedCrawl:
         while not self._quiet.wait(period):
             try:
                 self.beat()
+                for check in self.on_beat:
+                    check()
             except (RedisError, CrawlError) as error:  # the client retried already: keep trying
                 log.warning("cannot renew this worker's leases: %s", error)
 

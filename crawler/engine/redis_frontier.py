@@ -34,7 +34,8 @@ from dataclasses import replace
 
 from crawler.engine.interfaces import NOT_YET, NotYet
 from crawler.engine.redis_crawl import SharedCrawl
-from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules
+from crawler.engine.redis_robots import SharedRobots, robots_rule
+from crawler.http.robots import ALLOW_ALL, RobotsRules
 from crawler.models import CrawlItem, Link, LinkKind
 from crawler.urls import origin_of
 
@@ -51,10 +52,6 @@ def decode(text: str) -> CrawlItem:
     return CrawlItem(url, depth, LinkKind(kind), referrer, attempt=attempt, chain=chain, guessed=bool(guessed))
 
 
-def robots_rule(rules: RobotsRules) -> str:
-    return "robots_unavailable" if rules.disallow_all else "robots"
-
-
 class RedisFrontier:
     def __init__(self, shared: SharedCrawl, *, max_pages: int | None, per_host: int, per_host_http1: int,
                  delay: float, robots: bool, user_agent: str) -> None:
@@ -63,15 +60,14 @@ class RedisFrontier:
         self._max_pages = max_pages or 0
         self._per_host, self._per_host_http1 = per_host, min(per_host, per_host_http1)
         self._delay_ms = int(delay * 1000)
-        self._robots = robots
-        self._user_agent = user_agent
-        # Guards the two dicts: the lease tokens of the URLs this worker holds, and the
-        # robots.txt rules it knows (they never change within a crawl).
-        self._lock = threading.Lock()
+        self._robots = SharedRobots(shared, robots, user_agent)
+        self._obey_robots = robots
+        self._lock = threading.Lock()  # guards the lease tokens of the URLs this worker holds, and _takes
         self._tokens: dict[str, str] = {}
-        self._rules: dict[str, RobotsRules] = {}
         self._stopped = False
         self._changed = threading.Event()  # something here changed: a waiting fetcher looks again
+        self._takes = [0, 0]  # takes under way, takes begun: guarded by _lock (see reconcile)
+        shared.on_beat.append(self.reconcile)
 
     # -- producers -------------------------------------------------------------------------
 
@@ -93,7 +89,7 @@ class RedisFrontier:
         return {url for url, seen in zip(wanted, answers, strict=True) if seen}
 
     def claim(self, url: str) -> bool:
-        rules = self._known_rules(origin_of(url))
+        rules = self._robots.known(origin_of(url))
         if rules is not None and not rules.allows(url):
             return False
         return self._shared.call("claim", url) == 1
@@ -116,10 +112,9 @@ class RedisFrontier:
         while True:
             if self._stopped or self._shared.over.is_set():
                 return None
-            answer = self._shared.call("take", self._shared.worker, self._max_pages, self._per_host,
-                                       self._per_host_http1, self._delay_ms)
+            answer = self._take()
             if answer[0] == "item":
-                item = self._leased(decode(answer[1]), answer[2])
+                item = self._allowed(decode(answer[1]))
                 if item is not None:
                     return item
                 continue
@@ -159,10 +154,7 @@ class RedisFrontier:
         """The host's robots.txt answered: stored for every worker; the URLs queued for the host
         that it keeps out are dropped (and returned)."""
         origin = origin_of(url)
-        text = "allow" if rules.allow_all else "deny" if rules.disallow_all else "rules\n" + rules.source
-        self._shared.call("robots", origin, text, int((rules.crawl_delay or 0) * 1000), self._delay_ms)
-        with self._lock:
-            self._rules[origin] = rules
+        self._robots.learn(origin, rules, self._delay_ms)
         client = self._shared.client
         queued = client.lrange(self._key(f"rq:{origin}"), 0, -1) + client.lrange(self._key(f"pq:{origin}"), 0, -1)
         out = [entry for entry in queued if _keeps_out(rules, entry)]
@@ -216,7 +208,40 @@ class RedisFrontier:
         items += [json.loads(retry)[1] for retry in client.hvals(self._key("retry_items"))]
         return [decode(item) for item in items]
 
+    def reconcile(self) -> None:
+        """Leases Redis says this worker holds that it does not know of -- a take whose answer
+        was lost with the connection (a Redis restart), then retried -- go back to the queue:
+        held by a live worker, they would never lapse, and the crawl would never be done."""
+        with self._lock:
+            under_way, begun = self._takes
+        if under_way:
+            return
+        held = self._shared.client.smembers(self._key(f"wl:{self._shared.worker}"))
+        with self._lock:
+            if self._takes != [0, begun]:  # a take ran meanwhile: its lease may not be known yet
+                return
+            unknown = [url for url in held if url not in self._tokens]
+        for url in unknown:
+            raw = self._shared.client.hget(self._key("leases"), url)
+            if raw is not None and json.loads(raw)[1] == self._shared.worker:
+                self._shared.call("settle", url, json.loads(raw)[2], "back")
+
     # -- internals -------------------------------------------------------------------------------
+
+    def _take(self) -> list[str]:
+        with self._lock:
+            self._takes[0] += 1
+            self._takes[1] += 1
+        answer: list[str] = []
+        try:
+            answer = list(self._shared.call("take", self._shared.worker, self._max_pages, self._per_host,
+                                            self._per_host_http1, self._delay_ms))
+        finally:
+            with self._lock:
+                self._takes[0] -= 1
+                if answer and answer[0] == "item":  # known before the take is over (see reconcile)
+                    self._tokens[decode(answer[1]).url] = answer[2]
+        return answer
 
     def _key(self, name: str) -> str:
         return self._shared.keys + name
@@ -232,14 +257,12 @@ class RedisFrontier:
             self._shared.call("settle", item.url, token, how, *args)
             self._changed.set()
 
-    def _leased(self, item: CrawlItem, token: str) -> CrawlItem | None:
+    def _allowed(self, item: CrawlItem) -> CrawlItem | None:
         """A URL taken: this worker's now -- unless its host's robots.txt keeps it out (it was
         queued before the rules were known), then it is skipped here."""
-        with self._lock:
-            self._tokens[item.url] = token
         if item.kind is LinkKind.ROBOTS:
             return item
-        rules = self._known_rules(origin_of(item.url))
+        rules = self._robots.known(origin_of(item.url))
         if rules is None or rules.allows(item.url):
             return item
         self.release(item)
@@ -258,14 +281,14 @@ class RedisFrontier:
             allowed, args = [], []
             for item in items:
                 origin = origin_of(item.url)
-                rules = self._known_rules(origin) if item.kind is not LinkKind.ROBOTS else ALLOW_ALL
+                rules = self._robots.known(origin) if item.kind is not LinkKind.ROBOTS else ALLOW_ALL
                 if rules is not None and not rules.allows(item.url):
                     disallowed.append(item.url)
                     skips.append((item.url, robots_rule(rules)))
                     continue
                 allowed.append(item)
                 args += [item.url, origin, item.kind.value, encode(item), "0" if rules is None else "1"]
-            answers = self._shared.call("admit", "1" if self._robots else "0", *args) if args else []
+            answers = self._shared.call("admit", "1" if self._obey_robots else "0", *args) if args else []
             admitted += [item.url for item, answer in zip(allowed, answers, strict=True) if answer == 1]
             items = [item for item, answer in zip(allowed, answers, strict=True) if answer == 2]
             if not items:
@@ -275,23 +298,6 @@ class RedisFrontier:
         if admitted:
             self._changed.set()
         return admitted, disallowed
-
-    def _known_rules(self, origin: str) -> RobotsRules | None:
-        """The host's robots.txt rules, if the crawl knows them yet."""
-        if not self._robots:
-            return ALLOW_ALL
-        with self._lock:
-            rules = self._rules.get(origin)
-        if rules is not None:
-            return rules
-        text = self._shared.client.hget(self._key("robots"), origin)
-        if text is None:
-            return None
-        rules = ALLOW_ALL if text == "allow" else DISALLOW_ALL if text == "deny" else \
-            RobotsRules.parse(text.partition("\n")[2], self._user_agent)
-        with self._lock:
-            self._rules[origin] = rules
-        return rules
 
 
 def _keeps_out(rules: RobotsRules, entry: str) -> bool:
