@@ -156,6 +156,25 @@ def test_a_worker_killed_mid_crawl_loses_nothing(server: SiteServer, gate: Gate,
     assert_same_mirror(reference, tmp_path / "out")
 
 
+@pytest.mark.slow
+def test_every_worker_stopped_then_one_started_goes_on(server: SiteServer, gate: Gate, redis_server: RedisServer,
+                                                       reference: Path, tmp_path: Path) -> None:
+    config = config_file(tmp_path, server, redis_server.url)
+    workers = under_way(config, redis_server, 2, gate, server)
+    for worker in workers:
+        worker.send_signal(signal.SIGINT)
+    errors = [worker.communicate(timeout=60)[1] for worker in workers]
+    assert [worker.returncode for worker in workers] == [130, 130], errors
+    assert not (tmp_path / "out" / "report.json").exists()  # a stopped worker writes no report
+    before = len(server.request_log())
+    resumed = subprocess.run([sys.executable, "-m", "crawler", str(config), "-v"], capture_output=True, text=True,
+                             timeout=120, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "joining the crawl" in resumed.stderr
+    assert len(server.request_log()) - before < 2 * PAGES - 20  # it went on: what was saved stays
+    assert_same_mirror(reference, tmp_path / "out")
+
+
 def versioned_page(versions: list[bytes], first_taken: threading.Event) -> routes.Route:
     """Each request gets the next version; the first is held a moment, long enough for the test
     to stop the worker that asked."""

@@ -63,7 +63,10 @@ class RedisFrontier:
         self._robots = SharedRobots(shared, robots, user_agent)
         self._obey_robots = robots
         self._lock = threading.Lock()  # guards the lease tokens of the URLs this worker holds, and _takes
-        self._tokens: dict[str, str] = {}
+        # The lease token of each item this worker took, by the item object: a URL taken again
+        # after its lease lapsed is another item, with its own token -- the stale one's steps
+        # (release, task_done, the fence) never touch the new lease.
+        self._tokens: dict[int, tuple[CrawlItem, str]] = {}
         self._stopped = False
         self._changed = threading.Event()  # something here changed: a waiting fetcher looks again
         self._takes = [0, 0]  # takes under way, takes begun: guarded by _lock (see reconcile)
@@ -98,7 +101,7 @@ class RedisFrontier:
         token = self._shared.call("adopt", self._shared.worker, item.url, origin_of(item.url), encode(item),
                                   item.kind.value)
         with self._lock:
-            self._tokens[item.url] = token
+            self._tokens[id(item)] = (item, token)
 
     def skip(self, url: str, rule: str) -> None:
         self._shared.call("skip", url, rule)
@@ -112,9 +115,9 @@ class RedisFrontier:
         while True:
             if self._stopped or self._shared.over.is_set():
                 return None
-            answer = self._take()
-            if answer[0] == "item":
-                item = self._allowed(decode(answer[1]))
+            answer, taken = self._take()
+            if taken is not None:
+                item = self._allowed(taken)
                 if item is not None:
                     return item
                 continue
@@ -133,7 +136,7 @@ class RedisFrontier:
             self._changed.clear()
 
     def release(self, item: CrawlItem, pause: float = 0.0) -> None:
-        token = self._token(item.url)
+        token = self._token(item)
         if token is not None:
             self._shared.call("release", origin_of(item.url), token, int(pause * 1000))
             self._changed.set()
@@ -164,7 +167,7 @@ class RedisFrontier:
     def still_ours(self, item: CrawlItem | None) -> bool:
         if item is None:
             return self._shared.may_rewrite()
-        token = self._token(item.url)
+        token = self._token(item)
         return token is not None and self._shared.holds(item.url, token)
 
     def stop(self) -> None:
@@ -220,7 +223,8 @@ class RedisFrontier:
         with self._lock:
             if self._takes != [0, begun]:  # a take ran meanwhile: its lease may not be known yet
                 return
-            unknown = [url for url in held if url not in self._tokens]
+            known = {item.url for item, _ in self._tokens.values()}
+            unknown = [url for url in held if url not in known]
         for url in unknown:
             raw = self._shared.client.hget(self._key("leases"), url)
             if raw is not None and json.loads(raw)[1] == self._shared.worker:
@@ -228,31 +232,38 @@ class RedisFrontier:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _take(self) -> list[str]:
+    def _take(self) -> tuple[list[str], CrawlItem | None]:
+        """take.lua's answer, and the item it leased (known here before the take is over)."""
         with self._lock:
             self._takes[0] += 1
             self._takes[1] += 1
         answer: list[str] = []
+        item = None
         try:
             answer = list(self._shared.call("take", self._shared.worker, self._max_pages, self._per_host,
                                             self._per_host_http1, self._delay_ms))
         finally:
             with self._lock:
                 self._takes[0] -= 1
-                if answer and answer[0] == "item":  # known before the take is over (see reconcile)
-                    self._tokens[decode(answer[1]).url] = answer[2]
-        return answer
+                if answer and answer[0] == "item":  # see reconcile
+                    item = decode(answer[1])
+                    self._tokens[id(item)] = (item, answer[2])
+        return answer, item
 
     def _key(self, name: str) -> str:
         return self._shared.keys + name
 
-    def _token(self, url: str) -> str | None:
+    def _token(self, item: CrawlItem) -> str | None:
         with self._lock:
-            return self._tokens.get(url)
+            entry = self._tokens.get(id(item))
+        return entry[1] if entry is not None and entry[0] is item else None
 
     def _settle(self, item: CrawlItem, how: str, *args: object) -> None:
         with self._lock:
-            token = self._tokens.pop(item.url, None)
+            entry = self._tokens.get(id(item))
+            token = entry[1] if entry is not None and entry[0] is item else None
+            if token is not None:
+                del self._tokens[id(item)]
         if token is not None:
             self._shared.call("settle", item.url, token, how, *args)
             self._changed.set()

@@ -25,6 +25,7 @@ from crawler.errors import OutputError
 log = logging.getLogger(__name__)
 
 REDIS_PATIENCE = 300.0  # seconds a running crawl waits for an absent Redis before it stops
+WARN_EVERY = 10.0  # seconds between two warnings that Redis is not answering
 _LUA = Path(__file__).parent / "lua"
 
 
@@ -42,11 +43,15 @@ class PatientRetry:
         from redis.backoff import ExponentialBackoff
         from redis.retry import Retry
 
+        said = [0.0]  # when the warning was last logged: every thread waits, one line says so
+
         class _Retry(Retry):
             def call_with_retry(self, do: Callable[[], Any], fail: Callable[..., Any], *args: Any,
                                 **kwargs: Any) -> Any:
                 def failed(error: Exception, *more: Any) -> None:
-                    log.warning("Redis at %s is not answering (%s); waiting for it", url, error)
+                    if time.monotonic() - said[0] > WARN_EVERY:
+                        said[0] = time.monotonic()
+                        log.warning("Redis at %s is not answering (%s); waiting for it", url, error)
                     fail(error, *more) if more else fail(error)
                 return super().call_with_retry(do, failed, *args, **kwargs)
 
