@@ -34,6 +34,7 @@ NOT_RUN = {
     ". .venv/bin/activate": "installing: needs the package index",
     "pip install -e .": "installing: needs the package index",
     "scripts/test": "the test suite itself (and installing what it needs)",
+    "crawl serve configs/site.yaml": "a server, until Ctrl-C (tests/test_serve.py runs it)",
 }
 LOOKS_AT_THE_NIGHT = ("crawl status", "crawl diff")
 

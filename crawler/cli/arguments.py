@@ -13,13 +13,14 @@ from crawler import __version__
 from crawler.errors import EXIT_USAGE, UsageError
 
 DEMO_PORT = 8731
+SERVE_PORT = 8000
 
 
 def crawl_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="crawl", description="Mirror a website to disk through a threaded pipeline.",
         epilog="other commands: crawl demo | init URL | check CONFIG [URL ...] | status CONFIG | "
-               "diff OUTPUT [OLD] [NEW] | schedule CONFIG --at HH:MM | run-scheduled FOLDER | "
+               "diff OUTPUT [OLD] [NEW] | serve OUTPUT | schedule CONFIG --at HH:MM | run-scheduled FOLDER | "
                "queue CONFIG... --redis URL | worker --redis URL | config set CONFIG KEY=VALUE  (crawl COMMAND --help)")
     parser.add_argument("config", metavar="CONFIG|URL",
                         help="YAML config file, e.g. configs/site.yaml; or the URL of a site to mirror with the "
@@ -64,6 +65,28 @@ def diff_parser() -> argparse.ArgumentParser:
     parser.add_argument("--text", action="store_true",
                         help="also print a unified diff of the visible text of each modified page")
     return parser
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="crawl serve",
+                             description="Browse a mirror and its history in a web browser: the timeline of runs, "
+                                         "each snapshot as the site was that night, every version of a URL and "
+                                         "what changed. Read-only; runs until Ctrl-C (exit 0).")
+    parser.add_argument("output", metavar="CONFIG|OUTPUT", help="a config, or the output folder it writes to")
+    parser.add_argument("--port", type=port, default=SERVE_PORT, help=f"port to listen on (default: {SERVE_PORT}; "
+                                                                     "0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
+    _common_options(parser)
+    return parser
+
+
+def port(text: str) -> int:
+    """A TCP port number, 0 (any free one) to 65535."""
+    number = int(text)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (0 to 65535)")
+    return number
 
 
 def check_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@
     crawl check CONFIG [URL ...]       is the config valid; would these URLs be crawled, and why
     crawl status CONFIG|OUTPUT         is a crawl of it running, how far has it got, how did it end
     crawl diff CONFIG|OUTPUT [OLD] [NEW]  what changed between two snapshots (or in a plain mirror's last run)
+    crawl serve CONFIG|OUTPUT          browse the mirror and its history in a web browser (until Ctrl-C)
     crawl schedule CONFIG --at HH:MM   a nightly crontab line or systemd timer
     crawl run-scheduled FOLDER         run every config of a folder on its schedule (--redis URL: enqueue it)
     crawl queue CONFIG... --redis URL  one crawl job per config on a job queue (--status: list the jobs)
@@ -18,6 +19,7 @@ Commands that take a config take `--set KEY=VALUE` too: a setting for this run o
 0 crawl completed; 1 URLs failed after retries, a start URL failed, the site could not be
 reached, the snapshot failed its health checks, or the output folder is unusable; 2 bad
 config or usage; 130 interrupted; 141 the output was closed early (`crawl diff | head`).
+`crawl serve` runs until Ctrl-C (or SIGTERM), its normal end: 0; 1 if it cannot listen.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
@@ -151,6 +154,19 @@ def _diff(args: argparse.Namespace) -> int:
     if args.text:
         for text in diff.text_diffs():
             print(text)
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from crawler.cli.serve import HistoryServer  # http.server and the pages: only this command needs them
+
+    _setup_logging(args.verbose, None, args.log_format)
+    output = _output_folder(args.output)
+    stopped: list[int] = []
+    with _noting_stop_signals(stopped), HistoryServer(output, args.host, args.port) as server:
+        print(f"serving {output} at {server.url} (Ctrl-C to stop)", flush=True)
+        while not stopped:
+            time.sleep(0.2)
     return EXIT_OK
 
 
@@ -371,6 +387,19 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+@contextmanager
+def _noting_stop_signals(received: list[int]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM noted in `received`, not raised: a server's normal end, not an
+    interruption. (Set before the server says it is up: a signal never finds it unguarded.)"""
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 class JsonFormatter(logging.Formatter):
     """--log-format json: one JSON object per line, for log collectors. A record with fields
     (the summary: outcome, counts...; a failure: url, reason) has them as keys of their own,
@@ -431,6 +460,7 @@ COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argpa
     "check": (arguments.check_parser, _check),
     "status": (arguments.status_parser, _status),
     "diff": (arguments.diff_parser, _diff),
+    "serve": (arguments.serve_parser, _serve),
     "schedule": (arguments.schedule_parser, _schedule),
     "run-scheduled": (arguments.run_scheduled_parser, _run_scheduled),
     "queue": (arguments.queue_parser, _queue),
