@@ -339,6 +339,28 @@ class NotifyConfig(Section):
     ones too)."""
 
 
+class StateConfig(Section):
+    """Where the crawl state lives: in the output folder (one machine), or in Redis, shared by
+    every worker that runs the same config (several machines, one crawl)."""
+
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    """sqlite: .crawl/state.sqlite in the output folder, one worker. redis: the state at `url`,
+    shared by every `crawl CONFIG` run with this config (the output folder must be shared too)."""
+    url: str | None = None
+    """The Redis server of backend: redis, as redis://HOST:6379/0 (rediss:// for TLS)."""
+    lease_seconds: float = Field(default=120.0, ge=1)
+    """A URL taken by a worker that stops answering (killed, cut off) goes back to the queue
+    after this many seconds; a live worker renews its leases well before."""
+
+    @model_validator(mode="after")
+    def _url_for_redis(self) -> StateConfig:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("backend: redis needs url: redis://HOST:6379/0")
+        if self.url is not None and not re.match(r"^(redis|rediss|unix)://", self.url):
+            raise ValueError(f"{self.url!r} is not a Redis URL (redis://HOST:6379/0)")
+        return self
+
+
 class Config(Section):
     start_urls: tuple[str, ...] = Field(min_length=1)
     """Where the crawl starts: http(s) URLs. A single URL may be written without the list brackets."""
@@ -359,6 +381,7 @@ class Config(Section):
     output_formats: tuple[Literal["files", "warc"], ...] = ("files",)
     """What a crawl writes: the mirror's files, and a WARC 1.1 archive of every request and
     response ("warc")."""
+    state: StateConfig = StateConfig()
     schedule: str | None = None
     """A cron expression ("0 2 * * *": nightly at 02:00) for `crawl run-scheduled`."""
 

@@ -7,6 +7,8 @@
      +-- LoginError            exit 1: the login before the crawl did not succeed
      +-- UnsafePathError       a URL would map outside the output folder (a per-URL failure)
      +-- FetchError            one URL could not be fetched (a per-URL failure, never fatal)
+     +-- LeaseLostError        a shared crawl's worker lost a URL to another (its work is dropped)
+     +-- HandedOverError       exit 0: another worker of a shared crawl is finishing it
 
 Per-URL errors become data in the report; only the errors that make the whole run impossible
 reach `cli.main`, which is the one place that turns them into an exit status.
@@ -50,6 +52,17 @@ class LoginError(CrawlError):
 
 class UnsafePathError(CrawlError):
     """A URL cannot be saved without leaving the output folder or following a symlink."""
+
+
+class LeaseLostError(CrawlError):
+    """A worker of a shared crawl (state.backend: redis) no longer holds a URL it was working on:
+    it was stopped past its lease, and another worker took the URL. Its work on it is dropped."""
+
+
+class HandedOverError(CrawlError):
+    """Nothing for this worker to do: another worker of the shared crawl is finishing it."""
+
+    exit_code = EXIT_OK
 
 
 class FetchError(CrawlError):

@@ -17,7 +17,7 @@ from crawler.demo.server import SiteServer
 from crawler.engine.run import CrawlRun
 from crawler.history.report import CrawlReport
 
-pytest_plugins = ["tests.browser"]  # the `browser` fixture: a real headless Chromium
+pytest_plugins = ["tests.browser", "tests.redis_server"]  # a real headless Chromium; a real redis-server
 
 # Every file a browser needs to show the sample site, as a complete mirror saves it:
 # path under the host folder -> the site file it comes from.

@@ -80,6 +80,9 @@ def test_wildcard_domains_and_null_limits() -> None:
     ("start_urls: [http://a/]\nstart_urls: [http://b/]\n", "test.yaml:2: invalid YAML: key 'start_urls' appears twice"),
     ("start_urls: [http://a/\n", "test.yaml:2: invalid YAML"),
     ("- just\n- a list\n", "the config must be a mapping"),
+    ("start_urls: [http://a/]\nstate: {backend: redis}\n", "state: backend: redis needs url: redis://HOST:6379/0"),
+    ("start_urls: [http://a/]\nstate: {backend: redis, url: 'http://x/'}\n", "'http://x/' is not a Redis URL"),
+    ("start_urls: [http://a/]\nstate: {backend: mysql}\n", "state.backend: input should be 'sqlite' or 'redis'"),
 ])
 def test_bad_config_is_one_clear_line(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:

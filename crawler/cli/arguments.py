@@ -21,7 +21,7 @@ def crawl_parser() -> argparse.ArgumentParser:
         prog="crawl", description="Mirror a website to disk through a threaded pipeline.",
         epilog="other commands: crawl demo | init URL | check CONFIG [URL ...] | status CONFIG | "
                "diff OUTPUT [OLD] [NEW] | serve OUTPUT | schedule CONFIG --at HH:MM | run-scheduled FOLDER | "
-               "config set CONFIG KEY=VALUE  (crawl COMMAND --help)")
+               "queue CONFIG... --redis URL | worker --redis URL | config set CONFIG KEY=VALUE  (crawl COMMAND --help)")
     parser.add_argument("config", metavar="CONFIG|URL",
                         help="YAML config file, e.g. configs/site.yaml; or the URL of a site to mirror with the "
                              "defaults (crawl init URL writes a config to start from)")
@@ -132,6 +132,30 @@ def run_scheduled_parser() -> argparse.ArgumentParser:
     parser.add_argument("folder", help="folder of YAML configs")
     parser.add_argument("--max-runs", type=int, default=None, help="stop after this many runs of each config")
     parser.add_argument("--log-file", help="also log to this file")
+    _redis_option(parser, required=False, what="enqueue each due config on the job queue in Redis (crawl worker "
+                                                "runs it) instead of running it here")
+    _common_options(parser)
+    return parser
+
+
+def queue_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="crawl queue",
+                             description="Put one crawl job per config on the job queue in Redis, for `crawl worker` "
+                                         "processes to run (refused for a config whose crawl is queued or running); "
+                                         "with --status, list the jobs and how they ended.")
+    parser.add_argument("configs", nargs="*", metavar="CONFIG", help="YAML config files")
+    _redis_option(parser)
+    parser.add_argument("--status", action="store_true", help="list queued, running, failed and finished jobs")
+    _settings_option(parser, "for every job")
+    return parser
+
+
+def worker_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="crawl worker",
+                             description="Run crawl jobs from the queue in Redis, one at a time, each in a process "
+                                         "of its own, until stopped.")
+    _redis_option(parser)
+    parser.add_argument("--burst", action="store_true", help="stop once the queue is empty")
     _common_options(parser)
     return parser
 
@@ -151,6 +175,11 @@ def _settings_option(parser: argparse.ArgumentParser, scope: str = "for this run
     parser.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
                         help=f"change a setting of the config {scope}, e.g. --set snapshots.keep=30 "
                              "(any dotted key; the value is read as YAML; repeatable)")
+
+
+def _redis_option(parser: argparse.ArgumentParser, required: bool = True,
+                  what: str = "the Redis of the job queue") -> None:
+    parser.add_argument("--redis", required=required, metavar="URL", help=f"{what}: redis://HOST:6379/0")
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:

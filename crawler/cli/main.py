@@ -9,7 +9,9 @@
     crawl diff CONFIG|OUTPUT [OLD] [NEW]  what changed between two snapshots (or in a plain mirror's last run)
     crawl serve CONFIG|OUTPUT          browse the mirror and its history in a web browser (until Ctrl-C)
     crawl schedule CONFIG --at HH:MM   a nightly crontab line or systemd timer
-    crawl run-scheduled FOLDER         run every config of a folder on its schedule
+    crawl run-scheduled FOLDER         run every config of a folder on its schedule (--redis URL: enqueue it)
+    crawl queue CONFIG... --redis URL  one crawl job per config on a job queue (--status: list the jobs)
+    crawl worker --redis URL           run crawl jobs from the queue, each in a process of its own
     crawl config set CONFIG KEY=VALUE  change a setting of a config file for good
 Commands that take a config take `--set KEY=VALUE` too: a setting for this run only.
 
@@ -36,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
-from crawler.cli import arguments
+from crawler.cli import arguments, fleet
 from crawler.cli.arguments import DEMO_PORT
 from crawler.cli.check import Checker, describe
 from crawler.cli.config_edit import LABEL, set_in_file
@@ -84,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return EXIT_PIPE_CLOSED
     except CrawlError as error:
-        print(f"crawl: error: {error}", file=sys.stderr)
+        print(f"crawl: {'error: ' if error.exit_code != EXIT_OK else ''}{error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("crawl: interrupted", file=sys.stderr)
@@ -170,6 +172,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     target = Path(args.config)
+    if target.is_file():
+        config = load_config(target, _settings(args))
+        if config.state.backend == "redis":  # the crawl's state is in Redis, not in the folder
+            from crawler.cli.shared_status import shared_status
+
+            shared = shared_status(config)
+            print(json.dumps(shared.to_dict(), indent=2) if args.json else shared.text())
+            return shared.exit_code
     status = crawl_status(target if target.is_dir() else _output_folder(args.config, _settings(args)))
     print(json.dumps(status.to_dict(), indent=2) if args.json else status.text())
     return status.exit_code
@@ -213,11 +223,39 @@ def _schedule(args: argparse.Namespace) -> int:
 
 def _run_scheduled(args: argparse.Namespace) -> int:
     _setup_logging(max(args.verbose, 1), args.log_file, args.log_format)
-    scheduler = Scheduler(Path(args.folder), max_runs=args.max_runs)
+    launch = None
+    if args.redis:
+        fleet.connection(args.redis)  # a wrong URL is said now, not at 02:00
+
+        def launch(config: Path) -> str | None:
+            return fleet.enqueue([config], args.redis)[0].refused
+    scheduler = Scheduler(Path(args.folder), max_runs=args.max_runs, enqueue=launch)
     for job in scheduler.jobs:
         log.info("%s: %r, next run %s", job.config.name, job.cron, job.next_run.isoformat(timespec="seconds"))
     with _stop_on_signals(scheduler.stop):
         return scheduler.run()
+
+
+def _queue(args: argparse.Namespace) -> int:
+    if args.status:
+        print("\n".join(fleet.status_lines(args.redis)))
+        return EXIT_OK
+    if not args.configs:
+        raise UsageError("give the configs to queue, or --status (see crawl queue --help)")
+    status = EXIT_OK
+    for result in fleet.enqueue([Path(config) for config in args.configs], args.redis, args.settings):
+        if result.refused:
+            print(f"crawl: {result.config}: not queued: {result.refused}", file=sys.stderr)
+            status = EXIT_FAILURES
+        else:
+            print(f"{result.config}: queued (job {result.job})")
+    return status
+
+
+def _worker(args: argparse.Namespace) -> int:
+    _setup_logging(max(args.verbose, 1), None, args.log_format)
+    fleet.work(args.redis, burst=args.burst)
+    return EXIT_OK
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -293,7 +331,8 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False, name:
     fatal = crawl.fatal_error
     status = EXIT_FAILURES if fatal is not None else exit_status(report)
     failure = (str(fatal) if fatal is not None else failure_line(report)) if status == EXIT_FAILURES else None
-    notify_run(config.notify, report, name=name or config.output_dir.name, failure=failure)
+    if not report.worker_part:  # the worker that finished a shared crawl sends its message
+        notify_run(config.notify, report, name=name or config.output_dir.name, failure=failure)
     if fatal is not None:
         raise fatal
     if status == EXIT_FAILURES:  # one line, even without a terminal: cron mails it
@@ -424,6 +463,8 @@ COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argpa
     "serve": (arguments.serve_parser, _serve),
     "schedule": (arguments.schedule_parser, _schedule),
     "run-scheduled": (arguments.run_scheduled_parser, _run_scheduled),
+    "queue": (arguments.queue_parser, _queue),
+    "worker": (arguments.worker_parser, _worker),
     "config": (arguments.config_parser, _config_set),
     "init": (arguments.init_parser, _init),
 }

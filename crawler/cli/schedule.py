@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -138,8 +138,12 @@ class Scheduler:
     folder the scheduler was started from (where relative paths of the configs lead), never two
     runs of one config at once (a run still going when the next is due skips that one)."""
 
-    def __init__(self, folder: Path, max_runs: int | None = None) -> None:
+    def __init__(self, folder: Path, max_runs: int | None = None,
+                 enqueue: Callable[[Path], str | None] | None = None) -> None:
+        """`enqueue(config)`: put a due run on a job queue instead of running it here (returns
+        why it was refused, if it was: a run of the config still queued or going)."""
         self._workdir = Path.cwd()
+        self._enqueue = enqueue
         self.jobs = self._load(folder)
         self._max_runs = max_runs
         # Guards the jobs' processes; signalled when a run ends or the scheduler must stop.
@@ -177,6 +181,15 @@ class Scheduler:
     def _start(self, job: Job, now: datetime) -> None:
         """Caller holds the condition."""
         job.next_run = _next(job.cron, now)
+        if self._enqueue is not None:
+            refused = self._enqueue(job.config)
+            if refused:
+                job.skipped += 1
+                log.warning("%s: not queued: %s", job.config.name, refused)
+            else:
+                job.runs += 1
+                log.info("%s: queued run %d", job.config.name, job.runs)
+            return
         if job.process is not None:
             job.skipped += 1
             log.warning("%s: the previous run is still going; skipping this one", job.config.name)

@@ -9,21 +9,26 @@ its size and its links exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from crawler.engine.interfaces import CrawlState
 from crawler.history.recrawl import KnownLinks
 from crawler.mirror.converter import LinkFixer
 from crawler.mirror.linkmap import LinkMap
+from crawler.mirror.owners import PathOwners
 from crawler.mirror.writer import Writer
 from crawler.models import SavedFile
 
 
 class MirrorFiles:
-    def __init__(self, root: Path, *, adjust_extension: bool, state: CrawlState) -> None:
+    def __init__(self, root: Path, *, adjust_extension: bool, state: CrawlState, owners: PathOwners | None = None,
+                 may_rewrite: Callable[[], bool] | None = None) -> None:
+        """`owners`, `may_rewrite`: for workers sharing one mirror (see Writer)."""
         self._state = state
         self.writer = Writer(root, adjust_extension=adjust_extension, on_move=self._moved,
-                             on_write=state.file_written, on_rewrite=self._to_be_rewritten)
+                             on_write=state.file_written, on_rewrite=self._to_be_rewritten, owners=owners,
+                             may_rewrite=may_rewrite)
         self.links = LinkMap(self.writer.path_for)
         self.fixer = LinkFixer(root, self.writer.rewrite, on_change=self._links_changed)
 

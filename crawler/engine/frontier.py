@@ -248,6 +248,10 @@ class MemoryFrontier:
             self._changed.notify_all()
             return [item.url for item in disallowed]
 
+    def still_ours(self, item: CrawlItem | None) -> bool:
+        """One process holds every URL it took until it is done with it."""
+        return True
+
     def stop(self) -> None:
         """Stop handing out work (Ctrl-C); items already taken finish on their own."""
         with self._lock:

@@ -1,9 +1,10 @@
 """The two seams of the engine: what the stages and the run ask of the frontier and of the
 crawl state, and nothing more.
 
-Today each has one implementation, kept in one process: `MemoryFrontier` (frontier.py) and
-`SqliteState` (state.py, a journal in .crawl/state.sqlite). A backend shared by several
-machines implements these same methods.
+Each has two implementations: kept in one process, `MemoryFrontier` (frontier.py) and
+`SqliteState` (state.py, a journal in .crawl/state.sqlite); shared by several workers on
+several machines (state.backend: redis), `RedisFrontier` (redis_frontier.py) and `RedisState`
+(redis_state.py).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Frontier(Protocol):
     def task_done(self, item: CrawlItem, *, saved_html_page: bool = False) -> None: ...
     def set_robots(self, url: str, rules: RobotsRules) -> list[str]: ...
     def stop(self) -> None: ...
+    # Fencing, just before a file takes its name: is `item` still this worker's (None: may it
+    # still rewrite pages)? Always, in one process; a shared crawl's worker stopped past its
+    # lease is not.
+    def still_ours(self, item: CrawlItem | None) -> bool: ...
     # A resumed crawl; what the progress display and the report read.
     def restore(self, seen: Iterable[str], pending: Iterable[CrawlItem], skipped: dict[str, str],
                 html_pages_saved: int, parked: dict[str, int] | None = None) -> None: ...

@@ -21,9 +21,14 @@ from crawler.engine.fetch_stage import redirect_rule
 from crawler.engine.files import MirrorFiles
 from crawler.engine.finish import RunEnd, RunFacts
 from crawler.engine.frontier import MemoryFrontier
+from crawler.engine.interfaces import CrawlState, Frontier
 from crawler.engine.lock import CrawlLock
 from crawler.engine.outcomes import Stopping
 from crawler.engine.pipeline import Pipeline, measure
+from crawler.engine.redis_crawl import SharedCrawl
+from crawler.engine.redis_finish import SharedEnd
+from crawler.engine.redis_frontier import RedisFrontier
+from crawler.engine.redis_state import RedisOwners, RedisState
 from crawler.engine.scope import Scope, logged_in
 from crawler.engine.state import Resumed, SqliteState, remove_temporary_files
 from crawler.errors import CrawlError, OutputError
@@ -53,11 +58,21 @@ class CrawlRun:
         self.scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites, logged_in=logged_in(config))
         self._lock = CrawlLock(config.output_dir)
         self._stopping = Stopping(self._stop_work)
-        self.state = SqliteState(config.output_dir, on_error=self._stopping.abort)
+        self.shared: SharedCrawl | None = None  # state.backend: redis -- one crawl, several workers
+        self.state: CrawlState
+        self.frontier: Frontier
         politeness = config.politeness
-        self.frontier = MemoryFrontier(max_pages=config.scope.max_pages, per_host=politeness.per_host,
-                                       per_host_http1=config.threads.fetchers, delay=politeness.delay,
-                                       robots=politeness.robots, journal=self.state, parking=self.state)
+        if config.state.backend == "redis":
+            self.shared = SharedCrawl(config)
+            self.state = RedisState(self.shared, config.output_dir)
+            self.frontier = RedisFrontier(self.shared, max_pages=config.scope.max_pages, per_host=politeness.per_host,
+                                          per_host_http1=config.threads.fetchers, delay=politeness.delay,
+                                          robots=politeness.robots, user_agent=config.http.user_agent)
+        else:
+            self.state = state = SqliteState(config.output_dir, on_error=self._stopping.abort)
+            self.frontier = MemoryFrontier(max_pages=config.scope.max_pages, per_host=politeness.per_host,
+                                           per_host_http1=config.threads.fetchers, delay=politeness.delay,
+                                           robots=politeness.robots, journal=state, parking=state)
         self.fetcher = Fetcher(config.http, in_domains=self.scope.in_domains,
                                may_follow=redirect_rule(self.scope, self.frontier),
                                heuristic_freshness=config.mirror.heuristic_freshness,
@@ -83,7 +98,8 @@ class CrawlRun:
         for warning in self._warnings:
             log.warning("%s", warning)
         prepare_folder(self.config.output_dir)
-        self._lock.acquire()
+        if self.shared is None:  # a shared crawl's workers all write here: Redis keeps them apart
+            self._lock.acquire()
         # A fetcher thread comes back from libcurl many times a second, each time waiting for a
         # parser to let the GIL go: at the default 5 ms its downloads wait with it (measured in
         # bench/engines: a crawl 3-4x slower at 0 ms with parsers busy; 1 ms costs the parsers
@@ -94,8 +110,7 @@ class CrawlRun:
             self._log_in()
             resumed = self._open(started)
             assert self.layout is not None
-            files = MirrorFiles(self.layout.root, adjust_extension=self.config.mirror.adjust_extension,
-                                state=self.state)
+            files = self._files(self.layout)
             files.writer.prepare()
             stored = StoredCopies(self.layout.previous, revalidate=self.config.mirror.revalidate,
                                   outlinks=self.state.known_outlinks)
@@ -108,8 +123,7 @@ class CrawlRun:
             tally = Tally()
             for part in [self._earlier, *tallies]:
                 tally.merge(part)
-            end = RunEnd(self.config, state=self.state, frontier=self.frontier, scope=self.scope, files=files,
-                         layout=self.layout, archive=archive, stopping=self._stopping)
+            end = self._end(files, archive)
             return end.finish(RunFacts(started=started, cpu_at_start=cpu_at_start, tally=tally,
                                        files_this_run=sum(part.files_saved for part in tallies),
                                        resumed_from=self._resumed_from, converted_earlier=self._converted_earlier,
@@ -119,6 +133,24 @@ class CrawlRun:
             self.state.close()  # if the run broke off before it finished: what it journaled is kept
             self._lock.release()
             sys.setswitchinterval(switch_interval)
+
+    def _files(self, layout: Layout) -> MirrorFiles:
+        """The mirror this run writes (a shared crawl's workers share who owns which file)."""
+        shared = self.shared
+        if shared is None:
+            return MirrorFiles(layout.root, adjust_extension=self.config.mirror.adjust_extension, state=self.state)
+        return MirrorFiles(layout.root, adjust_extension=self.config.mirror.adjust_extension, state=self.state,
+                           owners=RedisOwners(shared), may_rewrite=shared.may_rewrite)
+
+    def _end(self, files: MirrorFiles, archive: WarcArchive | None) -> RunEnd | SharedEnd:
+        assert self.layout is not None
+        if self.shared is not None:
+            assert isinstance(self.state, RedisState) and isinstance(self.frontier, RedisFrontier)
+            return SharedEnd(self.config, shared=self.shared, state=self.state, frontier=self.frontier,
+                             scope=self.scope, files=files, layout=self.layout, archive=archive,
+                             stopping=self._stopping)
+        return RunEnd(self.config, state=self.state, frontier=self.frontier, scope=self.scope, files=files,
+                      layout=self.layout, archive=archive, stopping=self._stopping)
 
     def stop(self) -> None:
         """Ctrl-C / SIGTERM: take no new URL; what is in flight drains through the stages."""
@@ -167,11 +199,13 @@ class CrawlRun:
         """A snapshot's WARC sits in the snapshot; a plain mirror keeps one per run in warc/."""
         from crawler.history.warc import WarcArchive  # warcio: only for output_formats: warc
 
+        # Each worker of a shared crawl writes a WARC of its own.
+        worker = f"-{self.shared.worker.replace('/', '-')}" if self.shared is not None else ""
         if layout.snapshot is not None:
-            path = layout.root / WARC_NAME
+            path = layout.root / (WARC_NAME.replace(".warc.gz", f"{worker}.warc.gz"))
         else:
             (layout.output / WARC_DIR).mkdir(exist_ok=True)
-            path = layout.output / WARC_DIR / f"{snapshot_name(layout.output)}.warc.gz"
+            path = layout.output / WARC_DIR / f"{snapshot_name(layout.output)}{worker}.warc.gz"
         info = {"start-urls": " ".join(self.config.start_urls), "snapshot": layout.snapshot or ""}
         try:
             return WarcArchive(path, secret_headers=self.config.http.headers, info=info)
@@ -187,6 +221,9 @@ class CrawlRun:
             self.frontier.add_all(self._seeds())
             return
         self._resumed_from = resumed.started_at
+        if self.shared is not None:
+            self._join(resumed, files)
+            return
         removed = remove_temporary_files(files.root, TEMP_SUFFIX)
         log.warning("resuming the crawl started %s: %d files saved, %d URLs to go%s", resumed.started_at,
                     len(resumed.saved), len(resumed.pending) + sum(resumed.parked.values()),
@@ -205,6 +242,17 @@ class CrawlRun:
         earlier.files_saved, earlier.html_pages_saved = len(resumed.saved), resumed.html_pages_saved
         for name, value in resumed.totals.items():
             setattr(earlier, name, value)
+
+    def _join(self, resumed: Resumed, files: MirrorFiles) -> None:
+        """Join a shared crawl under way: the files saved so far go in this worker's link map.
+        Half-written files are removed only when no other worker is writing."""
+        assert isinstance(self.state, RedisState)
+        others = self.state.others_at_start
+        removed = 0 if others else remove_temporary_files(files.root, TEMP_SUFFIX)
+        log.warning("joining the crawl started %s: %d files saved so far, %d other workers%s", resumed.started_at,
+                    len(resumed.saved), others, f" ({removed} half-written files removed)" if removed else "")
+        self.frontier.add_all(self._seeds())  # a crawl killed before its seeds were in gets them now
+        files.links.restore(resumed.saved, resumed.aliases)
 
     def _seeds(self) -> list[CrawlItem]:
         seeds = [CrawlItem(url, 0, LinkKind.PAGE) for url in self.config.start_urls]

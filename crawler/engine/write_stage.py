@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from crawler.engine.interfaces import CrawlState, Frontier
 from crawler.engine.outcomes import FixLinks, Outcomes, QueueItem, Sentinel
 from crawler.engine.parse_stage import parse_response
-from crawler.errors import CrawlError, OutputError
+from crawler.errors import CrawlError, LeaseLostError, OutputError
 from crawler.history.recrawl import KnownLinks, StoredCopies
 from crawler.history.snapshot import Layout
 from crawler.mirror.converter import LinkFixer, convert_document, relative_from_folder
@@ -76,6 +76,10 @@ class WriteStage:
         entry, unchanged = self._entry(response)
         try:
             saved, page_number, written_links = self._save(page, entry, unchanged)
+        except LeaseLostError as lost:  # a shared crawl's worker stopped past its lease: another wrote it
+            log.warning("not saving %s", lost)
+            self._frontier.task_done(page.item)  # not this worker's: changes nothing but its own records
+            return
         except OutputError as error:
             self._outcomes.abort(error)
             self._frontier.put_back(page.item)  # still to be fetched when the crawl resumes
@@ -103,6 +107,8 @@ class WriteStage:
         response = page.response
         shared = self._writer.shared(response.url, entry)
         if shared is not None:
+            if not self._frontier.still_ours(page.item):
+                raise LeaseLostError(f"{response.url}: another worker holds it now")
             return shared, None, None
         if unchanged is None:
             self._layout.keep_replaced(response.url)
@@ -113,7 +119,8 @@ class WriteStage:
         # A copy reused from disk was read just now: its bytes are known.
         known = response.stored is not None and unchanged is not None and unchanged.path == response.stored.path
         saved = self._writer.save(response.url, data, entry, reuse=reuse,
-                                  reuse_holds=data == response.body if known else None)
+                                  reuse_holds=data == response.body if known else None,
+                                  fence=lambda: self._frontier.still_ours(page.item))
         return saved, page_number, written_links
 
     def _entry(self, response: Response) -> tuple[SavedFile, SavedFile | None]:

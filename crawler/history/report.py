@@ -41,6 +41,9 @@ class CrawlReport:
     slots: dict[str, int] = field(default_factory=dict)  # stage -> items its threads can work on at once
     stage_busy: dict[str, float] = field(default_factory=dict)  # stage -> item-seconds its threads worked (this run)
     content_types: dict[str, list[int]] = field(default_factory=dict)  # type -> [files, bytes] of the mirror
+    # A worker of a shared crawl (state.backend: redis) that did not finish it: this report is of
+    # its own part, and is written nowhere (the finisher's is the crawl's); no message is sent.
+    worker_part: bool = False
     notifications: list[dict[str, object]] = field(default_factory=list)  # {target, ok, error} of each message
     warnings: list[str] = field(default_factory=list)  # what the run warned of at its start (http.verify: false)
 

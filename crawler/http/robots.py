@@ -27,6 +27,7 @@ class RobotsRules:
     disallow_all: bool = False
     crawl_delay: float | None = None
     sitemaps: tuple[str, ...] = ()
+    source: str = field(default="", repr=False, compare=False)  # the text parsed: other workers parse it again
     _parser: Protego | None = field(default=None, repr=False, compare=False)
     _agent: str = "*"
     # URL -> verdict. Read and written under the frontier's lock, the only place asking.
@@ -43,7 +44,7 @@ class RobotsRules:
         agent = product_token(user_agent)
         delay = parser.crawl_delay(agent)
         return cls(crawl_delay=float(delay) if delay is not None else None,
-                   sitemaps=tuple(parser.sitemaps), _parser=parser, _agent=agent)
+                   sitemaps=tuple(parser.sitemaps), source=text, _parser=parser, _agent=agent)
 
     def allows(self, url: str) -> bool:
         if self.allow_all or self._parser is None:

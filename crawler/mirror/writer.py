@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from crawler.errors import OutputError, UnsafePathError
+from crawler.errors import LeaseLostError, OutputError, UnsafePathError
+from crawler.mirror.owners import LocalOwners, Owner, PathOwners
 from crawler.mirror.paths import COLLISION_SUFFIX, HASH_MARKER, TEMP_SUFFIX, checked_join, url_to_path
 from crawler.models import SavedFile
 
@@ -78,16 +79,6 @@ def prepare_folder(root: Path) -> None:
         raise OutputError(f"output folder {root} is not writable: {exc.strerror or exc}", str(root)) from None
 
 
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """The URL a file was first saved for, and its content: a URL with the same content may
-    share the file; one with other content gets a name of its own."""
-
-    url: str
-    sha256: str
-    file_size: int
-
-
 class Writer:
     """Saves bodies under `root`, atomically, one file per URL; shared by all writer threads.
 
@@ -98,7 +89,8 @@ class Writer:
     def __init__(self, root: Path, adjust_extension: bool = False,
                  on_move: Callable[[str, str], None] | None = None,
                  on_write: Callable[[str, int], None] | None = None,
-                 on_rewrite: Callable[[str, int], None] | None = None) -> None:
+                 on_rewrite: Callable[[str, int], None] | None = None, *, owners: PathOwners | None = None,
+                 may_rewrite: Callable[[], bool] | None = None) -> None:
         """`on_move(old, new)`: told when a saved file is renamed (a folder needs its name).
         `on_write(path, size)`: told, in the order it happens, each time a file is saved under
         its final name. Both are called under the writer's lock. `on_rewrite(path, size)`:
@@ -116,7 +108,8 @@ class Writer:
         # Guards the folder structure (creating folders, moving a file aside for a folder),
         # `_owners` and `_folders`; file contents are written outside it.
         self._lock = threading.Lock()
-        self._owners: dict[str, Owner] = {}  # relative path -> the first URL saved there
+        self._owners = owners if owners is not None else LocalOwners()  # relative path -> first URL saved there
+        self._may_rewrite = may_rewrite or (lambda: True)
         self._folders: set[str] = set()  # relative folders this run created or checked
         self._temp_names = itertools.count()  # next() is atomic under the GIL
 
@@ -139,13 +132,14 @@ class Writer:
             return replace(entry, path=relative, file_size=owner.file_size)
 
     def save(self, url: str, body: bytes, entry: SavedFile, reuse: str | None = None,
-             reuse_holds: bool | None = None) -> SavedFile:
+             reuse_holds: bool | None = None, *, fence: Callable[[], bool] | None = None) -> SavedFile:
         """Write `body` as the file for `url`; returns the manifest entry with its final path.
 
         `reuse`: an earlier file that may hold these very bytes. If it does, it is hard-linked
         (copied where links are impossible) instead of written, or, if it is the target
         itself, left alone. `reuse_holds`: whether it does, if the caller knows (it has just
-        read the file); else the file is read to compare.
+        read the file); else the file is read to compare. `fence()`: asked just before the file
+        takes its name (False: another worker holds the URL now, LeaseLostError is raised).
         """
         relative = self.path_for(url, entry.content_type)
         target = checked_join(self._base, relative)
@@ -153,8 +147,9 @@ class Writer:
         same = reuse is not None and (_holds(reuse, body) if reuse_holds is None else reuse_holds)
         if same and reuse == target:
             with self._lock:
-                owner = self._owners.setdefault(relative, Owner(url, entry.sha256, len(body)))
+                owner = self._owners.claim(relative, Owner(url, entry.sha256, len(body)))
                 if owner.url == url:
+                    _fenced(url, fence)
                     self._on_write(relative, len(body))
                     return replace(entry, path=relative, file_size=len(body))
         with self._lock:
@@ -166,9 +161,9 @@ class Writer:
         try:
             with self._lock:  # the file and its manifest entry appear together
                 self._make_folders(folder)  # a file may have displaced one meanwhile
-                relative = self._unowned(self._beside_folder(relative), url, entry.sha256)
-                os.replace(temp, self._full(relative))
-                self._owners.setdefault(relative, Owner(url, entry.sha256, len(body)))
+                relative = self._claim(self._beside_folder(relative), Owner(url, entry.sha256, len(body)))
+                _fenced(url, fence)
+                relative = self._replace(temp, relative)
                 self._on_write(relative, len(body))
         except BaseException:
             _unlink_quietly(temp)
@@ -183,8 +178,7 @@ class Writer:
     def restore(self, entries: Iterable[SavedFile]) -> None:
         """The files an interrupted run of this crawl saved."""
         with self._lock:
-            for entry in entries:
-                self._owners.setdefault(entry.path, Owner(entry.url, entry.sha256, entry.file_size))
+            self._owners.restore(entries)
 
     def write_json_lines(self, name: str, records: Iterable[dict[str, object]]) -> None:
         """Atomically write `records` as JSON lines, a batch at a time: a big crawl's
@@ -215,12 +209,13 @@ class Writer:
         target = checked_join(self._base, relative)
         temp = self._write_temp(relative.rpartition("/")[0], data)
         try:
+            if not self._may_rewrite():  # a worker stopped past its lease: the crawl went on without it
+                _unlink_quietly(temp)
+                return
             self._on_rewrite(relative, len(data))
             with self._lock:
                 os.replace(temp, target)
-                owner = self._owners.get(relative)
-                if owner is not None:  # a URL that shares the file from now on gets its size
-                    self._owners[relative] = replace(owner, file_size=len(data))
+                self._owners.resize(relative, len(data))
         except BaseException:
             _unlink_quietly(temp)
             raise
@@ -262,21 +257,33 @@ class Writer:
         mode = _lstat_mode(self._full(relative))
         return relative + COLLISION_SUFFIX if mode is not None and stat.S_ISDIR(mode) else relative
 
-    def _unowned(self, relative: str, url: str, sha256: str) -> str:
-        """`relative`, or a name of its own if another URL's different file is there (/a as
-        HTML and /a.html both want a.html). URLs with the same content share the file, which is
-        what /d/ and /d/index.html usually are. Caller holds the lock."""
-        owner = self._owners.get(relative)
-        if owner is None or owner.url == url or owner.sha256 == sha256:
+    def _claim(self, relative: str, owner: Owner) -> str:
+        """`relative`, claimed for the owner's URL, or a name of its own if another URL's
+        different file is there (/a as HTML and /a.html both want a.html). URLs with the same
+        content share the file, which is what /d/ and /d/index.html usually are. The name is
+        claimed before the file takes it: workers sharing the owners never give one name to
+        two contents. Caller holds the lock."""
+        first = self._owners.claim(relative, owner)
+        if first.url == owner.url or first.sha256 == owner.sha256:
             return relative
         stem, extension = os.path.splitext(relative)
-        digest = hashlib.sha256(url.encode()).hexdigest()[:10]
-        return f"{stem}{HASH_MARKER}{digest}{extension}"
+        digest = hashlib.sha256(owner.url.encode()).hexdigest()[:10]
+        unique = f"{stem}{HASH_MARKER}{digest}{extension}"
+        self._owners.claim(unique, owner)
+        return unique
+
+    def _replace(self, temp: str, relative: str) -> str:
+        """Give the file its name. Another worker may have made a folder of that name since it
+        was checked (a shared mirror): the file then goes beside it. Caller holds the lock."""
+        try:
+            os.replace(temp, self._full(relative))
+        except IsADirectoryError:
+            relative += COLLISION_SUFFIX
+            os.replace(temp, self._full(relative))
+        return relative
 
     def _rename_saved(self, old: str, new: str) -> None:
-        owner = self._owners.pop(old, None)
-        if owner is not None:
-            self._owners[new] = owner
+        if self._owners.move(old, new):
             self._on_move(old, new)
 
     def _link_temp(self, folder: str, source: str) -> str | None:
@@ -314,6 +321,11 @@ class Writer:
             raise _as_output_error(exc, directory) from None
         os.close(handle)
         return name
+
+
+def _fenced(url: str, fence: Callable[[], bool] | None) -> None:
+    if fence is not None and not fence():
+        raise LeaseLostError(f"{url}: another worker holds it now")
 
 
 def _holds(path: str, data: bytes) -> bool:
