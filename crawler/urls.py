@@ -58,12 +58,12 @@ def resolve(base: str, href: str) -> str:
     return _resolve(context, href)
 
 
-@lru_cache(maxsize=16384)  # bounded: on a big site the hot links stay, the rest goes
+@lru_cache(maxsize=4096)  # bounded: on a big site the hot links stay, the rest goes
 def _resolve(context: str, href: str) -> str:
     return canonicalize(urljoin(context, clean_href(href).replace("\\", "/")))
 
 
-@lru_cache(maxsize=16384)  # bounded: on a big site the hot links stay, the rest goes
+@lru_cache(maxsize=4096)  # bounded: on a big site the hot links stay, the rest goes
 def canonicalize(url: str) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
