@@ -23,10 +23,10 @@ from crawler.mirror.markup import (
     css_encoding,
     css_spots,
     html_encoding,
-    html_spots,
     read_value,
     spot_value,
 )
+from crawler.mirror.skim import html_spots
 from crawler.models import Link, LinkKind, distinct_links, is_css, is_html
 from crawler.urls import InvalidURLError, clean_href, resolve
 
