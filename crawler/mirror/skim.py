@@ -120,11 +120,14 @@ def _tag_hits() -> re.Pattern[bytes]:
 
 
 _TAG_HITS = _tag_hits()  # searched in the lowercased document
-# group of a URL -> (kind (None: by the rel), its quote, the raw-text element it opens, the rel's first group)
-_ONE_LINK_GROUPS: dict[int, tuple[LinkKind | None, bytes, bytes | None, int | None]] = {
-    _TAG_HITS.groupindex[f"{tag.decode()}_{number}"]: (
-        kind, quote, tag if tag in RAW_TEXT else None, _TAG_HITS.groupindex["rel_1"] if kind is None else None)
-    for tag, kind in _ONE_LINK.items() for number, quote in ((1, b'"'), (2, b"'"), (3, b""))}
+# By group of the search: for a URL's, (its kind (None: by the rel), its quote, the raw-text
+# element it opens, the rel's first group); for any other, None.
+_ONE_LINK_GROUPS: list[tuple[LinkKind | None, bytes, bytes | None, int | None] | None] = \
+    [None] * (_TAG_HITS.groups + 1)
+for _tag, _kind in _ONE_LINK.items():
+    for _number, _quote in (1, b'"'), (2, b"'"), (3, b""):
+        _ONE_LINK_GROUPS[_TAG_HITS.groupindex[f"{_tag.decode()}_{_number}"]] = (
+            _kind, _quote, _tag if _tag in RAW_TEXT else None, _TAG_HITS.groupindex["rel_1"] if _kind is None else None)
 # Attributes that give a link to any tag: style's url(), lazily loaded images. Searched for as
 # bytes, in the lowercased document.
 _ATTRIBUTE_HITS = (b"style", b"data-")
@@ -132,6 +135,7 @@ assert all(name.startswith(b"data-") for name in LAZY_ATTRIBUTES)
 _MARKUP_START = re.compile(rb"<(?:[a-zA-Z!?]|/[a-zA-Z])")  # as tags._MARKUP reads a "<"
 _EQUALS_OR_SPACE = frozenset(b"= \t\n\r\f\v")  # what precedes a quote that opens a value
 _OUTSIDE, _UNKNOWN = -1, -2  # where a hit is, besides in the tag at an offset
+_ATTRIBUTE = Context.ATTRIBUTE
 # Spot(...) runs the Python __new__ that NamedTuple generates: twice as slow, for every link
 _new_tuple = tuple.__new__
 
@@ -156,20 +160,18 @@ def html_spots(body: bytes) -> Document:
                 searching = True
                 break
             if hit > position:
-                holder = (_OUTSIDE if _outside_values(body, position, hit - 1) else _UNKNOWN) \
-                    if body[hit - 1] == 62 else _holder(body, position, hit)  # 62: ">", before most tags
+                holder = _holder(body, position, hit)
                 if holder != _OUTSIDE:
                     position = scan(body, position, hit, found) if holder == _UNKNOWN else \
                         read_construct(body, holder, found)
                     searching = True  # this match may have read past where the holder ends
                     break
             group = match.lastindex  # the URL's, if the tag holds one link (else maybe a <link>'s rel)
-            one_link = _ONE_LINK_GROUPS.get(group)  # type: ignore[arg-type]
+            one_link = _ONE_LINK_GROUPS[group] if group is not None else None
             if one_link is not None and next_attribute >= end:  # no style or lazy attribute either
                 kind, quote, raw_text, rel = one_link
                 start, stop = match.span(group)
-                add(_new_tuple(Spot, (start, stop, kind or link_kind(_group_value(match, rel)),
-                                      Context.ATTRIBUTE, quote)))
+                add(_new_tuple(Spot, (start, stop, kind or link_kind(_group_value(match, rel)), _ATTRIBUTE, quote)))
                 position = end if raw_text is None else raw_text_end(body, raw_text, end)
             else:  # reads at least as far as the match went: later matches stand
                 position = read_construct(body, hit, found)
@@ -220,14 +222,17 @@ def _group_value(match: re.Match[bytes], first: int | None) -> bytes:
 def _holder(body: bytes, position: int, hit: int) -> int:
     """Where the tag or end tag holding `hit` starts, _OUTSIDE of any, or _UNKNOWN (see the
     module's docstring). `position` is outside any tag, and no hit lies before `hit` after it."""
-    close = body.rfind(b">", position, hit)
+    close = hit - 1 if body[hit - 1] == 62 else body.rfind(b">", position, hit)  # 62: ">", before most tags
     if close >= 0:
         if not _outside_values(body, position, close):
             return _UNKNOWN
         position = close + 1
-    # "<x" right before an attribute hit is a tag's name: look one byte past the hit
-    markup = _MARKUP_START.search(body, position, hit + 2)
-    return markup.start() if markup is not None and markup.start() < hit else _OUTSIDE
+    start = body.find(b"<", position, hit)
+    while start >= 0:
+        if _MARKUP_START.match(body, start):  # "<x" right before an attribute hit: its tag's name
+            return start
+        start = body.find(b"<", start + 1, hit)
+    return _OUTSIDE
 
 
 def _outside_values(body: bytes, position: int, close: int) -> bool:
