@@ -226,6 +226,8 @@ def _holder(body: bytes, position: int, hit: int) -> int:
     if close >= 0:
         if not _outside_values(body, position, close):
             return _UNKNOWN
+        if close == hit - 1:
+            return _OUTSIDE
         position = close + 1
     start = body.find(b"<", position, hit)
     while start >= 0:
@@ -238,11 +240,11 @@ def _holder(body: bytes, position: int, hit: int) -> int:
 def _outside_values(body: bytes, position: int, close: int) -> bool:
     """Is the ">" at `close` outside any quoted attribute value? Only a value opened after
     `position` (outside any tag) can hold it, by the last quote of its kind before it."""
-    at = body.rfind(b'"', position, close)
-    if at > position and body[at - 1] in _EQUALS_OR_SPACE and _may_open_value(body, position, at):
-        return False
-    at = body.rfind(b"'", position, close)
-    return not (at > position and body[at - 1] in _EQUALS_OR_SPACE and _may_open_value(body, position, at))
+    for quote in b'"', b"'":
+        at = body.rfind(quote, position, close)
+        if at > position and body[at - 1] in _EQUALS_OR_SPACE and _may_open_value(body, position, at):
+            return False
+    return True
 
 
 def _may_open_value(body: bytes, position: int, quote: int) -> bool:
