@@ -287,6 +287,8 @@ def test_skimming_agrees_with_reading_every_tag_on_the_sample_site() -> None:
     b"<div " + b"a=b " * 100_000 + b">",  # one tag with a hundred thousand attributes
     b"<div " + b"a=b " * 100_000 + b' style="x">',  # the same, with a style attribute to read
     b"<p class=x>x</p>" * 25_000,  # a long run of tags without links
+    b"<div title='" + b"<a href=x " * 20_000 + b"'>",  # what skim searches for, inside one value
+    b"style data-src " * 20_000,  # and in the text
 ])
 def test_tokenizing_a_hostile_page_takes_memory_in_proportion_to_the_page(hostile: bytes) -> None:
     # The regular-expression engine keeps state for each repetition of a group it may have
@@ -301,3 +303,13 @@ def test_tokenizing_a_hostile_page_takes_memory_in_proportion_to_the_page(hostil
         tracemalloc.stop()
     assert [body[spot.start:spot.end] for spot in spots] == [b"y.html"]
     assert peak < 4 * len(body)
+
+
+@pytest.mark.parametrize("hostile", [
+    b"<div title='" + b"<a href=x " * 20_000 + b"'>",  # hits inside one long value
+    b"x='> <a href=y>" * 5_000,  # a quote after "=" before every hit: each stretch is read tag by tag
+    b"style data-src <p " * 10_000,  # attribute hits in the text and in tags that never close
+    b"<a " * 50_000 + b"<img src=" * 5_000,  # tags that never close
+])
+def test_skimming_a_hostile_page_finds_what_reading_every_tag_finds(hostile: bytes) -> None:
+    assert html_spots(hostile) == tags.read_tags(hostile, skip=False)
