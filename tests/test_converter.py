@@ -13,8 +13,8 @@ from crawler.history.recrawl import KnownLinks
 from crawler.mirror.converter import LinkFixer, _relative_path, convert_document, relative_from_folder, relative_link
 from crawler.mirror.linkmap import LinkMap
 from crawler.mirror.links import parse_document
-from crawler.mirror.markup import html_spots
 from crawler.mirror.offline import LinkFinisher, OfflineLinks, count_unconverted
+from crawler.mirror.skim import html_spots
 from crawler.mirror.writer import Writer
 from crawler.models import LinkKind, SavedFile
 
