@@ -6,7 +6,7 @@
   its text. Its stylesheet names a background image; nothing of it is in any static HTML.
 - `/gallery`: a heading, and an image list a script adds.
 - `/about.html`: a static page with a script (analytics) and plenty of text: render.mode
-  auto leaves it as served.
+  auto leaves it as served. It and `/` come with validators and an hour of freshness.
 - `/never`: an app shell whose image never comes: its load event never fires.
 - `/crash`: an app shell whose script takes memory until its renderer dies.
 
@@ -85,14 +85,20 @@ while (true) kept.push(new Array(1e6).fill(Math.random()));
 </script></body></html>"""
 
 
+def cached_html(body: bytes) -> routes.Route:
+    """HTML with validators and an hour of freshness: a re-crawl may reuse it without a request."""
+    headers = {"ETag": '"v1"', "Last-Modified": "Mon, 30 Nov 2026 10:00:00 GMT", "Cache-Control": "max-age=3600"}
+    return lambda handler: routes.send(handler, 200, body, headers=headers)
+
+
 def app_routes(stall: float = 30.0) -> dict[str, routes.Route]:
     """The site's routes; /stall.png says nothing for `stall` seconds, then comes."""
     listing = [{"id": number, "title": title} for number, (title, _) in ARTICLES.items()]
     served = {
-        "/": routes.html(SHELL), "/articles/1": routes.html(SHELL), "/articles/2": routes.html(SHELL),
+        "/": cached_html(SHELL), "/articles/1": routes.html(SHELL), "/articles/2": routes.html(SHELL),
         "/app.js": routes.raw(APP.encode(), "text/javascript"), "/app.css": routes.raw(CSS, "text/css"),
         "/api/articles.json": routes.raw(json.dumps(listing).encode(), "application/json"),
-        "/gallery": routes.html(GALLERY), "/about.html": routes.html(ABOUT),
+        "/gallery": routes.html(GALLERY), "/about.html": cached_html(ABOUT),
         "/analytics.js": routes.raw(b"window.counted = true;", "text/javascript"),
         "/never": routes.html(NEVER), "/stall.png": routes.stall(stall, routes.raw(PNG, "image/png")),
         "/crash": routes.html(CRASH),

@@ -96,6 +96,22 @@ def test_a_single_page_app_is_saved_as_the_reader_saw_it(app: SiteServer, crawl:
         assert all(url.startswith("file:") for url in urls), urls
 
 
+def test_a_rendered_page_is_rendered_again_by_the_next_crawl(app: SiteServer, tmp_path: Path) -> None:
+    """Its validators and freshness say nothing of what its scripts show: it is saved without
+    them, and fetched and rendered again, while a static page still fresh is reused."""
+    config = make_config([app.url, app.url + "about.html"], tmp_path / "out", render={"mode": "auto"},
+                         scope={"max_depth": 0})
+    CrawlRun(config).run()
+    entries = {entry["url"].removeprefix(app.url): entry for entry in read_manifest(tmp_path / "out")}
+    assert entries[""]["rendered"] and entries[""]["etag"] is None and entries[""]["fresh_until"] is None
+    assert not entries["about.html"]["rendered"] and entries["about.html"]["etag"] == '"v1"'
+    report = CrawlRun(config).run()
+    asked = [path for _, path in app.request_log()]
+    assert asked.count("/") == 2 and asked.count("/about.html") == 1
+    assert report.tally.pages_rendered == 1 and report.changes is not None
+    assert report.changes.to_dict()["summary"]["modified"] == 0  # the same DOM: unchanged
+
+
 def test_auto_renders_no_static_page_and_starts_no_browser(site: SiteServer, tmp_path: Path) -> None:
     CrawlRun(make_config(site.url, tmp_path / "never")).run()
     run = CrawlRun(make_config(site.url, tmp_path / "auto", render={"mode": "auto"}))
@@ -235,3 +251,100 @@ def test_render_wait_is_an_event_or_seconds(wait: object, expected: object) -> N
 def test_a_bad_render_wait_is_refused(wait: object) -> None:
     with pytest.raises(ValueError, match="give network_idle, load, or a number of seconds above 0"):
         RenderConfig(wait=wait)
+
+
+TEXT = b"<p>" + b"plenty of words " * 10 + b"</p>"  # 130 characters
+
+
+@pytest.mark.parametrize(("body", "rendered"), [
+    (b"<html><body><p>Hello</p></body></html>", False),  # no script: nothing could change it
+    (b'<div id="root"></div><script src="/app.js"></script>' + TEXT, True),  # an empty mount element
+    (b'<div id="app" class="x">\n  <!-- Vue -->\n</div><script type="module" src="/main.js"></script>', True),
+    (b"<app-root></app-root><script src=main.js></script>", True),  # Angular
+    (b'<div id="root"><p>server-rendered</p></div><script src=/app.js></script>' + TEXT, False),
+    (b'<script type="application/ld+json">{}</script><div id="root"></div>', False),  # data, not code
+    (b'<script type="text/javascript">go()</script><div id=__next></div>', True),
+    (b"<body><noscript>" + TEXT + b"</noscript><p>Loading...</p><script>x()</script>", True),  # noscript unseen
+    (b"<title>" + TEXT + b"</title><body><script>x('" + TEXT + b"')</script><style>p{}</style><!-- x --></body>",
+     True),
+    (b"<body><h1>Title</h1>" + TEXT + b"<script>analytics()</script>", False),  # a page with its text
+    (b'<body><div id="rooted"></div><script>x()</script>' + TEXT, False),  # another id
+])
+def test_auto_renders_what_looks_like_an_app_shell(body: bytes, rendered: bool) -> None:
+    from crawler.render.shell import app_shell
+
+    assert app_shell(body).render is rendered, app_shell(body).why
+
+
+def test_check_says_whether_a_page_would_be_rendered(app: SiteServer, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from crawler.cli.main import main
+
+    config = tmp_path / "site.yaml"
+    urls = [app.url, app.url + "about.html", app.url + "app.css"]
+    for mode in ("auto", "always", "never"):
+        config.write_text(f"start_urls: [{app.url}]\noutput: {tmp_path / 'out'}\nrender: {{mode: {mode}}}\n")
+        assert main(["check", str(config), *urls]) == 0
+        assert main(["check", str(config), *urls, "--json"]) == 0
+    auto, auto_json, always, always_json, never, never_json = capsys.readouterr().out.split(f"{config}: valid")[1:]
+    lines = auto.splitlines()[1:]
+    assert lines[0].endswith('; rendered in a browser -- render.mode auto: an app shell: an empty mount element '
+                             '<div id="root">')
+    assert lines[1].endswith("; not rendered -- render.mode auto: static HTML: a script, but 511 characters of "
+                             "visible text (100 or more)")
+    assert lines[2].endswith("; not rendered -- text/css, not HTML")
+    assert [verdict["rendered"] for verdict in json.loads(auto_json[auto_json.index("["):])] == [True, False, False]
+    assert always.splitlines()[2].endswith("; rendered in a browser -- render.mode always")
+    assert [verdict["rendered"] for verdict in json.loads(always_json[always_json.index("["):])] == [True, True, False]
+    assert "render" not in never
+    assert all("rendered" not in verdict for verdict in json.loads(never_json[never_json.index("["):]))
+
+
+def test_the_progress_display_shows_the_render_stage_and_its_queue() -> None:
+    from rich.console import Console
+
+    from crawler.cli.progress import bound_by, line, render
+    from crawler.tally import Stats
+
+    stats = Stats(elapsed=3, saved=10, discovered=40, bytes=10_000, errors=0,
+                  busy={"fetch": 2, "render": 2, "parse": 0, "write": 1},
+                  threads={"fetch": 16, "render": 2, "parse": 2, "write": 2},
+                  queued={"render queue": 100, "page queue": 3, "write queue": 0}, queue_size=100, frontier=50)
+    assert bound_by(stats) == "rendering pages in the browser (the render queue is full)"
+    console = Console(record=True, width=120, color_system=None)
+    console.print(render(stats, 3.0))
+    rows = [row.rstrip() for row in console.export_text().splitlines()[2:]]
+    assert [row.split()[0] for row in rows] == ["fetch", "render", "parse", "write"]
+    assert rows[0].endswith("2/16 busy  -> render queue 100/100")
+    assert rows[1].endswith("2/2 busy   -> page queue 3/100")
+    assert "render 2/2 busy" in line(stats, 3.0) and "render queue 100/100" in line(stats, 3.0)
+    static = Stats(elapsed=3, saved=10, discovered=40, bytes=10_000, errors=0, busy={"fetch": 2},
+                   threads={"fetch": 16, "render": 0, "parse": 2, "write": 2},
+                   queued={"page queue": 3, "write queue": 0}, queue_size=100)
+    console = Console(record=True, width=120, color_system=None)
+    console.print(render(static, 3.0))
+    assert "render" not in console.export_text() and "render" not in line(static, 3.0)
+
+
+def test_a_manifest_or_crawl_state_from_before_rendering_reads_as_not_rendered(tmp_path: Path) -> None:
+    import sqlite3
+
+    from crawler.engine import state_db
+    from crawler.history.manifest import load_manifest
+
+    line = {"url": "http://h/", "path": "h/index.html", "status": 200, "content_type": "text/html", "size": 1,
+            "sha256": "0" * 64, "etag": None, "last_modified": None, "fetched_at": "2026-11-26T00:00:00+00:00",
+            "charset": None, "checked_at": None, "fresh_until": None}
+    (tmp_path / "manifest.jsonl").write_text(json.dumps(line) + "\n")
+    entries = load_manifest(tmp_path / "manifest.jsonl")
+    assert entries is not None and entries[0].rendered is False
+    db = sqlite3.connect(tmp_path / "state.sqlite")
+    db.execute("CREATE TABLE saved (url TEXT PRIMARY KEY, path TEXT NOT NULL, status INTEGER NOT NULL, "
+               "content_type TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, etag TEXT, "
+               "last_modified TEXT, fetched_at TEXT NOT NULL, charset TEXT, checked_at TEXT, fresh_until TEXT, "
+               "file_size INTEGER NOT NULL)")
+    db.execute("INSERT INTO saved VALUES (?, ?, 200, 'text/html', 1, ?, NULL, NULL, ?, NULL, NULL, NULL, 1)",
+               (line["url"], line["path"], line["sha256"], line["fetched_at"]))
+    state_db.prepare(db)
+    row = db.execute(f"SELECT {state_db.SAVED_COLUMNS} FROM saved").fetchone()
+    assert row[-2:] == (0, 1)  # rendered: no; file_size: as it was
