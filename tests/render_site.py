@@ -43,7 +43,11 @@ async function main() {
   const gallery = document.createElement("a");
   gallery.href = "/gallery";
   gallery.textContent = "Gallery";
+  gallery.setAttribute("onclick", "track(this)");  // its code is gone with the scripts: removed too
   nav.append(gallery);
+  const style = document.createElement("style");  // CSS-in-JS: rules in the CSSOM, none in the text
+  document.head.append(style);
+  style.sheet.insertRule("main h1 { color: rgb(0, 128, 0) }");
   root.append(nav);
   const match = location.pathname.match(/^\\/articles\\/(\\d+)$/);
   const main = document.createElement("main");

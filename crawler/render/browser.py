@@ -2,28 +2,29 @@
 
 Playwright's objects belong to the thread (and event loop) that made them. Rather than one
 synchronous Playwright -- and one browser process -- per render thread, one thread runs an
-asyncio loop that owns Playwright, the browser, its tabs and its network (network.py): the
-render threads hand it pages (`render`, from any thread) and wait for their result, and it
-renders render.parallel of them at once, as tabs of the one browser. One browser is cheaper
-than several (its processes are shared), and its tabs cannot outlive the crawl.
+asyncio loop that owns Playwright, the browser, its tabs (page.py) and its network
+(network.py): the render threads hand it pages (`render`, from any thread) and wait for their
+result, and it renders render.parallel of them at once, in as many tabs of the one browser.
+One browser is cheaper than several (its processes are shared), and nothing of it can outlive
+the crawl: `close` ends it all.
 
 The browser is started at the first page to render: a crawl in render.mode auto that meets no
-app shell starts none. A tab that crashes its renderer fails that page only; a browser that
-dies (or hangs) is started again for the next page; one that cannot be started at all, after
-LAUNCH_TRIES, fails every page quickly instead of each waiting for it.
+app shell starts none. A tab that crashes its renderer fails that page only, and is replaced;
+a browser that dies (or hangs) is started again for the next page; one that cannot be started
+at all, LAUNCH_TRIES times in a row, fails every page at once rather than each waiting for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
-from pathlib import Path
 from typing import Any
 
 from crawler.config import RenderConfig
 from crawler.render.network import BrowserNetwork
-from crawler.render.page import Rendered, RenderError, RenderJob, close_quietly, render_page
+from crawler.render.page import Rendered, RenderError, RenderJob, Tab, close_quietly
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +47,15 @@ class BrowserHost:
         out, used from this host's loop only."""
         assert settings.browser is not None
         self._settings = settings
-        self._executable: Path = settings.browser
+        self._executable = str(settings.browser)
         self._network = network
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="browser", daemon=True)
         self._thread.start()
         self._playwright: Any = None
         self._browser: Any = None
+        self._context: Any = None  # the tabs' (one per browser)
+        self._idle: list[Tab] = []  # tabs of the running browser, waiting for a page
         self._launching = asyncio.Lock()  # (bound to the loop when first used, in the loop)
         self._failed_launches = 0
         self.restarts = 0
@@ -69,17 +72,36 @@ class BrowserHost:
         self._loop.close()
 
     async def _render(self, job: RenderJob) -> Rendered:
-        browser = await self._started()
+        browser, tab = await self._tab()
         try:
-            return await asyncio.wait_for(render_page(browser, job, self._network, self._settings),
-                                          self._settings.timeout + GRACE)
+            return await asyncio.wait_for(tab.render(job, self._settings), self._settings.timeout + GRACE)
         except asyncio.TimeoutError:
-            await self._drop(browser, "it stopped answering")
+            await self._drop(browser, "stopped answering")
             raise RenderError(f"the browser stopped answering (past render.timeout, {self._settings.timeout:g} s); "
                               "it is started again") from None
         finally:
-            if not browser.is_connected():
-                await self._drop(browser, "it crashed")
+            await self._give_back(browser, tab)
+
+    async def _tab(self) -> tuple[Any, Tab]:
+        """An idle tab of the running browser (started now if need be), or a new one."""
+        browser = await self._started()
+        if self._idle:
+            return browser, self._idle.pop()
+        try:
+            return browser, await Tab.open(self._context, self._network)
+        except Exception as error:
+            await self._drop(browser, "cannot open a tab")
+            raise RenderError(f"the browser cannot open a tab: {str(error).splitlines()[0]}") from None
+
+    async def _give_back(self, browser: Any, tab: Tab) -> None:
+        """The tab, emptied, waits for the next page; one that crashed, has rendered its share
+        or does not answer is closed (and a browser that died dropped)."""
+        if not browser.is_connected():
+            await self._drop(browser, "crashed")
+        elif browser is self._browser and tab.reusable and await tab.empty():
+            self._idle.append(tab)
+        else:
+            await tab.close()
 
     async def _started(self) -> Any:
         """The browser, started now if it is not running."""
@@ -89,7 +111,7 @@ class BrowserHost:
             if self._failed_launches >= LAUNCH_TRIES:
                 raise RenderError(f"the browser {self._executable} cannot be started; no page is rendered")
             try:
-                self._browser = await self._launch()
+                self._browser, self._context = await self._launch()
             except Exception as error:
                 self._failed_launches += 1
                 log.error("cannot start the browser %s: %s", self._executable, str(error).splitlines()[0])
@@ -97,13 +119,16 @@ class BrowserHost:
             self._failed_launches = 0
             return self._browser
 
-    async def _launch(self) -> Any:
+    async def _launch(self) -> tuple[Any, Any]:
         from playwright.async_api import async_playwright
 
         if self._playwright is None:
             self._playwright = await async_playwright().start()
-        return await self._playwright.chromium.launch(executable_path=str(self._executable), args=list(FLAGS),
-                                                      headless=True)
+        browser = await self._playwright.chromium.launch(executable_path=self._executable, args=list(FLAGS),
+                                                         headless=True)
+        context = await browser.new_context(service_workers="block", bypass_csp=True)
+        await context.route_web_socket(re.compile(".*"), _refuse_web_socket)
+        return browser, context
 
     async def _drop(self, browser: Any, why: str) -> None:
         """A browser that crashed or hung: closed (its processes killed); the next page starts
@@ -111,9 +136,9 @@ class BrowserHost:
         async with self._launching:
             if self._browser is not browser:
                 return  # another render dropped it already
-            self._browser = None
+            self._browser, self._context, self._idle = None, None, []
             self.restarts += 1
-        log.warning("the browser %s: %s; starting it again for the next page", why, self._executable)
+        log.warning("the browser %s %s; it is started again for the next page", self._executable, why)
         await close_quietly(browser)
 
     async def _shut_down(self) -> None:
@@ -130,3 +155,9 @@ class BrowserHost:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _refuse_web_socket(socket: Any) -> None:
+    """A WebSocket is never connected: it leads past the crawl's rules, and nothing it brings
+    can be saved."""
+    await socket.close()

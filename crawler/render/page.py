@@ -1,6 +1,12 @@
-"""One page in the browser: a fresh context (nothing shared with the pages before it), the page
-served to the browser as the crawl fetched it, every request it makes answered through the
-crawl's rules (network.py), then, once it settled, its DOM without its scripts (dom.py).
+"""Pages in the browser: a tab renders page after page -- the page served to the browser as the
+crawl fetched it, every request it makes answered through the crawl's rules (network.py), then,
+once it settled, its DOM without its scripts (dom.py).
+
+A tab is reused rather than opened for each page: a new tab (let alone a new browser context)
+costs a renderer process, 150-300 ms on a busy machine, more than rendering a plain page. So
+the tabs share one context: a page sees the cookies and localStorage the pages before it left
+in the browser, as a reader's browser would. Between two pages a tab is emptied (about:blank),
+so that nothing of the last page -- a timer, a late request -- acts during the next one.
 
 What the page asked for is kept: the URLs of its requests -- stylesheets, images, fonts, the
 XHR and fetch calls of its scripts, frames -- become requisites of the page, saved through the
@@ -12,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +32,8 @@ log = logging.getLogger(__name__)
 
 # Not passed on to the browser with a body that curl has already decoded and measured.
 HOP_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"})
-CLOSE_TIMEOUT = 10.0  # seconds to close a tab's context before the browser is given up as hung
+CLOSE_TIMEOUT = 10.0  # seconds to close or empty a tab before it is given up as hung
+PAGES_PER_TAB = 100  # pages a tab renders before it is closed and another opened (what leaks, goes)
 
 
 class RenderError(Exception):
@@ -47,45 +53,72 @@ class Rendered:
     requested: list[Link] = field(default_factory=list)  # what the page asked for, in order
 
 
-async def render_page(browser: Any, job: RenderJob, network: BrowserNetwork, settings: RenderConfig) -> Rendered:
-    """Render `job` in a new context of `browser` (a playwright.async_api.Browser). Raises
-    RenderError."""
-    from playwright.async_api import Error
-    from playwright.async_api import TimeoutError as PlaywrightTimeout
+class Tab:
+    """One tab of the browser, rendering one page at a time. Open it with `Tab.open`."""
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.timeout
-    context = None
-    crashed: list[bool] = []
-    router = Router(job, network)
+    def __init__(self, page: Any, network: BrowserNetwork) -> None:
+        self._page = page
+        self._router = Router(network)
+        self.crashed = False
+        self.rendered = 0
+
+    @classmethod
+    async def open(cls, context: Any, network: BrowserNetwork) -> Tab:
+        tab = cls(await context.new_page(), network)
+        tab._page.on("crash", tab._crashed)
+        await tab._page.route("**/*", tab._router.answer)
+        return tab
+
+    @property
+    def reusable(self) -> bool:
+        return not self.crashed and self.rendered < PAGES_PER_TAB
+
+    async def render(self, job: RenderJob, settings: RenderConfig) -> Rendered:
+        """Render `job` (the tab is empty). Raises RenderError."""
+        from playwright.async_api import Error
+        from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.timeout
+        self.rendered += 1
+        self._router.job = job
+        try:
+            await self._page.goto(job.url, wait_until="load", timeout=_milliseconds(deadline - loop.time()))
+            await _settle(self._page, settings.wait, deadline)
+            html: str = await self._page.evaluate(SERIALIZE)
+        except PlaywrightTimeout:
+            raise RenderError(f"not loaded within render.timeout ({settings.timeout:g} s)") from None
+        except Error as error:
+            if self.crashed:
+                raise RenderError("the page crashed the browser's renderer (out of memory?)") from None
+            raise RenderError(str(error).splitlines()[0]) from None
+        finally:
+            requested = self._router.done()
+        return Rendered(html.encode("utf-8", "replace"), requested)
+
+    async def empty(self) -> bool:
+        """Leave the last page (its timers, its requests): False if the tab does not answer."""
+        try:
+            await asyncio.wait_for(self._page.goto("about:blank"), CLOSE_TIMEOUT)
+        except Exception as error:  # hung, crashed, or the browser is gone
+            log.debug("emptying a browser tab: %s", error)
+            return False
+        return True
+
+    async def close(self) -> None:
+        await close_quietly(self._page)
+
+    def _crashed(self, _: Any) -> None:
+        self.crashed = True
+
+
+async def close_quietly(closable: Any) -> None:
+    """Close a tab or a browser whatever became of it; one that cannot is hung (the caller's
+    check of `is_connected` and the timeout around a render deal with it)."""
     try:
-        context = await browser.new_context(service_workers="block", bypass_csp=True)
-        await context.route_web_socket(re.compile(".*"), _refuse_web_socket)
-        await context.route("**/*", router.answer)
-        page = await context.new_page()
-        page.on("crash", lambda _: crashed.append(True))
-        await page.goto(job.url, wait_until="load", timeout=_milliseconds(deadline - loop.time()))
-        await _settle(page, settings.wait, deadline)
-        html: str = await page.evaluate(SERIALIZE)
-    except PlaywrightTimeout:
-        raise RenderError(f"not loaded within render.timeout ({settings.timeout:g} s)") from None
-    except Error as error:
-        if crashed:
-            raise RenderError("the page crashed the browser's renderer (out of memory?)") from None
-        raise RenderError(str(error).splitlines()[0]) from None
-    finally:
-        if context is not None:
-            await close_quietly(context)
-    return Rendered(html.encode("utf-8", "replace"), router.requested)
-
-
-async def close_quietly(context: Any) -> None:
-    """Close a context whatever became of its pages; a browser that cannot is hung (the
-    caller's check of `is_connected` and the timeout around a render deal with it)."""
-    try:
-        await asyncio.wait_for(context.close(), CLOSE_TIMEOUT)
+        await asyncio.wait_for(closable.close(), CLOSE_TIMEOUT)
     except Exception as error:  # a crashed browser; or a timeout
-        log.debug("closing a browser context: %s", error)
+        log.debug("closing %s: %s", type(closable).__name__, error)
 
 
 async def _settle(page: Any, wait: str | float, deadline: float) -> None:
@@ -103,37 +136,44 @@ async def _settle(page: Any, wait: str | float, deadline: float) -> None:
 
 
 class Router:
-    """Answers every request of one page's context."""
+    """Answers every request of one tab: its page's, while it renders one; none otherwise."""
 
-    def __init__(self, job: RenderJob, network: BrowserNetwork) -> None:
-        self._job = job
+    def __init__(self, network: BrowserNetwork) -> None:
         self._network = network
+        self.job: RenderJob | None = None
         self._document_served = False
-        self.requested: list[Link] = []
+        self._requested: list[Link] = []
+
+    def done(self) -> list[Link]:
+        """The page is rendered (or given up): what it asked for. Its requests stop here."""
+        requested, self._requested = self._requested, []
+        self.job, self._document_served = None, False
+        return requested
 
     async def answer(self, route: Any, request: Any) -> None:
         from playwright.async_api import Error
 
         try:
             await self._answer(route, request)
-        except Error as error:  # the page is gone (closed at its timeout)
+        except Error as error:  # the page is gone (it timed out, the tab was emptied)
             log.debug("browser request %s: %s", request.url, error)
 
     async def _answer(self, route: Any, request: Any) -> None:
+        job = self.job
         top = request.is_navigation_request() and request.frame.parent_frame is None
-        if top and not self._document_served:
+        if job is not None and top and not self._document_served:
             self._document_served = True
-            await _fulfill(route, self._job.document)
+            await _fulfill(route, job.document)
             return
         url = _canonical(request.url)
-        if url is None or request.method not in ("GET", "HEAD"):  # the crawl sends no forms nor posts
+        if job is None or url is None or request.method not in ("GET", "HEAD"):  # the crawl sends no forms nor posts
             await route.abort("blockedbyclient")
             return
-        self.requested.append(Link(url, LinkKind.PAGE if top else LinkKind.REQUISITE))
+        self._requested.append(Link(url, LinkKind.PAGE if top else LinkKind.REQUISITE))
         if top:  # a script leaving the page: what was saved is the page the reader saw
             await route.abort("blockedbyclient")
             return
-        answer = await self._network.get(url, self._job.refusal)
+        answer = await self._network.get(url, job.refusal)
         if isinstance(answer, Response):
             await _fulfill(route, answer)
         elif isinstance(answer, FetchError) and answer.status is not None:
@@ -147,12 +187,6 @@ async def _fulfill(route: Any, response: Response) -> None:
     if response.content_type and not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = response.content_type + (f"; charset={response.charset}" if response.charset else "")
     await route.fulfill(status=response.status, headers=headers, body=response.body)
-
-
-async def _refuse_web_socket(socket: Any) -> None:
-    """A WebSocket is never connected: it leads past the crawl's rules, and nothing it brings
-    can be saved."""
-    await socket.close()
 
 
 def _canonical(url: str) -> str | None:
