@@ -225,6 +225,36 @@ def test_a_browser_that_dies_is_started_again(app: SiteServer, tmp_path: Path) -
         host.close()
 
 
+def test_a_stopping_crawl_puts_the_pages_to_render_back_and_passes_the_rest_on(tmp_path: Path) -> None:
+    """Ctrl-C: what would be rendered is rendered when the crawl resumes, not while it drains."""
+    import queue
+    from types import SimpleNamespace
+
+    from crawler.engine.outcomes import STOP
+    from crawler.engine.render_stage import RenderStage
+    from crawler.engine.scope import Scope
+    from crawler.models import Page
+    from crawler.tally import Tally
+
+    config = make_config("http://h/", tmp_path / "out", render={"mode": "always"})
+    put_back: list[str] = []
+    frontier = SimpleNamespace(put_back=lambda item: put_back.append(item.url))
+    renders: queue.Queue[Any] = queue.Queue()
+    pages: queue.Queue[Any] = queue.Queue()
+    stage = RenderStage(config, frontier=frontier, fetcher=SimpleNamespace(stopping=True),  # type: ignore[arg-type]
+                        scope=Scope(config.scope), renders=renders, pages=pages)
+
+    def page(url: str, content_type: str, body: bytes) -> Page:
+        return Page(CrawlItem(url, 0, LinkKind.PAGE), Response(url, 200, content_type, None, body, None, None, ""))
+
+    for item in (page("http://h/", "text/html", render_site.SHELL), page("http://h/app.css", "text/css", b""), STOP):
+        renders.put(item)
+    stage.run(Tally(stage="render"))
+    assert put_back == ["http://h/"]
+    assert [pages.get().item.url] == ["http://h/app.css"] and pages.empty()
+    assert not stage.browser_started
+
+
 def test_without_chromium_or_playwright_rendering_is_a_config_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from crawler.cli.main import main

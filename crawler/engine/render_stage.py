@@ -62,13 +62,13 @@ class RenderStage:
         """One render thread, until the fetchers are all done (a sentinel comes)."""
         while not isinstance(page := self._renders.get(), Sentinel):
             assert isinstance(page, Page)
-            if self.wanted(page):
-                tally.working_on(1)
-                goes_on = self._render(page, tally)
-                tally.working_on(0)
-                if not goes_on:
-                    continue
-            self._pages.put(page)
+            try:
+                goes_on = self._handle(page, tally)
+            except Exception:  # a bug: the page goes on as served, never lost
+                log.exception("internal error rendering %s", page.response.url)
+                goes_on = True
+            if goes_on:
+                self._pages.put(page)
 
     def wanted(self, page: Page) -> bool:
         """Is this response rendered? An HTML page or frame as served (a stored copy reused is
@@ -78,6 +78,20 @@ class RenderStage:
                 page.item.kind not in (LinkKind.PAGE, LinkKind.REQUISITE):
             return False
         return self._always or app_shell(response.body).render
+
+    def _handle(self, page: Page, tally: Tally) -> bool:
+        """Render the page if it is wanted; False if it was put back instead (the crawl stops:
+        it is rendered when the crawl resumes, not now)."""
+        if not self.wanted(page):
+            return True
+        if self._fetcher.stopping:
+            self._frontier.put_back(page.item)
+            return False
+        tally.working_on(1)
+        try:
+            return self._render(page, tally)
+        finally:
+            tally.working_on(0)
 
     def close(self) -> None:
         """After the last render thread ended: the browser and its threads go."""
@@ -100,7 +114,7 @@ class RenderStage:
             tally.render_failures.append(Failure(response.url, "render_failed", str(error),
                                                  referrer=page.item.referrer))
             return True
-        except Exception as exc:  # a bug: the page is saved as served, never lost
+        except Exception as exc:  # a bug: the page is saved as served, and noted
             log.exception("internal error rendering %s", response.url)
             tally.render_failures.append(Failure(response.url, "render_failed", f"{type(exc).__name__}: {exc}"))
             return True
