@@ -63,6 +63,11 @@ def test_a_single_page_app_is_saved_as_the_reader_saw_it(app: SiteServer, crawl:
     # the static page with a script left as served.
     assert {path for path, entry in entries.items() if entry["rendered"]} == RENDERED
     assert report.tally.pages_rendered == 4 and not report.tally.render_failures
+    # What rendering cost the site, apart from the fetchers' requests: in report.json and report.html.
+    counts = json.loads((out / "report.json").read_text())["counts"]
+    assert counts["rendered"] == 4 and counts["browser_requests"] == report.tally.browser_requests >= 9
+    assert report.tally.browser_bytes > 0
+    assert f"4 pages ({report.tally.browser_requests} requests, " in (out / "report.html").read_text()
     # What the browser loaded -- the API's answers, the stylesheet's background -- saved with them.
     assert {"app.js", "app.css", "img/bg.png", "api/articles.json", "api/articles/1.json", "api/articles/2.json",
             "img/one.png", "img/two.png", "img/three.png"} <= set(entries)
@@ -172,27 +177,26 @@ def test_a_page_that_crashes_the_renderer_is_saved_as_served_and_the_browser_ren
 
 
 def _browser_process(flag: str) -> int | None:
-    """The pid of this process's descendant Chromium (its browser process, not a tab's) started
-    with `flag`."""
-    children: dict[int, list[int]] = {}
+    """The pid of the Chromium this process started with `flag`: its browser process (not a
+    tab's, which has a --type=)."""
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    waiting, found = [os.getpid()], None
-    while waiting:
-        pid = waiting.pop()
-        waiting += children.get(pid, [])
         try:
-            arguments = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+            arguments = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
         except OSError:
             continue
-        if flag.encode() in arguments and not any(argument.startswith(b"--type=") for argument in arguments):
-            found = pid
-    return found
+        if flag.encode() in arguments and not any(argument.startswith(b"--type=") for argument in arguments) \
+                and _descends_from(int(entry.name), os.getpid()):
+            return int(entry.name)
+    return None
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1 and pid != ancestor:
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return pid == ancestor
 
 
 @pytest.mark.slow

@@ -70,7 +70,8 @@ class Pipeline:
         # render.mode never: no render queue, no render threads -- the fetchers feed the parsers.
         self.renders: queue.Queue[QueueItem] | None = \
             queue.Queue(maxsize=config.queue_size) if config.render.mode != "never" else None
-        self.tallies: list[Tally] = []  # one per thread, filled in before the threads start
+        # One per thread, filled in before the threads start; and the browser's, once it closed.
+        self.tallies: list[Tally] = []
         outcomes = Outcomes(frontier=frontier, state=state, links=files.links, fixer=files.fixer,
                             writes=self.writes, abort=abort)
         self._fetch_threads, capacity = fetch_threads(config)
@@ -100,7 +101,7 @@ class Pipeline:
             _join_then_stop(fetchers, self.renders, len(renderers))
         _join_then_stop(renderers or fetchers, self.pages, len(parsers))  # the stage that feeds the parsers
         if rendering is not None:
-            rendering.close()  # the browser, after its last page
+            self.tallies.append(rendering.close())  # the browser, after its last page
         _join_then_stop(parsers, self.writes, len(writers))
         _join_then_stop(writers, None, 0)
         return self.tallies

@@ -93,11 +93,15 @@ class RenderStage:
         finally:
             tally.working_on(0)
 
-    def close(self) -> None:
-        """After the last render thread ended: the browser and its threads go."""
+    def close(self) -> Tally:
+        """After the last render thread ended: the browser and its threads go. Returns what its
+        downloads cost (a tally of no thread: no slot)."""
+        tally = Tally(stage="render", slots=0)
         if self._host is not None:
             self._host.close()
+            tally.browser_requests, tally.browser_bytes = self._host.downloads
             self._host = None
+        return tally
 
     def _render(self, page: Page, tally: Tally) -> bool:
         """Render the page in place; False if it was put back (the crawl stops)."""

@@ -170,6 +170,7 @@ class CrawlReport:
             "parse_errors": len(tally.parse_errors),
             "rendered": tally.pages_rendered,
             "render_failed": len(tally.render_failures),
+            "browser_requests": tally.browser_requests,  # made for rendered pages (not in "fetched")
         }
 
     def log_fields(self) -> dict[str, object]:
@@ -227,7 +228,8 @@ class CrawlReport:
 def rendered_line(tally: Tally) -> str:
     """What render.mode did, in words."""
     failed = len(tally.render_failures)
-    return f"rendered in the browser: {tally.pages_rendered} pages" + \
+    return f"rendered in the browser: {tally.pages_rendered} pages ({tally.browser_requests} requests, " \
+           f"{_megabytes(tally.browser_bytes)} for them)" + \
         (f"; {failed} could not be (render_failed: saved as served)" if failed else "")
 
 

@@ -64,6 +64,11 @@ class BrowserHost:
         """Render a page, from any thread (waits for the result). Raises RenderError."""
         return asyncio.run_coroutine_threadsafe(self._render(job), self._loop).result()
 
+    @property
+    def downloads(self) -> tuple[int, int]:
+        """(requests, bytes) the browser's pages cost the sites so far."""
+        return self._network.downloads, self._network.downloaded_bytes
+
     def close(self) -> None:
         """Close the browser, Playwright and the network, then end the loop's thread."""
         asyncio.run_coroutine_threadsafe(self._shut_down(), self._loop).result()

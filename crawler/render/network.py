@@ -64,6 +64,8 @@ class BrowserNetwork:
         self._rules: dict[str, asyncio.Future[RobotsRules]] = {}  # origin -> its robots.txt rules
         self._next_start: dict[str, float] = {}  # origin -> loop time its next download may start
         self._tasks: set[asyncio.Task[None]] = set()
+        self.downloads = 0  # requests the browser's pages cost the sites (robots.txt included)
+        self.downloaded_bytes = 0
 
     async def get(self, url: str, refusal: Refusal) -> Answer:
         """`url` as the crawl fetches it, redirects followed (each target asked about too)."""
@@ -117,6 +119,8 @@ class BrowserNetwork:
             self._downloads.fetch(CrawlItem(url, 0, kind),
                                   lambda result: loop.call_soon_threadsafe(_settle, answered, result))
             result = await answered
+            self.downloads += 1
+            self.downloaded_bytes += len(result.body) if isinstance(result, Response) else 0
         except Exception as exc:  # a bug: the pages waiting for it must not wait for ever
             log.exception("browser download of %s", url)
             result = FetchError(f"{type(exc).__name__}: {exc}", url, "internal_error")
