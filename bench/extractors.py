@@ -17,7 +17,8 @@ from bs4 import BeautifulSoup, SoupStrainer
 from lxml import etree
 from lxml import html as lxml_html
 
-from crawler.mirror.markup import html_spots
+from crawler.mirror.skim import html_spots
+from crawler.mirror.tags import read_tags
 
 LINK_TAGS = ["a", "link", "img", "script", "source", "iframe", "style"]
 
@@ -53,7 +54,8 @@ def main() -> None:
         ("beautifulsoup4 + lxml, SoupStrainer", lambda b: BeautifulSoup(b, "lxml", parse_only=strainer), 1),
         ("lxml.html iterlinks()", lambda b: list(lxml_html.fromstring(b).iterlinks()), 3),
         ("lxml.etree, link-carrying tags", lxml_etree_links, 3),
-        ("crawler.mirror.markup.html_spots", html_spots, 3),
+        ("crawler.mirror.tags.read_tags (tag by tag)", read_tags, 3),
+        ("crawler.mirror.skim.html_spots", html_spots, 3),
     ]
     print(f"{len(bodies)} pages, {sum(map(len, bodies)) / len(bodies) / 1024:.1f} KB each on average")
     for name, extract, rounds in extractors:

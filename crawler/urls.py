@@ -39,31 +39,48 @@ def clean_href(href: str) -> str:
     return _STRIP_INSIDE.sub("", href) if "\t" in href or "\n" in href or "\r" in href else href
 
 
+class BaseURL:
+    """A URL that links resolve against, split once into the parts `resolve` takes from it:
+    a page resolves all its links against one."""
+
+    __slots__ = ("_folder", "_origin", "_scheme", "url")
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._scheme = url[: url.find(":") + 1]
+        self._origin = url[: url.find("/", url.find("//") + 2)]
+        path = url.split("?", 1)[0]
+        self._folder = path[: path.rfind("/") + 1]
+
+    def resolve(self, href: str) -> str:
+        """The canonical absolute URL `href` points to from here. Raises InvalidURLError."""
+        href = href.strip()
+        # The same link appears on many pages; what it resolves to depends on only part of the
+        # base, so the cache key keeps only that part and one answer serves all those pages.
+        if _HAS_SCHEME.match(href):
+            context = ""
+        elif href.startswith(("//", "\\\\")):
+            context = self._scheme
+        elif href.startswith(("/", "\\")):
+            context = self._origin
+        elif not href or href[0] in "?#":
+            context = self.url
+        else:
+            context = self._folder
+        return _resolve(context, href)
+
+
 def resolve(base: str, href: str) -> str:
     """The canonical absolute URL `href` points to from `base`. Raises InvalidURLError."""
-    href = href.strip()
-    # The same link appears on many pages; what it resolves to depends on only part of the
-    # base, so the cache key keeps only that part and one answer serves all those pages.
-    if _HAS_SCHEME.match(href):
-        context = ""
-    elif href.startswith(("//", "\\\\")):
-        context = base[: base.find(":") + 1]
-    elif href.startswith(("/", "\\")):
-        context = base[: base.find("/", base.find("//") + 2)]
-    elif not href or href[0] in "?#":
-        context = base
-    else:
-        path = base.split("?", 1)[0]
-        context = path[: path.rfind("/") + 1]
-    return _resolve(context, href)
+    return BaseURL(base).resolve(href)
 
 
-@lru_cache(maxsize=16384)  # bounded: on a big site the hot links stay, the rest goes
+@lru_cache(maxsize=4096)  # bounded: on a big site the hot links stay, the rest goes
 def _resolve(context: str, href: str) -> str:
     return canonicalize(urljoin(context, clean_href(href).replace("\\", "/")))
 
 
-@lru_cache(maxsize=16384)  # bounded: on a big site the hot links stay, the rest goes
+@lru_cache(maxsize=4096)  # bounded: on a big site the hot links stay, the rest goes
 def canonicalize(url: str) -> str:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()

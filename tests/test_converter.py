@@ -13,8 +13,8 @@ from crawler.history.recrawl import KnownLinks
 from crawler.mirror.converter import LinkFixer, _relative_path, convert_document, relative_from_folder, relative_link
 from crawler.mirror.linkmap import LinkMap
 from crawler.mirror.links import parse_document
-from crawler.mirror.markup import html_spots
 from crawler.mirror.offline import LinkFinisher, OfflineLinks, count_unconverted
+from crawler.mirror.skim import html_spots
 from crawler.mirror.writer import Writer
 from crawler.models import LinkKind, SavedFile
 
@@ -289,3 +289,22 @@ def test_known_links_round_trip_and_follow_fixes() -> None:
     # An earlier version's JSON is still read.
     assert KnownLinks.decode('[["http://h/a.html","page","h/a.html"],["http://h/s.css","requisite",null]]') == \
         KnownLinks([(SITE + "a.html", LinkKind.PAGE), (SITE + "s.css", LinkKind.REQUISITE)], ["h/a.html", None])
+
+
+def test_links_to_a_settled_target_are_fixed_in_every_page_when_its_file_is_renamed(tmp_path: Path) -> None:
+    """Once a target is saved and every link names its file, the map keeps only how many
+    links there are; if the file is renamed later, the pages are fixed all the same."""
+    links = LinkMap(Writer(tmp_path, adjust_extension=True).path_for)
+    data = [(SITE + "data", LinkKind.PAGE, True)]
+    first, _ = links.plan("text/html", None, data)
+    links.saved(SITE + "one.html", "h/one.html", first)
+    assert [fix.wrong for fix in links.saved(SITE + "data", "h/data")] == ["h/data.html"]
+    second, plan = links.plan("text/html", None, data)
+    assert plan == ["h/data"]
+    links.saved(SITE + "two.html", "h/two.html", second)
+    assert links.all_misplaced() == []
+    assert list(links.counts()) == [(SITE + "data", 2)]
+    links.moved("h/data", "h/data~")
+    assert sorted((fix.page, fix.wrong, fix.right) for fix in links.all_misplaced()) == [
+        ("h/one.html", "h/data", "h/data~"), ("h/two.html", "h/data", "h/data~")]
+    assert links.url_of_file()["h/data"] == SITE + "data"

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import gzip
-import re
 import tracemalloc
 from pathlib import Path
 from unittest import mock
@@ -10,9 +9,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from crawler.mirror import markup
+from crawler.mirror import skim, tags
 from crawler.mirror.links import extract_links, sitemap_links
-from crawler.mirror.markup import css_spots, html_spots, srcset_spans
+from crawler.mirror.markup import css_spots, srcset_spans
+from crawler.mirror.skim import html_spots
 from crawler.models import Link, LinkKind
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
@@ -213,9 +213,10 @@ def test_garbage_sitemap_gives_no_links() -> None:
     assert sitemap_links(b"<html>not a sitemap", "http://h/s.xml") == []
 
 
-# Pieces of markup, well and badly formed, that a document is made of for the property below.
+# Pieces of markup, well and badly formed, that a document is made of for the properties below.
 _NAMES = ["a", "A", "img", "td", "TD", "table", "body", "div", "p", "span", "style", "script", "title",
-          "link", "meta", "source", "plaintext", "textarea", "li", "section", "iframe"]
+          "link", "meta", "source", "plaintext", "textarea", "li", "section", "iframe", "base", "input",
+          "object", "video", "area", "xmp", "embed", "use", "th", "Link", "SCRIPT"]
 _ATTRIBUTES = ['href="x.html"', "href=y.html", "HREF='z.html'", 'style="background:url(s.png)"',
                "STYLE=url(t.png)", "style", 'background="bg.png"', "Background=bg2.png", 'src="i.png"',
                'srcset="a.png 1x, b.png 2x"', 'rel="stylesheet"', 'title="a>b <a href=q.html>"',
@@ -223,10 +224,17 @@ _ATTRIBUTES = ['href="x.html"', "href=y.html", "HREF='z.html'", 'style="backgrou
                "'", 'http-equiv="refresh"', 'content="0; url=r.html"', "href = 'w.html'", 'href=""', "href=",
                'data-href="d.html"', "href\n=\nn.html", 'data-src="l.png"', "DATA-SRCSET='l1.png 1x, l2.png 2x'",
                'data-bg="url(&quot;bg.png&quot;)"', "data-bg=b.png", "data-original=o.png", 'data-lazy-src="w.png"',
-               "data-srcs=no.png", "data-src", "data-src =sp.png"]
+               "data-srcs=no.png", "data-src", "data-src =sp.png",
+               # what the skim relies on: quotes after "=", ">" and "<" inside values, one-link tags
+               "title='c>d'", 'title="e=\'>"', "alt='f=\">'", 'onclick="a(\'<b>\')"', 'title="<!--"', "title='style=x'",
+               "rel=icon", "REL='stylesheet preload'", "type=image", "name=robots", 'NAME="ROBOTS"',
+               "poster=p.png", "data=o.swf", "lowsrc=l.gif", "xlink:href=#x", "src=", "src = 'sq.png'",
+               "href=\"unclosed.html", "rel", "content=c"]
 _PIECES = st.one_of(
     st.sampled_from(["text ", "<", "< a", "<!-- <a href=c.html> -->", "<!-->", "<!doctype html>", "<?x?>",
-                     "</a>", "</ p>", "</div", "&amp;", ">", "\n", "url(u.png)", "<3"]),
+                     "</a>", "</ p>", "</div", "&amp;", ">", "\n", "url(u.png)", "<3", 'x="', "x='", " = '",
+                     "it's ", '"a>b" ', "style ", "data-src=", "background ", "</script>", "</title>",
+                     "<![CDATA[<a href=cd.html>]]>", "</style x='>'>"]),
     st.builds(lambda name, attributes, close: f"<{name}{''.join(' ' + a for a in attributes)}{close}",
               st.sampled_from(_NAMES), st.lists(st.sampled_from(_ATTRIBUTES), max_size=4),
               st.sampled_from([">", "/>", " >", ""])),
@@ -238,34 +246,40 @@ _PIECES = st.one_of(
 @example(["<div ", "style=url(a.png)>"])
 @example(["<td background=x.png>", "<p title='<a href=y.html>'>"])
 @example(["<a href=x.html data-bg=b.png>", "<div data-srcset='a.png 1x'>", "<img data-src=l.png>"])
-def test_skipping_stretches_without_links_finds_the_same_spots_as_reading_every_tag(pieces: list[str]) -> None:
-    # html_spots skips text and tags that cannot hold a link, and reads a plain <a href>, in
-    # one regular expression; without that shortcut (a pattern that matches nothing) it reads
-    # every tag one by one.
+@example(["<title>", "<a href=x.html>"])
+@example(["<p title='c>d'>", "<a href=x.html>", "<span x='>", "<a href=y.html>", "'>"])
+@example(["<a", 'x="', '<a data-src="l.png">'])  # the skip once read the name "ax" and a value '"<a data-src="'
+@example(["<Link href=x.html href=y.html rel=stylesheet>"])
+def test_skimming_finds_the_same_spots_as_reading_every_tag(pieces: list[str]) -> None:
+    # tags.read_tags, without its skip, reads every tag one by one: the reference. Both fast
+    # paths must find what it finds: its skip of stretches without links, and skim.html_spots,
+    # the crawl's -- also where skim's quote check gives up everywhere and it reads tag by tag.
     body = "".join(pieces).encode()
-    with mock.patch.object(markup, "_TO_NEXT_LINK", re.compile(b"")):
-        every_tag = html_spots(body)
+    every_tag = tags.read_tags(body, skip=False)
+    assert tags.read_tags(body) == every_tag
     assert html_spots(body) == every_tag
+    with mock.patch.object(skim, "_outside_values", return_value=False):
+        assert html_spots(body) == every_tag
 
 
 def test_the_skip_takes_linear_time_on_a_tag_with_many_attributes() -> None:
     # A tag the skip must refuse (here: for its style attribute, last) must not make the
     # regular expression try every way of splitting the attributes before it.
     body = b"<div " + b" ".join(b'a%d="v" b%d=w c%d' % (n, n, n) for n in range(2000)) + b' style="x">'
-    assert markup._TO_NEXT_LINK.match(body).end() == 0  # type: ignore[union-attr]
+    assert tags._TO_NEXT_LINK.match(body).end() == 0  # type: ignore[union-attr]
     assert html_spots(body).spots == []
     body = b"<a " + b" ".join(b'a%d="v" b%d=w c%d' % (n, n, n) for n in range(20)) + b' href=x.html style="x">'
-    assert markup._TO_NEXT_LINK.match(body).end() == 0  # type: ignore[union-attr]
+    assert tags._TO_NEXT_LINK.match(body).end() == 0  # type: ignore[union-attr]
     assert [body[spot.start:spot.end] for spot in html_spots(body).spots] == [b"x.html"]
 
 
-def test_the_skip_agrees_with_reading_every_tag_on_the_sample_site() -> None:
-    pages = sorted((Path(markup.__file__).parent.parent / "demo" / "site").rglob("*.html"))
+def test_skimming_agrees_with_reading_every_tag_on_the_sample_site() -> None:
+    pages = sorted((Path(tags.__file__).parent.parent / "demo" / "site").rglob("*.html"))
     assert pages
     for page in pages:
         body = page.read_bytes()
-        with mock.patch.object(markup, "_TO_NEXT_LINK", re.compile(b"")):
-            every_tag = html_spots(body)
+        every_tag = tags.read_tags(body, skip=False)
+        assert tags.read_tags(body) == every_tag, page
         assert html_spots(body) == every_tag, page
 
 
@@ -273,6 +287,8 @@ def test_the_skip_agrees_with_reading_every_tag_on_the_sample_site() -> None:
     b"<div " + b"a=b " * 100_000 + b">",  # one tag with a hundred thousand attributes
     b"<div " + b"a=b " * 100_000 + b' style="x">',  # the same, with a style attribute to read
     b"<p class=x>x</p>" * 25_000,  # a long run of tags without links
+    b"<div title='" + b"<a href=x " * 20_000 + b"'>",  # what skim searches for, inside one value
+    b"style data-src " * 20_000,  # and in the text
 ])
 def test_tokenizing_a_hostile_page_takes_memory_in_proportion_to_the_page(hostile: bytes) -> None:
     # The regular-expression engine keeps state for each repetition of a group it may have
@@ -287,3 +303,13 @@ def test_tokenizing_a_hostile_page_takes_memory_in_proportion_to_the_page(hostil
         tracemalloc.stop()
     assert [body[spot.start:spot.end] for spot in spots] == [b"y.html"]
     assert peak < 4 * len(body)
+
+
+@pytest.mark.parametrize("hostile", [
+    b"<div title='" + b"<a href=x " * 20_000 + b"'>",  # hits inside one long value
+    b"x='> <a href=y>" * 5_000,  # a quote after "=" before every hit: each stretch is read tag by tag
+    b"style data-src <p " * 10_000,  # attribute hits in the text and in tags that never close
+    b"<a " * 50_000 + b"<img src=" * 5_000,  # tags that never close
+])
+def test_skimming_a_hostile_page_finds_what_reading_every_tag_finds(hostile: bytes) -> None:
+    assert html_spots(hostile) == tags.read_tags(hostile, skip=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from crawler.demo.server import SiteServer
+from crawler.engine import parse_stage
 from crawler.engine.run import CrawlRun
 from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules, product_token
 from tests import routes
@@ -216,12 +217,31 @@ def test_robots_meta_tags_are_ignored_when_robots_are(tmp_path: Path) -> None:
         assert server.requests()["/next.html"] == 1
 
 
-def test_an_unchanged_nofollow_page_of_a_recrawl_still_keeps_its_links_unfollowed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("meta", [NOFOLLOW_META.format("nofollow"), '<META content="nofollow"\n  name="ROBOTS">'])
+def test_an_unchanged_nofollow_page_of_a_recrawl_still_keeps_its_links_unfollowed(tmp_path: Path, meta: str) -> None:
     site = routes.MutableSite()
-    site.put("/", NOFOLLOW_META.format("nofollow") + '<a href="/next.html">n</a>')
+    site.put("/", meta + '<a href="/next.html">n</a>')
     site.put("/next.html", "next")
     with SiteServer(root=None, routes=site.routes()) as server:
         for _ in range(2):
             report = CrawlRun(make_config(server.url, tmp_path / "out", mirror={"sitemaps": False})).run()
             assert report.skipped.get(server.url + "next.html") == "robots_meta_nofollow"
     assert site.statuses("/") == [200, 304] and site.statuses("/next.html") == []
+
+
+def test_an_unchanged_page_that_only_mentions_robots_is_not_parsed_again_on_a_recrawl(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its links come from the crawl state; only a <meta> naming robots makes a page worth reading again.
+    parsed: list[str] = []
+    parse = parse_stage.parse_response
+    monkeypatch.setattr(parse_stage, "parse_response", lambda response, stored: parsed.append(response.url)
+                        or parse(response, stored))
+    site = routes.MutableSite()
+    site.put("/", '<p>How robots.txt and <code>&lt;meta name="robots"&gt;</code> work</p><a href="/next.html">n</a>')
+    site.put("/next.html", "next")
+    with SiteServer(root=None, routes=site.routes()) as server:
+        for _ in range(2):
+            parsed.clear()
+            CrawlRun(make_config(server.url, tmp_path / "out", mirror={"sitemaps": False})).run()
+    assert site.statuses("/") == [200, 304] and site.statuses("/next.html") == [200, 304]
+    assert parsed == []  # the second run: both pages unchanged, neither parsed

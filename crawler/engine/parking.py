@@ -12,7 +12,7 @@ from typing import Protocol
 from crawler.engine.hosts import Host
 from crawler.models import CrawlItem
 
-MAX_QUEUED_PAGES = 100_000  # page URLs queued in memory (~200 bytes each); the rest are parked
+MAX_QUEUED_PAGES = 20_000  # page URLs queued in memory (~200 bytes each); the rest are parked
 UNPARK_BATCH = 5_000  # page URLs read back at a time
 
 

@@ -29,8 +29,9 @@ from crawler.urls import InvalidURLError, canonicalize
 log = logging.getLogger(__name__)
 
 # A stored page that may hold a robots meta tag is parsed again rather than read from the
-# crawl state, which keeps its links but not what the page says of them.
-_ROBOTS = re.compile(rb"robots", re.IGNORECASE)
+# crawl state, which keeps its links but not what the page says of them. Only a <meta> tag
+# naming robots counts: the word in a page's text (a page about crawlers) does not.
+_ROBOTS = re.compile(rb"<meta\b[^>]*robots", re.IGNORECASE)
 
 
 def parse_response(response: Response, stored: StoredCopies) -> ParsedDocument | None:

@@ -126,7 +126,7 @@ def repeats_segments(url: str, times: int) -> bool:
     return path.count("/") > times and _repeats(path, times)
 
 
-@lru_cache(maxsize=16384)  # the same links recur on every page; bounded, for big sites
+@lru_cache(maxsize=4096)  # the same links recur on every page; bounded, for big sites
 def _repeats(url_path: str, times: int) -> bool:
     path = url_path.split("/")[3:]
     count = len(path)

@@ -57,7 +57,9 @@ class SqliteState:
         self._hurry = threading.Event()  # set when a caller waits for the journal to be written
         self._thread: threading.Thread | None = None
         self._failed = False
-        self._reader: sqlite3.Connection | None = None  # for known_outlinks() and unpark(), under _reading
+        # Connections for known_outlinks() and unpark(), one per thread reading at once: the
+        # parsers of a re-crawl read a page's links each, and SQLite reads without the GIL.
+        self._readers: list[sqlite3.Connection] = []  # idle ones, under _reading
         self._reading = threading.Lock()
 
     def open(self, config_json: str, started_at: str, snapshot: str | None = None,
@@ -173,9 +175,14 @@ class SqliteState:
 
     def _read(self, sql: str, parameters: tuple[object, ...]) -> list[Any]:
         with self._reading:
-            if self._reader is None:
-                self._reader = connect(self.path)
-            return self._reader.execute(sql, parameters).fetchall()
+            reader = self._readers.pop() if self._readers else None
+        if reader is None:
+            reader = connect(self.path)
+        try:
+            return reader.execute(sql, parameters).fetchall()
+        finally:
+            with self._reading:
+                self._readers.append(reader)
 
     # -- reading back (after flush) --------------------------------------------------------
 
@@ -234,9 +241,9 @@ class SqliteState:
             self._hurry.set()
             self._thread.join()
         with self._reading:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
 
     # -- the journal thread ---------------------------------------------------------------
 

@@ -59,7 +59,7 @@ def convert_document(document: ParsedDocument, page_path: str, files: list[str |
     return document.back(_splice(document.view, replacements))
 
 
-@lru_cache(maxsize=16384)  # the same links recur on every page of a folder; bounded, for big sites
+@lru_cache(maxsize=4096)  # the same links recur on every page of a folder; bounded, for big sites
 def relative_from_folder(folder: str, path: str) -> str:
     return relative_link(folder, path, from_folder=True)
 

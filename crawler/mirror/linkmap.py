@@ -13,7 +13,7 @@ from __future__ import annotations
 import array
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from crawler.models import LinkKind, SavedFile
@@ -51,7 +51,12 @@ class LinkMap:
         # target URL -> what links to it were written with (a file, or "" for the URL itself)
         # -> the numbers of the pages written so. Nearly always one way: then a (way, pages)
         # tuple, which takes a third of the memory of a dict (a big site has many targets).
-        self._links: dict[str, _Written] = {}
+        # Once the target is saved and every link to it names its file, nothing is left to
+        # fix: then only how many there are (an int), the smallest record of all.
+        self._links: dict[str, _Written | int] = {}
+        # (target URL, old file, new file) for settled targets whose file was renamed: their
+        # links, in pages not recorded, are fixed in every page after the crawl
+        self._renamed: list[tuple[str, str, str]] = []
         self._types: dict[tuple[str, str | None], tuple[str, str | None]] = {}  # one tuple per type
         self._moves: dict[str, str] = {}  # old file -> new name, when a folder displaced a file
 
@@ -82,6 +87,8 @@ class LinkMap:
                 if path == old:
                     self._saved[url] = new
             self._pages = [new if path == old else path for path in self._pages]
+            self._renamed += [(url, old, new) for url, packed in self._links.items()
+                              if isinstance(packed, int) and self._saved.get(self._final_url(url)) == new]
 
     def alias(self, source: str, target: str) -> None:
         with self._lock:
@@ -98,11 +105,13 @@ class LinkMap:
         """The saved pages with links to `url` written for another outcome than the one now
         known; they are counted as fixed. Caller holds the lock."""
         packed = self._links.get(url)
-        if packed is None:
+        if packed is None or isinstance(packed, int):
             return []
         written = _buckets(packed)
         right = self._saved.get(self._final_url(url), "")
         if list(written) == [right]:
+            if right:  # settled: saved, and every link names its file
+                self._links[url] = len(written[right])
             return []
         fixes = []
         for value in [value for value in written if value != right]:
@@ -117,7 +126,7 @@ class LinkMap:
                 written[value] = waiting
             else:
                 del written[value]
-        self._links[url] = _pack(written)
+        self._links[url] = len(written[right]) if right and list(written) == [right] else _pack(written)
         return fixes
 
     # -- conversion while crawling ---------------------------------------------------------
@@ -149,8 +158,16 @@ class LinkMap:
         return final in self._saved or final in self._unsaved or url in self._unsaved
 
     def _plan(self, targets: list[tuple[str, LinkKind, bool]]) -> list[str | None]:
-        """Caller holds the lock."""
-        return [self._expected_path(url, kind, crawled) for url, kind, crawled in targets]
+        """Caller holds the lock. A page links to most of its targets more than once (API
+        docs: 330 links to 130 URLs): each is planned once."""
+        planned: dict[str, tuple[LinkKind, bool, str | None]] = {}  # URL -> its kind, crawled, its path
+        paths = []
+        for url, kind, crawled in targets:
+            known = planned.get(url)
+            if known is None or known[0] is not kind or known[1] != crawled:
+                known = planned[url] = (kind, crawled, self._expected_path(url, kind, crawled))
+            paths.append(known[2])
+        return paths
 
     def _register(self, content_type: str, charset: str | None, targets: list[tuple[str, LinkKind, bool]],
                   plan: list[str | None]) -> tuple[int, list[str | None]]:
@@ -163,6 +180,8 @@ class LinkMap:
             packed = self._links.get(url)
             if packed is None:
                 self._links[url] = (value, array.array("I", (number,)))
+            elif isinstance(packed, int):  # settled: the link names its file, as all before
+                self._links[url] = packed + 1
             elif isinstance(packed, tuple) and packed[0] == value:
                 packed[1].append(number)
             else:
@@ -198,24 +217,36 @@ class LinkMap:
         with self._lock:
             return self._final_url(url)
 
-    def counts(self) -> dict[str, int]:
-        """Target URL -> how many links to it were written."""
+    def counts(self) -> Iterator[tuple[str, int]]:
+        """Each target URL and how many links to it were written: one at a time, since a
+        dict of them all would be the biggest thing in memory at the end of a big crawl."""
         with self._lock:
-            return {url: sum(len(pages) for pages in _buckets(packed).values()) for url, packed in self._links.items()}
+            targets = list(self._links)
+        for url in targets:
+            with self._lock:
+                packed = self._links[url]
+                count = packed if isinstance(packed, int) else sum(len(pages) for pages in _buckets(packed).values())
+            yield url, count
 
     def all_misplaced(self) -> list[Misplaced]:
         """After the crawl: every link still written for an outcome that did not happen."""
         with self._lock:
-            return [fix for url in list(self._links) for fix in self._misplaced(url)]
+            fixes = [fix for url in list(self._links) for fix in self._misplaced(url)]
+            for url, old, new in self._renamed:  # which pages link to it is not recorded: all may
+                fixes += [Misplaced(page, *self._page_types[number], url, old, new)
+                          for number, page in enumerate(self._pages) if page]
+            return fixes
 
     def url_of_file(self) -> dict[str, str]:
         """Every file a written link may name -> its URL (saved files, and expected ones)."""
         with self._lock:
             files = {path: url for url, path in self._saved.items()}
             for url, packed in self._links.items():
-                for path in _buckets(packed):
+                for path in _buckets(packed) if not isinstance(packed, int) else ():
                     if path:
                         files.setdefault(path, url)
+            for url, old, _ in self._renamed:
+                files.setdefault(old, url)
             return files
 
 

@@ -23,12 +23,12 @@ from crawler.mirror.markup import (
     css_encoding,
     css_spots,
     html_encoding,
-    html_spots,
     read_value,
     spot_value,
 )
+from crawler.mirror.skim import html_spots
 from crawler.models import Link, LinkKind, distinct_links, is_css, is_html
-from crawler.urls import InvalidURLError, clean_href, resolve
+from crawler.urls import BaseURL, InvalidURLError, clean_href, resolve
 
 NOT_FETCHABLE = ("javascript:", "mailto:", "data:", "tel:", "about:", "blob:", "#")
 MAX_SITEMAP_BYTES = 50_000_000  # the sitemaps.org limit for one uncompressed sitemap
@@ -87,26 +87,27 @@ def _targets(view: bytes, spots: list[Spot], encoding: str, base: str) -> list[t
     130 distinct), so each distinct attribute value is read once."""
     targets = []
     known: dict[bytes, tuple[str, str] | None] = {}  # attribute value as written -> its target
-    for spot in spots:
-        written = view[spot.start:spot.end]
-        if spot.context is not Context.ATTRIBUTE:  # CSS: a few url() a page
-            targets.append(link_target(read_value(written, spot.context, encoding), base))
+    base_url = BaseURL(base)
+    attribute = Context.ATTRIBUTE
+    for start, end, _, context, _ in spots:
+        written = view[start:end]
+        if context is not attribute:  # CSS: a few url() a page
+            targets.append(link_target(read_value(written, context, encoding), base_url))
         elif written in known:
             targets.append(known[written])
         else:
-            targets.append(known.setdefault(written, link_target(read_value(written, Context.ATTRIBUTE, encoding),
-                                                                 base)))
+            targets.append(known.setdefault(written, link_target(read_value(written, attribute, encoding), base_url)))
     return targets
 
 
-def link_target(value: str, base: str) -> tuple[str, str] | None:
+def link_target(value: str, base: BaseURL) -> tuple[str, str] | None:
     """(canonical URL, fragment) a link value points to, or None for links that lead nowhere
     to fetch (empty, "#top", "mailto:", "javascript:", ...) or cannot be parsed."""
     if not value or value.startswith(NOT_FETCHABLE):
         return None
     href, _, fragment = clean_href(value).partition("#")
     try:
-        return resolve(base, href), fragment
+        return base.resolve(href), fragment
     except (InvalidURLError, ValueError):
         return None
 

@@ -115,7 +115,7 @@ class LinkFinisher:
         result = OfflineLinks()
         if fix:
             result.files_converted += self._fixer.fix(self._links.all_misplaced())
-        for url, count in self._links.counts().items():
+        for url, count in self._links.counts():
             self._count(url, self._links.final_path(url), count, result)
         if fix:
             earlier = {entry.path for entry in converted_earlier}  # not in the map: read back

@@ -7,7 +7,7 @@ one name to different content.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from crawler.models import SavedFile
@@ -34,31 +34,44 @@ class PathOwners(Protocol):
 
 
 class LocalOwners:
-    """The owners of one process's mirror (not thread-safe: the Writer holds its lock)."""
+    """The owners of one process's mirror (not thread-safe: the Writer holds its lock).
+
+    One entry per saved file, so kept small: a tuple, the SHA-256 as its 32 bytes (not 64 hex
+    characters); an Owner is made only when asked for."""
 
     def __init__(self) -> None:
-        self._owners: dict[str, Owner] = {}
+        self._owners: dict[str, tuple[str, bytes, int]] = {}  # path -> (URL, SHA-256, file size)
 
     def get(self, path: str) -> Owner | None:
-        return self._owners.get(path)
+        packed = self._owners.get(path)
+        return _unpacked(packed) if packed is not None else None
 
     def claim(self, path: str, owner: Owner) -> Owner:
         """The owner of `path` now: `owner` if it had none."""
-        return self._owners.setdefault(path, owner)
+        packed = self._owners.setdefault(path, _packed(owner))
+        return owner if packed[0] is owner.url else _unpacked(packed)
 
     def move(self, old: str, new: str) -> bool:
         """The file at `old` was renamed `new`: True if it had an owner."""
-        owner = self._owners.pop(old, None)
-        if owner is not None:
-            self._owners[new] = owner
-        return owner is not None
+        packed = self._owners.pop(old, None)
+        if packed is not None:
+            self._owners[new] = packed
+        return packed is not None
 
     def resize(self, path: str, size: int) -> None:
-        owner = self._owners.get(path)
-        if owner is not None:  # a URL that shares the file from now on gets its size
-            self._owners[path] = replace(owner, file_size=size)
+        packed = self._owners.get(path)
+        if packed is not None:  # a URL that shares the file from now on gets its size
+            self._owners[path] = (packed[0], packed[1], size)
 
     def restore(self, entries: Iterable[SavedFile]) -> None:
         """The files an interrupted run of this crawl saved."""
         for entry in entries:
-            self._owners.setdefault(entry.path, Owner(entry.url, entry.sha256, entry.file_size))
+            self._owners.setdefault(entry.path, _packed(Owner(entry.url, entry.sha256, entry.file_size)))
+
+
+def _packed(owner: Owner) -> tuple[str, bytes, int]:
+    return owner.url, bytes.fromhex(owner.sha256), owner.file_size
+
+
+def _unpacked(packed: tuple[str, bytes, int]) -> Owner:
+    return Owner(packed[0], packed[1].hex(), packed[2])

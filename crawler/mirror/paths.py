@@ -36,7 +36,7 @@ _KEEP_ESCAPED = frozenset("/\\%?") | {chr(c) for c in range(0x20)} | {"\x7f"}
 _ESCAPE_IN_NAME = re.compile(r"[/\\?\x00-\x1f\x7f]")  # _KEEP_ESCAPED but "%": escaped in a file name
 
 
-@lru_cache(maxsize=16384)  # asked again for each link to a URL not saved yet; bounded, for big sites
+@lru_cache(maxsize=4096)  # asked again for each link to a URL not saved yet; bounded, for big sites
 def url_to_path(url: str, content_type: str | None = None) -> str:
     """The mirror path of a canonical URL, relative to the output folder, "/"-separated.
 
