@@ -120,7 +120,8 @@ class RenderStage:
             return True
         except Exception as exc:  # a bug: the page is saved as served, and noted
             log.exception("internal error rendering %s", response.url)
-            tally.render_failures.append(Failure(response.url, "render_failed", f"{type(exc).__name__}: {exc}"))
+            tally.render_failures.append(Failure(response.url, "render_failed", f"{type(exc).__name__}: {exc}",
+                                                 referrer=page.item.referrer))
             return True
         if self._fetcher.stopping:  # its requests were cut: rendered again when the crawl resumes
             self._frontier.put_back(page.item)
