@@ -91,6 +91,9 @@ class Page:
     document: Any = None  # parser.ParsedDocument of an HTML or CSS page: its links, for conversion
     left_out: set[str] = field(default_factory=set)  # linked URLs the scope (or robots.txt) keeps out
     known_links: Any = None  # recrawl.KnownLinks of a stored page not parsed again
+    rendered: bool = False  # `response` is the page as a browser rendered it (render.mode)
+    served: Response | None = None  # a rendered page: the response as served (for the WARC)
+    requested: list[Link] = field(default_factory=list)  # a rendered page: what the browser asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,4 +132,5 @@ class SavedFile:
     charset: str | None = None  # from the Content-Type header
     checked_at: str | None = None  # ISO 8601: when the server last confirmed this content
     fresh_until: str | None = None  # ISO 8601: reusable without asking the server until then
+    rendered: bool = False  # saved as a browser rendered it (render.mode): the DOM after its scripts ran
     file_size: int = -1  # on disk, after link conversion (-1: as `size`); not in the manifest

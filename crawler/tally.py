@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from crawler.models import Failure
 
-STAGES = ("fetch", "parse", "write")
+STAGES = ("fetch", "render", "parse", "write")  # "render": only with render.mode auto or always
 
 
 @dataclass
@@ -44,8 +44,12 @@ class Tally:
     retries: int = 0
     not_modified: int = 0  # 304 answers: the stored copy was kept
     reused_fresh: int = 0  # stored copies still fresh: not even asked for
+    pages_rendered: int = 0  # pages saved as a browser rendered them
+    browser_requests: int = 0  # what rendering them cost the sites (requests_ok: the fetchers')
+    browser_bytes: int = 0
     failures: list[Failure] = field(default_factory=list)
     parse_errors: list[Failure] = field(default_factory=list)
+    render_failures: list[Failure] = field(default_factory=list)  # pages saved as served: not rendered
     aliases: list[tuple[str, str]] = field(default_factory=list)  # (redirecting URL, its target)
     stage: str = ""  # of the thread that owns it
     busy: int = 0  # the items that thread is working on now (a fetcher drives many at once)
@@ -65,7 +69,8 @@ class Tally:
         """The counters that add up over the runs of one crawl (kept in its state)."""
         return {"requests_ok": self.requests_ok, "bytes_downloaded": self.bytes_downloaded,
                 "redirects": self.redirects, "retries": self.retries, "not_modified": self.not_modified,
-                "reused_fresh": self.reused_fresh}
+                "reused_fresh": self.reused_fresh, "pages_rendered": self.pages_rendered,
+                "browser_requests": self.browser_requests, "browser_bytes": self.browser_bytes}
 
     def merge(self, other: Tally) -> None:
         self.requests_ok += other.requests_ok
@@ -76,6 +81,10 @@ class Tally:
         self.retries += other.retries
         self.not_modified += other.not_modified
         self.reused_fresh += other.reused_fresh
+        self.pages_rendered += other.pages_rendered
+        self.browser_requests += other.browser_requests
+        self.browser_bytes += other.browser_bytes
         self.failures.extend(other.failures)
         self.parse_errors.extend(other.parse_errors)
+        self.render_failures.extend(other.render_failures)
         self.aliases.extend(other.aliases)

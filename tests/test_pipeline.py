@@ -68,7 +68,8 @@ def test_manifest_describes_every_saved_file(site: SiteServer, crawl: CrawlRunne
     assert len(manifest) == DEMO_URL_COUNT
     for entry in manifest:
         assert set(entry) == {"url", "path", "status", "content_type", "size", "sha256", "etag",
-                              "last_modified", "fetched_at", "charset", "checked_at", "fresh_until"}
+                              "last_modified", "fetched_at", "charset", "checked_at", "fresh_until", "rendered"}
+        assert entry["rendered"] is False  # render.mode never (the default)
         body = (out / entry["path"]).read_bytes()
         assert entry["size"] == len(body)
         assert entry["sha256"] == hashlib.sha256(body).hexdigest()

@@ -3,7 +3,8 @@
 Like HTTrack's --why: for each URL, the verdict and the rule that decided it -- a scope rule
 (domains, include, exclude, the trap rules, logout), the depth limit, or the host's robots.txt,
 which is fetched to answer. A page that would be crawled is fetched too, to say whether its
-links would be followed (robots_meta_nofollow).
+links would be followed (robots_meta_nofollow) and, with render.mode auto or always, whether
+it would be rendered in a browser (in mode auto, by the app-shell rule applied to it).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from crawler.engine.scope import Scope, logged_in
 from crawler.errors import FetchError
 from crawler.http.fetcher import Fetcher
 from crawler.http.policy import Follow
-from crawler.http.robots import ALLOW_ALL, DISALLOW_ALL, RobotsRules, nofollow
+from crawler.http.robots import RobotsRules, answered_rules, nofollow
 from crawler.mirror.links import parse_document
 from crawler.models import CrawlItem, LinkKind, Response, is_html
+from crawler.render.shell import app_shell
 from crawler.urls import InvalidURLError, canonicalize, origin_of
 
 
@@ -27,9 +29,17 @@ class Verdict:
     crawled: bool
     rule: str  # what decided: a scope rule's name, "robots", "start_url" or "scope"
     reason: str
+    rendered: bool | None = None  # render.mode auto or always: would the page be rendered
 
     def __str__(self) -> str:
         return f"{self.url}: {'crawled' if self.crawled else 'not crawled'} -- {self.rule}: {self.reason}"
+
+    def to_dict(self) -> dict[str, object]:
+        """For --json: `rendered` only when the config renders pages."""
+        fields = vars(self).copy()
+        if self.rendered is None:
+            del fields["rendered"]
+        return fields
 
 
 def describe(config: Config) -> str:
@@ -52,6 +62,7 @@ class Checker:
         self._scope = Scope(config.scope, requisites_anywhere=config.mirror.requisites, logged_in=logged_in(config))
         self._fetch_robots = fetch_robots and config.politeness.robots
         self._robots: dict[str, tuple[RobotsRules, str]] = {}
+        self._pages: dict[str, Response | None] = {}  # URL -> the page as fetched (None: it was not)
 
     def verdict(self, url: str, as_requisite: bool = False) -> Verdict:
         try:
@@ -70,31 +81,55 @@ class Checker:
             reason += f"; {source} allows it"
         if self._fetch_robots and not as_requisite:
             reason += self._nofollow(canonical)
+        rendered, why = self._rendering(canonical) if not as_requisite else (None, "")
         if start:
-            return Verdict(canonical, True, "start_url", f"a start URL; {reason}")
+            return Verdict(canonical, True, "start_url", f"a start URL; {reason}{why}", rendered)
         depth = self._config.scope.max_depth
         follows_depth = not as_requisite or not self._config.mirror.requisites
         if follows_depth and depth is not None:
             if depth == 0:
                 return Verdict(canonical, False, "max_depth", "scope.max_depth is 0: only the start URLs")
             reason += f"; if linked within {depth} hops of a start URL"
-        return Verdict(canonical, True, "scope", reason)
+        return Verdict(canonical, True, "scope", reason + why, rendered)
+
+    def _rendering(self, url: str) -> tuple[bool | None, str]:
+        """Would the page be rendered in a browser (None: render.mode never), and why."""
+        mode = self._config.render.mode
+        if mode == "never":
+            return None, ""
+        page = self._page(url)
+        if page is None:
+            return None, "; not rendered -- it could not be fetched now"
+        if not is_html(page.content_type):
+            return False, f"; not rendered -- {page.content_type or 'no content type'}, not HTML"
+        if mode == "always":
+            return True, "; rendered in a browser -- render.mode always"
+        shell = app_shell(page.body)
+        return shell.render, f"; {'rendered in a browser' if shell.render else 'not rendered'} -- " \
+                             f"render.mode auto: {shell.why}"
 
     def _nofollow(self, url: str) -> str:
         """"; its links are not followed..." if the page says nofollow, else ""."""
-        try:
-            result = self._fetcher().fetch(CrawlItem(url, 0, LinkKind.PAGE))
-        except FetchError:
-            return ""  # the crawl would fail it: not a scope rule's doing
-        document = parse_document(result.body, result.url, result.content_type, result.charset) \
-            if isinstance(result, Response) and is_html(result.content_type) else None
+        page = self._page(url)  # None: the crawl would fail it -- not a scope rule's doing
+        document = parse_document(page.body, page.url, page.content_type, page.charset) \
+            if page is not None and is_html(page.content_type) else None
         if document is None:
             return ""
         metas = [content.decode("latin-1") for content in document.robots]
-        if not nofollow(metas, (result.headers or {}).get("X-Robots-Tag"), self._config.http.user_agent):
+        if not nofollow(metas, (page.headers or {}).get("X-Robots-Tag"), self._config.http.user_agent):
             return ""
         return "; its links are not followed -- robots_meta_nofollow: the page says nofollow (robots meta tag or " \
                "X-Robots-Tag)"
+
+    def _page(self, url: str) -> Response | None:
+        """The page at `url`, fetched once (None: it failed)."""
+        if url not in self._pages:
+            try:
+                result = self._fetcher().fetch(CrawlItem(url, 0, LinkKind.PAGE))
+            except FetchError:
+                result = None
+            self._pages[url] = result if isinstance(result, Response) else None
+        return self._pages[url]
 
     def _fetcher(self) -> Fetcher:
         return Fetcher(self._config.http, in_domains=self._scope.in_domains,
@@ -107,11 +142,16 @@ class Checker:
         return self._robots[origin]
 
     def _fetch(self, robots_url: str) -> tuple[RobotsRules, str]:
+        answer: Response | FetchError
         try:
             result = self._fetcher().fetch(CrawlItem(robots_url, 0, LinkKind.ROBOTS))
+            assert isinstance(result, Response)  # every redirect is followed
+            answer = result
         except FetchError as error:
-            if error.status is not None and 400 <= error.status < 500:
-                return ALLOW_ALL, f"{robots_url} (none: HTTP {error.status})"
-            return DISALLOW_ALL, f"{robots_url} (unavailable: {error.reason}, so nothing of the host)"
-        assert isinstance(result, Response)
-        return RobotsRules.from_body(result.body, self._config.http.user_agent), robots_url
+            answer = error
+        rules = answered_rules(answer, self._config.http.user_agent)
+        if isinstance(answer, Response):
+            return rules, robots_url
+        if rules.allow_all:
+            return rules, f"{robots_url} (none: HTTP {answer.status})"
+        return rules, f"{robots_url} (unavailable: {answer.reason}, so nothing of the host)"

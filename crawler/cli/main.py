@@ -191,7 +191,7 @@ def _check(args: argparse.Namespace) -> int:
     checker = Checker(config, fetch_robots=not args.no_robots)
     verdicts = [checker.verdict(url, as_requisite=args.requisite) for url in args.urls]
     if args.json:
-        print(json.dumps([vars(verdict) for verdict in verdicts], indent=2))
+        print(json.dumps([verdict.to_dict() for verdict in verdicts], indent=2))
     else:
         for verdict in verdicts:
             print(verdict)

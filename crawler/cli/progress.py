@@ -4,8 +4,10 @@ The display shows what is done (pages saved and discovered, bytes, rate, errors)
 the crawl is bound: for each stage, how many of its threads are busy, and how full the queue
 after it is. Fetchers all busy and queues empty: the network is the limit; the page queue
 full: the parsers are; the write queue full: the writers are (converting links, saving
-files); fetchers idle while URLs wait in the frontier: politeness holds them back (or, under
-max_pages, the order pages go in, or the limit itself). `bound_by` says which, in words.
+files); the render queue full (render.mode auto or always): the browser is; fetchers idle
+while URLs wait in the frontier: politeness holds them back (or, under max_pages, the order
+pages go in, or the limit itself). `bound_by` says which, in words. The render stage is shown
+only when there is one.
 """
 
 from __future__ import annotations
@@ -25,7 +27,19 @@ from crawler.tally import STAGES, Stats
 
 log = logging.getLogger("crawler.cli.progress")
 
-QUEUE_AFTER = {"fetch": "page queue", "parse": "write queue"}
+QUEUE_AFTER = {"fetch": "page queue", "render": "page queue", "parse": "write queue"}
+
+
+def queue_after(stage: str, stats: Stats) -> str | None:
+    """The queue a stage feeds: the fetchers', the render queue when there is a render stage."""
+    if stage == "fetch" and "render queue" in stats.queued:
+        return "render queue"
+    return QUEUE_AFTER.get(stage)
+
+
+def shown_stages(stats: Stats) -> list[str]:
+    """The stages this crawl has (the render stage only with render.mode auto or always)."""
+    return [stage for stage in STAGES if stage != "render" or stats.threads.get(stage)]
 
 
 def bound_by(stats: Stats) -> str:
@@ -35,6 +49,8 @@ def bound_by(stats: Stats) -> str:
         return "writing: link conversion and files (the write queue is full)"
     if stats.queued.get("page queue", 0) >= stats.queue_size:
         return "parsing (the page queue is full)"
+    if stats.queued.get("render queue", 0) >= stats.queue_size:
+        return "rendering pages in the browser (the render queue is full)"
     if fetch_busy >= fetchers:
         return "the network (every fetcher waits on a response)"
     if stats.frontier:
@@ -45,7 +61,8 @@ def bound_by(stats: Stats) -> str:
         return f"max_pages reached (finishing what is in flight; {stats.held:,} pages left out)"
     if stats.held:
         return "max_pages order (pages wait for the links of the pages before them)"
-    if fetch_busy == 0 and (stats.busy.get("parse", 0) or stats.busy.get("write", 0) or any(stats.queued.values())):
+    if fetch_busy == 0 and (any(stats.busy.get(stage, 0) for stage in ("render", "parse", "write"))
+                            or any(stats.queued.values())):
         return "finishing (the last pages are parsed and written)"
     return "discovery (new links come as pages are parsed)"
 
@@ -63,9 +80,9 @@ def render(stats: Stats, rate: float) -> Group:
     table = Table.grid(padding=(0, 2))
     for _ in range(4):
         table.add_column()
-    for stage in STAGES:
+    for stage in shown_stages(stats):
         busy, threads = stats.busy.get(stage, 0), stats.threads.get(stage, 0)
-        queue = QUEUE_AFTER.get(stage)
+        queue = queue_after(stage, stats)
         waiting = stats.queued.get(queue, 0) if queue else 0
         table.add_row(
             # A full bar is "all busy", not "finished": same colour (rich's "finished" green
@@ -79,7 +96,8 @@ def render(stats: Stats, rate: float) -> Group:
 
 def line(stats: Stats, rate: float) -> str:
     """The same, as one log line."""
-    stages = ", ".join(f"{stage} {stats.busy.get(stage, 0)}/{stats.threads.get(stage, 0)} busy" for stage in STAGES)
+    stages = ", ".join(f"{stage} {stats.busy.get(stage, 0)}/{stats.threads.get(stage, 0)} busy"
+                       for stage in shown_stages(stats))
     queues = ", ".join(f"{queue} {count}/{stats.queue_size}" for queue, count in stats.queued.items())
     return (f"progress: {stats.saved} saved / {stats.discovered} found, {stats.bytes / 1e6:.1f} MB, "
             f"{rate:.1f} pages/s, {stats.errors} errors, {_clock(stats.elapsed)}; {stages}; {queues}; "

@@ -22,7 +22,7 @@ from crawler.history.recrawl import KnownLinks, StoredCopies
 from crawler.http.robots import RobotsRules, nofollow
 from crawler.mirror.converter import read_converted_links
 from crawler.mirror.links import ParsedDocument, parse_document, sitemap_links
-from crawler.models import CrawlItem, Failure, Link, LinkKind, Page, Response, is_html
+from crawler.models import CrawlItem, Failure, Link, LinkKind, Page, Response, distinct_links, is_html
 from crawler.tally import Tally
 from crawler.urls import InvalidURLError, canonicalize
 
@@ -78,6 +78,8 @@ class ParseStage:
             log.warning("cannot parse %s: %s", page.response.url, exc)
             tally.parse_errors.append(Failure(page.response.url, "parse_error", str(exc)[:300]))
             page.document = None
+        if page.requested:  # rendered: what the browser loaded for it is the page's too
+            page.links = distinct_links((link.url, link.kind) for link in [*page.links, *page.requested])
         self._admit(page)
         self._writes.put(page)
 

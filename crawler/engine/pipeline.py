@@ -1,13 +1,17 @@
-"""The crawl pipeline: three stages of threads joined by bounded queues.
+"""The crawl pipeline: three stages of threads joined by bounded queues (four when rendering).
 
     1. seed        start URLs -> frontier                      (run.py; on resume, the crawl state)
     2. fetchers    frontier.get() -> HTTP GETs (many at once) -> page queue  fetch_stage.py  (network)
+       renderers   render.mode auto|always only: the fetchers' responses go to the render queue
+                   instead; app shells (or every HTML page) rendered in a browser
+                   -> page queue                                         render_stage.py  (browser)
     3. parsers     page queue -> links -> scope -> frontier.add_all      parse_stage.py  (CPU)
                               -> write queue
     4. writers     write queue -> links converted -> file -> frontier.task_done
                                                                          write_stage.py  (disk, CPU)
     5. stop        frontier.get() returns None once nothing is pending or in flight:
-                   the fetchers end, then one sentinel per parser, then one per writer.
+                   the fetchers end, then one sentinel per renderer (its browser closed after),
+                   then one per parser, then one per writer.
     6. finish      links written for an outcome that did not happen fixed; manifest, report,
                    changes; a healthy snapshot published                 finish.py
 
@@ -15,7 +19,7 @@ Every admission, file, failure and skip is journaled to the crawl state as it ha
 is what makes any interruption resumable. What becomes of a URL that is not saved (a failure,
 a redirect) is the same for every stage: outcomes.py.
 
-The two queues are bounded, so a slow parser or disk holds the fetchers back instead of
+The queues are bounded, so a slow parser, browser or disk holds the fetchers back instead of
 filling memory. The frontier never blocks a producer, so the stages form no cycle of waits
 (its page URLs beyond a limit wait in the crawl state, not in memory). A URL stays "in
 flight" until its file is written (or its failure recorded), which is what makes "nothing
@@ -35,6 +39,7 @@ from crawler.engine.files import MirrorFiles
 from crawler.engine.interfaces import CrawlState, Frontier
 from crawler.engine.outcomes import STOP, Outcomes, QueueItem
 from crawler.engine.parse_stage import ParseStage
+from crawler.engine.render_stage import RenderStage
 from crawler.engine.scope import Scope
 from crawler.engine.write_stage import WriteStage
 from crawler.errors import CrawlError
@@ -62,13 +67,19 @@ class Pipeline:
         self._fetcher = fetcher
         self.pages: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
         self.writes: queue.Queue[QueueItem] = queue.Queue(maxsize=config.queue_size)
-        self.tallies: list[Tally] = []  # one per thread, filled in before the threads start
+        # render.mode never: no render queue, no render threads -- the fetchers feed the parsers.
+        self.renders: queue.Queue[QueueItem] | None = \
+            queue.Queue(maxsize=config.queue_size) if config.render.mode != "never" else None
+        # One per thread, filled in before the threads start; and the browser's, once it closed.
+        self.tallies: list[Tally] = []
         outcomes = Outcomes(frontier=frontier, state=state, links=files.links, fixer=files.fixer,
                             writes=self.writes, abort=abort)
         self._fetch_threads, capacity = fetch_threads(config)
         self._fetch = FetchStage(frontier=frontier, fetcher=fetcher, stored=stored, outcomes=outcomes,
-                                 pages=self.pages, scope=scope, http=config.http, capacity=capacity,
+                                 pages=self.renders or self.pages, scope=scope, http=config.http, capacity=capacity,
                                  max_connections=config.threads.fetchers)
+        self.render_stage = RenderStage(config, frontier=frontier, fetcher=fetcher, scope=scope,
+                                        renders=self.renders, pages=self.pages) if self.renders is not None else None
         self._parse = ParseStage(frontier=frontier, scope=scope, stored=stored, outcomes=outcomes,
                                  pages=self.pages, writes=self.writes, mirror=config.mirror,
                                  user_agent=config.http.user_agent, robots=config.politeness.robots)
@@ -82,9 +93,15 @@ class Pipeline:
         thread is joined. Returns the threads' tallies."""
         threads = self._config.threads
         fetchers = self._start(self._fetch_threads, "fetch", self._fetch.run)
+        rendering = self.render_stage
+        renderers = self._start(self._config.render.parallel, "render", rendering.run) if rendering else []
         parsers = self._start(threads.parsers, "parse", self._parse.run)
         writers = self._start(threads.writers, "write", self._write.run)
-        _join_then_stop(fetchers, self.pages, len(parsers))
+        if rendering is not None:
+            _join_then_stop(fetchers, self.renders, len(renderers))
+        _join_then_stop(renderers or fetchers, self.pages, len(parsers))  # the stage that feeds the parsers
+        if rendering is not None:
+            self.tallies.append(rendering.close())  # the browser, after its last page
         _join_then_stop(parsers, self.writes, len(writers))
         _join_then_stop(writers, None, 0)
         return self.tallies
@@ -93,8 +110,9 @@ class Pipeline:
         """Where the crawl is now, for a progress display: read while it runs, without locks
         but the frontier's (a count read mid-update is off by one at worst). `earlier`: what
         the interrupted runs of this crawl did."""
-        return measure(self._frontier, [earlier, *self.tallies], elapsed,
-                       queued={"page queue": self.pages.qsize(), "write queue": self.writes.qsize()},
+        queued = {"render queue": self.renders.qsize()} if self.renders is not None else {}
+        queued |= {"page queue": self.pages.qsize(), "write queue": self.writes.qsize()}
+        return measure(self._frontier, [earlier, *self.tallies], elapsed, queued=queued,
                        queue_size=self._config.queue_size)
 
     def _start(self, count: int, name: str, loop: Callable[[Tally], None]) -> list[threading.Thread]:

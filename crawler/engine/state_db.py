@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS urls (
 CREATE TABLE IF NOT EXISTS saved (
     url TEXT PRIMARY KEY, path TEXT NOT NULL, status INTEGER NOT NULL, content_type TEXT NOT NULL,
     size INTEGER NOT NULL, sha256 TEXT NOT NULL, etag TEXT, last_modified TEXT, fetched_at TEXT NOT NULL,
-    charset TEXT, checked_at TEXT, fresh_until TEXT, file_size INTEGER NOT NULL);
+    charset TEXT, checked_at TEXT, fresh_until TEXT, rendered INTEGER NOT NULL DEFAULT 0, file_size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS failures (
     url TEXT PRIMARY KEY, reason TEXT NOT NULL, message TEXT NOT NULL, status INTEGER, referrer TEXT,
     off_site INTEGER NOT NULL);
@@ -44,7 +44,7 @@ _PARKED_INDEX = "CREATE INDEX IF NOT EXISTS urls_parked ON urls (parked) WHERE p
 # docs (~50 links of ~150 bytes per page), compressed a tenth of that, for ~30 us per page.
 _TABLES = ("urls", "saved", "failures", "skipped", "aliases", "file_sizes")
 SAVED_COLUMNS = ("url, path, status, content_type, size, sha256, etag, last_modified, fetched_at, charset, "
-                  "checked_at, fresh_until, file_size")  # the order of SavedFile's fields
+                  "checked_at, fresh_until, rendered, file_size")  # the order of SavedFile's fields
 _SAVED_FIELDS = tuple(f.name for f in fields(SavedFile))
 
 
@@ -83,6 +83,8 @@ def prepare(db: sqlite3.Connection) -> dict[str, str] | None:
     db.executescript(_SCHEMA)
     if "parked" not in {column[1] for column in db.execute("PRAGMA table_info(urls)")}:
         db.execute("ALTER TABLE urls ADD COLUMN parked TEXT")
+    if "rendered" not in {column[1] for column in db.execute("PRAGMA table_info(saved)")}:
+        db.execute("ALTER TABLE saved ADD COLUMN rendered INTEGER NOT NULL DEFAULT 0")
     db.execute(_PARKED_INDEX)
     meta = dict(db.execute("SELECT key, value FROM meta"))
     if meta.get("schema", str(SCHEMA_VERSION)) == str(SCHEMA_VERSION):

@@ -73,7 +73,7 @@ class WriteStage:
             self._frontier.put_back(page.item)
             return
         response = page.response
-        entry, unchanged = self._entry(response)
+        entry, unchanged = self._entry(response, page.rendered)
         try:
             saved, page_number, written_links = self._save(page, entry, unchanged)
         except LeaseLostError as lost:  # a shared crawl's worker stopped past its lease: another wrote it
@@ -91,7 +91,7 @@ class WriteStage:
         self._state.saved(saved, written_links.encode() if written_links is not None else None)
         if self._archive is not None:
             try:
-                self._archive.record(response, saved, revisit_of=unchanged)
+                self._archive.record(*_as_served(page, saved, unchanged))
             except OSError as error:
                 self._outcomes.abort(OutputError(f"cannot write {self._archive.path}: {error.strerror or error}"))
         self._fixer.fix(self._links.saved(response.url, saved.path, page_number))
@@ -123,9 +123,10 @@ class WriteStage:
                                   fence=lambda: self._frontier.still_ours(page.item))
         return saved, page_number, written_links
 
-    def _entry(self, response: Response) -> tuple[SavedFile, SavedFile | None]:
+    def _entry(self, response: Response, rendered: bool) -> tuple[SavedFile, SavedFile | None]:
         """The manifest entry of a response, and the previous crawl's entry if the content is
-        the same as then (a 304, a fresh copy, or a 200 with the same SHA-256)."""
+        the same as then (a 304, a fresh copy, or a 200 with the same SHA-256). A `rendered`
+        page's SHA-256 and size are of its DOM as rendered."""
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if response.stored is not None:  # the body is the stored file: keep what described it
             stored = response.stored
@@ -136,7 +137,8 @@ class WriteStage:
                           content_type=response.content_type, size=len(response.body),
                           sha256=sha256(response.body).hexdigest(), etag=response.etag,
                           last_modified=response.last_modified, fetched_at=response.fetched_at,
-                          charset=response.charset, checked_at=now, fresh_until=response.fresh_until)
+                          charset=response.charset, checked_at=now, fresh_until=response.fresh_until,
+                          rendered=rendered)
         previous = self._stored.get(response.url)
         return entry, previous if previous is not None and previous.sha256 == entry.sha256 else None
 
@@ -168,3 +170,14 @@ class WriteStage:
         data = convert_document(document, page_path, files, relative_from_folder)
         written = KnownLinks([(url, kind) for url, kind, _ in targets], files)
         return (data if data is not None else response.body), number, written
+
+
+def _as_served(page: Page, saved: SavedFile, unchanged: SavedFile | None
+               ) -> tuple[Response, SavedFile, SavedFile | None]:
+    """What the WARC records of a page: the response as the server sent it -- for a rendered
+    page, the HTML it served, not the DOM saved (whose digest the entry has) -- and the earlier
+    capture it revisits, if any."""
+    if page.served is None:
+        return page.response, saved, unchanged
+    served = page.served
+    return served, replace(saved, sha256=sha256(served.body).hexdigest(), size=len(served.body)), None

@@ -1,6 +1,7 @@
 """manifest.jsonl: one line per saved URL, sorted by URL -- what a crawl saved, where, and
-what the server said of it. The next crawl reads it back to know what it may reuse and what
-changed.
+what the server said of it, and whether it was saved as a browser rendered it (`rendered`).
+The next crawl reads it back to know what it may reuse and what changed; a manifest written
+before a field existed reads with that field's default.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ FIELDS = tuple(f.name for f in fields(SavedFile) if f.name != "file_size")
 
 
 def manifest_record(entry: SavedFile) -> dict[str, object]:
-    """The manifest line of a saved file."""
-    return {name: getattr(entry, name) for name in FIELDS}
+    """The manifest line of a saved file. (`rendered` is a true boolean whatever the crawl
+    state kept it as: SQLite's 0 and 1, nothing in a Redis record of an older version.)"""
+    record = {name: getattr(entry, name) for name in FIELDS}
+    record["rendered"] = bool(entry.rendered)
+    return record
 
 
 def load_manifest(path: Path) -> list[SavedFile] | None:

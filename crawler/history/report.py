@@ -93,6 +93,8 @@ class CrawlReport:
             return "writing: link conversion and files"
         if shares.get("parse", 0) >= BUSY:
             return "parsing (CPU)"
+        if shares.get("render", 0) >= BUSY:
+            return "rendering pages in the browser (render.parallel at once)"
         if shares.get("fetch", 0) >= BUSY:
             return "the network and the site's answers (the fetchers were waiting on responses)"
         return ("politeness or discovery (the fetchers were mostly idle: URLs waited for their host's turn -- "
@@ -136,6 +138,8 @@ class CrawlReport:
             "not_fetched": [{"url": url, "reason": "max_pages" if self.outcome == "completed" else self.outcome}
                             for url in sorted(self.not_fetched)],
             "parse_errors": [_failure_dict(f) for f in tally.parse_errors],
+            # Pages the browser could not render (render.mode), saved as served.
+            "render_failed": [_failure_dict(f) for f in sorted(tally.render_failures, key=lambda f: f.url)],
             "start_urls_failed": [{**_failure_dict(failure), "url": url}
                                   for url, failure in self.start_url_failures().items()],
             "fatal_error": self.fatal_error,
@@ -164,6 +168,9 @@ class CrawlReport:
             "reused_without_request": tally.reused_fresh,
             "not_fetched": len(self.not_fetched),
             "parse_errors": len(tally.parse_errors),
+            "rendered": tally.pages_rendered,
+            "render_failed": len(tally.render_failures),
+            "browser_requests": tally.browser_requests,  # made for rendered pages (not in "fetched")
         }
 
     def log_fields(self) -> dict[str, object]:
@@ -202,6 +209,8 @@ class CrawlReport:
             links = self.offline_links
             lines.append(f"links that work offline: {links.ok}/{links.total} "
                          f"({100 * links.ok / links.total:.1f}%)")
+        if tally.pages_rendered or tally.render_failures:
+            lines.append(rendered_line(tally))
         if tally.failures:
             reasons = Counter(f.reason for f in tally.failures).most_common(5)
             lines.append("failures by reason: " + ", ".join(f"{r} {n}" for r, n in reasons))
@@ -214,6 +223,14 @@ class CrawlReport:
             lines.append(f"snapshot {self.snapshot}: " + ("published as latest" if self.published else
                          "NOT published, failed health checks: " + "; ".join(self.health_problems or [])))
         return "\n".join(lines)
+
+
+def rendered_line(tally: Tally) -> str:
+    """What render.mode did, in words."""
+    failed = len(tally.render_failures)
+    return f"rendered in the browser: {tally.pages_rendered} pages ({tally.browser_requests} requests, " \
+           f"{_megabytes(tally.browser_bytes)} for them)" + \
+        (f"; {failed} could not be (render_failed: saved as served)" if failed else "")
 
 
 def _failure_dict(failure: Failure, redirected_from: list[str] | None = None) -> dict[str, object]:

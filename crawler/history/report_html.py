@@ -3,11 +3,11 @@
 Written beside report.json by every run (the output folder of a plain mirror, each snapshot's
 folder): outcome and figures, what the run was bound by, files by content type (a picture),
 what changed -- each page linked to its saved copy, each modified page's text diff inline --,
-failures by reason, URLs skipped by rule. One file that works from disk: inline CSS and SVG,
-no script, no request to anywhere; links to saved copies are relative. Everything the site
-sent (URLs, titles, text, messages) is escaped by html.py's helpers. Lists are cut at
-LIST_CAP entries, so that the report of a 100,000-page crawl stays small: report.json and
-changes.json have everything.
+failures by reason, pages the browser could not render (render_failed), URLs skipped by rule.
+One file that works from disk: inline CSS and SVG, no script, no request to anywhere; links to
+saved copies are relative. Everything the site sent (URLs, titles, text, messages) is escaped
+by html.py's helpers. Lists are cut at LIST_CAP entries, so that the report of a 100,000-page
+crawl stays small: report.json and changes.json have everything.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from crawler.config import IgnoreRule
 from crawler.history.changes import Changes, text_diff
 from crawler.history.html import bar_chart, diff_html, page, path_link, text, url
-from crawler.history.report import CrawlReport
+from crawler.history.report import CrawlReport, rendered_line
 from crawler.models import Failure, SavedFile, is_html
 from crawler.urls import host_of
 
@@ -107,6 +107,8 @@ def _head(report: CrawlReport, links: _Links) -> str:
                        f"{counts['failed_broken_links']:,} broken links, "
                        f"{counts['failed_off_site']:,} on other hosts)"),
             ("skipped", f"{len(report.skipped):,} by scope or robots.txt; {len(report.not_fetched):,} not fetched")]
+    if tally.pages_rendered or tally.render_failures:
+        rows.append(("rendered", text(rendered_line(tally).partition(": ")[2])))
     if report.offline_links is not None and report.offline_links.total:
         ok, total = report.offline_links.ok, report.offline_links.total
         rows.append(("links that work offline", f"{ok:,} of {total:,} ({100 * ok / total:.1f}%)"))
@@ -218,7 +220,7 @@ def _earlier_copy(record: Mapping[str, object], links: _Links, earlier: Earlier 
 def _failures(report: CrawlReport, links: _Links) -> str:
     failures = report.tally.failures
     if not failures:
-        return "<h2>Failures</h2><p>None.</p>"
+        return "<h2>Failures</h2><p>None.</p>" + _render_failed(report, links)
     groups: dict[str, list[Failure]] = defaultdict(list)
     for failure in sorted(failures, key=lambda f: f.url):
         groups[failure.reason].append(failure)
@@ -229,7 +231,18 @@ def _failures(report: CrawlReport, links: _Links) -> str:
             f"<td class=\"url\">{links.saved(f.referrer) if f.referrer else ''}</td></tr>" for f in members[:LIST_CAP])
         table = f"<table><tr><th>URL</th><th>kind</th><th>message</th><th>linked from</th></tr>{rows}</table>"
         parts.append(_list(reason, len(members), table))
-    return "".join(parts)
+    return "".join(parts) + _render_failed(report, links)
+
+
+def _render_failed(report: CrawlReport, links: _Links) -> str:
+    """Pages the browser could not render: saved as served (no failure of the crawl)."""
+    failed = sorted(report.tally.render_failures, key=lambda f: f.url)
+    if not failed:
+        return ""
+    rows = "".join(f"<tr><td class=\"url\">{links.saved(f.url)}</td><td>{text(f.message)}</td></tr>"
+                   for f in failed[:LIST_CAP])
+    return _list("render_failed: saved as served", len(failed),
+                 f"<table><tr><th>page</th><th>why it was not rendered</th></tr>{rows}</table>")
 
 
 def _kind(failure: Failure) -> str:

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from crawler.config import HttpConfig
 from crawler.errors import FetchError, LoginError
-from crawler.http.curl import CurlEngine, CurlLoop, Request
+from crawler.http.curl import IDLE_WAIT, CurlEngine, CurlLoop, Request
 from crawler.http.failures import E_WEIRD_SERVER_REPLY, failure
 from crawler.http.headers import fresh_until, parse_content_type, parse_retry_after, utf8_header, validators
 from crawler.http.policy import Follow, Redirected, RetryPolicy, SecureHosts, Session
@@ -237,12 +237,13 @@ class FetchLoop:
         job = FetchJob(item, stored, form=form, session=session.generation if session is not None else 0)
         self._curl.start(self._fetcher.request(job), job)
 
-    def step(self) -> list[tuple[CrawlItem, Result]]:
-        """Drive the downloads for a moment; the items whose result is known, with it."""
+    def step(self, idle: float = IDLE_WAIT) -> list[tuple[CrawlItem, Result]]:
+        """Drive the downloads for a moment (`idle` seconds at most when nothing happens); the
+        items whose result is known, with it."""
         if self._fetcher.stopping:
             return [(job.item, _interrupted(job)) for job in self._curl.drop_all() if isinstance(job, FetchJob)]
         done = []
-        for job, exchange in self._curl.step():
+        for job, exchange in self._curl.step(idle):
             assert isinstance(job, FetchJob)
             result = self._fetcher.result(job, exchange)
             if isinstance(result, FetchError) and result.reason == "session_expired" and \

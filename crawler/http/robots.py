@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 from protego import Protego
 
+from crawler.errors import FetchError
+from crawler.models import Response
+
 MAX_VERDICTS = 16384
 MAX_ROBOTS_BYTES = 500 * 1024  # what Google reads of a robots.txt; the rest is ignored
 
@@ -59,6 +62,14 @@ class RobotsRules:
 
 ALLOW_ALL = RobotsRules(allow_all=True)
 DISALLOW_ALL = RobotsRules(disallow_all=True)
+
+
+def answered_rules(answer: Response | FetchError, user_agent: str) -> RobotsRules:
+    """A host's rules from what became of its robots.txt, after retries (see the module's
+    docstring): a response's rules; a 4xx, everything allowed; else nothing allowed."""
+    if isinstance(answer, Response):
+        return RobotsRules.from_body(answer.body, user_agent)
+    return ALLOW_ALL if answer.status is not None and 400 <= answer.status < 500 else DISALLOW_ALL
 
 
 def product_token(user_agent: str) -> str:
