@@ -38,10 +38,10 @@ class Link:
 def distinct_links(targets: Iterable[tuple[str, LinkKind]]) -> list[Link]:
     """Each URL of (URL, kind) pairs once, in order. A URL linked both as a page and as a
     requisite is a requisite: it is saved whatever the depth."""
-    kinds: dict[str, LinkKind] = {}
-    for url, kind in targets:
-        if kinds.get(url) is not LinkKind.REQUISITE:
-            kinds[url] = kind
+    pairs = targets if isinstance(targets, list) else list(targets)
+    kinds = dict(pairs)  # each URL's last kind, in the order URLs first appear
+    requisite = LinkKind.REQUISITE
+    kinds.update([(url, kind) for url, kind in pairs if kind is requisite])
     return [Link(url, kind) for url, kind in kinds.items()]
 
 

@@ -116,16 +116,16 @@ class KnownLinks:
         (damaged: the page is parsed again)."""
         if not text.startswith(_FORMAT):
             return cls._decode_json(text)
-        targets, files = [], []
         body = text[len(_FORMAT):]
-        for row in body.split("\n") if body else ():
-            fields = row.split("\t")
-            kind = _LETTER_KINDS.get(fields[1]) if len(fields) == 3 else None
-            if kind is None:
-                return None
-            targets.append((fields[0], kind))
-            files.append(fields[2] or None)
-        return cls(targets, files)
+        # Split once, not line by line: a re-crawl decodes every unchanged page's links.
+        cells = body.replace("\n", "\t").split("\t") if body else []
+        if len(cells) % 3:
+            return None
+        try:
+            kinds = [_LETTER_KINDS[letter] for letter in cells[1::3]]
+        except KeyError:
+            return None
+        return cls(list(zip(cells[0::3], kinds, strict=True)), [file or None for file in cells[2::3]])
 
     @classmethod
     def _decode_json(cls, text: str) -> KnownLinks | None:
