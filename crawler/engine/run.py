@@ -11,7 +11,6 @@ progress display) may be called from other threads meanwhile.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -48,8 +47,6 @@ if TYPE_CHECKING:
     from crawler.history.warc import WarcArchive
 
 log = logging.getLogger(__name__)
-
-GIL_SWITCH_INTERVAL = 0.001  # seconds (Python's default: 0.005)
 
 
 class CrawlRun:
@@ -100,12 +97,6 @@ class CrawlRun:
         prepare_folder(self.config.output_dir)
         if self.shared is None:  # a shared crawl's workers all write here: Redis keeps them apart
             self._lock.acquire()
-        # A fetcher thread comes back from libcurl many times a second, each time waiting for a
-        # parser to let the GIL go: at the default 5 ms its downloads wait with it (measured in
-        # bench/engines: a crawl 3-4x slower at 0 ms with parsers busy; 1 ms costs the parsers
-        # about a fifth of their throughput).
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         try:
             self._log_in()
             resumed = self._open(started)
@@ -132,7 +123,6 @@ class CrawlRun:
         finally:
             self.state.close()  # if the run broke off before it finished: what it journaled is kept
             self._lock.release()
-            sys.setswitchinterval(switch_interval)
 
     def _files(self, layout: Layout) -> MirrorFiles:
         """The mirror this run writes (a shared crawl's workers share who owns which file)."""
