@@ -224,6 +224,21 @@ def test_one_failed_url_is_one_url(tmp_path: Path, capsys: pytest.CaptureFixture
     assert capsys.readouterr().err.startswith("crawl: 1 URL failed after retries (see ")
 
 
+@pytest.mark.parametrize("keep", [0, 2])
+def test_the_failure_line_names_the_report_of_the_run(tmp_path: Path, keep: int,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    site_routes = {"/": routes.html(routes.page("/down.html")), "/down.html": routes.status(503)}
+    with SiteServer(root=None, routes=site_routes) as server:
+        config = write_config(tmp_path / "c.yaml", server.url, tmp_path / "out", snapshots={"keep": keep},
+                              http={"retries": 0})
+        assert main([str(config)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("crawl: ") and error.endswith(")\n")
+    named = Path(error[error.rindex("(see ") + len("(see "):-2])
+    assert named.is_file() and json.loads(named.read_text())["outcome"] == "completed"
+    assert (named.parent.parent.name == "snapshots") is bool(keep)  # a snapshot's report is in the snapshot
+
+
 @pytest.mark.parametrize("robots", [True, False])
 def test_a_site_that_cannot_be_reached_says_so_and_why(tmp_path: Path, robots: bool,
                                                        capsys: pytest.CaptureFixture[str]) -> None:

@@ -336,7 +336,7 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False, name:
     if fatal is not None:
         raise fatal
     if status == EXIT_FAILURES:  # one line, even without a terminal: cron mails it
-        print(f"crawl: {failure_line(report)} (see {Path(report.output) / 'report.json'})",
+        print(f"crawl: {failure_line(report)} (see {report.mirror / 'report.json'})",  # a snapshot's own
               file=sys.stderr, flush=True)
     elif status == EXIT_INTERRUPTED:  # a terminal shows the summary; cron and scripts see this
         print("crawl: interrupted; run the same command again to resume", file=sys.stderr, flush=True)
