@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,8 +78,14 @@ def test_a_single_page_app_is_saved_as_the_reader_saw_it(app: SiteServer, crawl:
     assert '<meta charset="utf-8">' in home and "onclick" not in home
     about = saved_page(out, app, "/about.html").read_text()
     assert "<script src=" in about and not entries["about.html"]["rendered"]
+    # What the browser downloaded is saved from its copy: the site was asked for each once.
+    times_asked = Counter(path for _, path in app.request_log())
+    assert {path: times_asked["/" + path] for path in ["app.js", "app.css", "img/bg.png", "api/articles.json",
+                                                      "api/articles/1.json", "img/one.png"]} == dict.fromkeys(
+        ["app.js", "app.css", "img/bg.png", "api/articles.json", "api/articles/1.json", "img/one.png"], 1)
+    assert {path for path, times in times_asked.items() if times > 1} <= {"/robots.txt"}  # the browser reads its own
     # Nothing the crawl may not fetch reached the server: a POST, robots.txt's disallowed, scope.exclude's.
-    asked = {path for _, path in app.request_log()}
+    asked = set(times_asked)
     assert not asked & {"/api/hit", "/private/secret.json", "/tracking/pixel.gif"}
     assert report.skipped[app.url + "tracking/pixel.gif"] == "exclude"
     assert report.skipped[app.url + "private/secret.json"] == "robots"

@@ -58,9 +58,10 @@ def redirect_rule(scope: Scope, frontier: Frontier) -> Callable[[CrawlItem, str]
 class FetchStage:
     def __init__(self, *, frontier: Frontier, fetcher: Fetcher, stored: StoredCopies, outcomes: Outcomes,
                  pages: queue.Queue[QueueItem], scope: Scope, http: HttpConfig, capacity: int,
-                 max_connections: int) -> None:
+                 max_connections: int, browser_loaded: Callable[[str], Response | None] | None = None) -> None:
         """`pages`: the parsers' queue; `stored`: the previous crawl's files, for a re-crawl;
-        `capacity`: downloads each thread drives at once; `max_connections`: to one host."""
+        `capacity`: downloads each thread drives at once; `max_connections`: to one host;
+        `browser_loaded(url)`: what the browser downloaded for a page it rendered (render.mode)."""
         self._frontier = frontier
         self._fetcher = fetcher
         self._stored = stored
@@ -70,6 +71,7 @@ class FetchStage:
         self._http = http
         self._capacity = capacity
         self._max_connections = max_connections
+        self._browser_loaded = browser_loaded
         self._protocol_known: set[str] = set()  # origins the frontier was told the protocol of
 
     def run(self, tally: Tally) -> None:
@@ -107,8 +109,13 @@ class FetchStage:
         return False
 
     def _start(self, item: CrawlItem, loop: FetchLoop, outbox: deque[Page], tally: Tally) -> None:
-        """Download `item`; or, on a re-crawl, reuse its stored copy without a request while it
-        is still fresh."""
+        """Download `item`; or save what the browser downloaded for a page it rendered; or, on
+        a re-crawl, reuse its stored copy without a request while it is still fresh."""
+        loaded = self._browser_loaded(item.url) if self._browser_loaded and item.kind is LinkKind.REQUISITE else None
+        if loaded is not None:  # the site was asked once for it, by the browser: not again
+            self._frontier.release(item)
+            self._got(item, loaded, outbox, tally, downloaded=False)
+            return
         stored = self._stored.get(item.url)
         if stored is not None and self._stored.fresh(stored):
             reused = self._stored.reuse(stored)
@@ -151,15 +158,17 @@ class FetchStage:
                                          chain=item.chain))
         self._frontier.task_done(item)
 
-    def _got(self, item: CrawlItem, result: Response, outbox: deque[Page], tally: Tally) -> None:
-        """A response to pass on to the parsers."""
+    def _got(self, item: CrawlItem, result: Response, outbox: deque[Page], tally: Tally,
+             downloaded: bool = True) -> None:
+        """A response to pass on to the parsers (not `downloaded` by the fetchers: the browser's,
+        counted as its requests)."""
         origin = origin_of(result.url)
         if result.headers is not None and origin not in self._protocol_known:  # from the server itself
             self._protocol_known.add(origin)
             self._frontier.multiplexes(origin, result.http_version in ("HTTP/2", "HTTP/3"))
         for source in result.redirects:
             self._outcomes.redirected(source, result.url, tally, followed=True)
-        if result.stored is None:
+        if result.stored is None and downloaded:
             tally.requests_ok += 1
             tally.bytes_downloaded += len(result.body)
         if item.kind is LinkKind.ROBOTS:

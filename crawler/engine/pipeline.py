@@ -75,11 +75,12 @@ class Pipeline:
         outcomes = Outcomes(frontier=frontier, state=state, links=files.links, fixer=files.fixer,
                             writes=self.writes, abort=abort)
         self._fetch_threads, capacity = fetch_threads(config)
-        self._fetch = FetchStage(frontier=frontier, fetcher=fetcher, stored=stored, outcomes=outcomes,
-                                 pages=self.renders or self.pages, scope=scope, http=config.http, capacity=capacity,
-                                 max_connections=config.threads.fetchers)
         self.render_stage = RenderStage(config, frontier=frontier, fetcher=fetcher, scope=scope,
                                         renders=self.renders, pages=self.pages) if self.renders is not None else None
+        self._fetch = FetchStage(frontier=frontier, fetcher=fetcher, stored=stored, outcomes=outcomes,
+                                 pages=self.renders or self.pages, scope=scope, http=config.http, capacity=capacity,
+                                 max_connections=config.threads.fetchers,
+                                 browser_loaded=self.render_stage.loaded if self.render_stage is not None else None)
         self._parse = ParseStage(frontier=frontier, scope=scope, stored=stored, outcomes=outcomes,
                                  pages=self.pages, writes=self.writes, mirror=config.mirror,
                                  user_agent=config.http.user_agent, robots=config.politeness.robots)

@@ -32,12 +32,13 @@ from crawler.engine.interfaces import Frontier
 from crawler.engine.outcomes import QueueItem, Sentinel
 from crawler.engine.scope import Scope
 from crawler.http.fetcher import Fetcher
-from crawler.models import CrawlItem, Failure, LinkKind, Page, is_html
+from crawler.models import CrawlItem, Failure, LinkKind, Page, Response, is_html
 from crawler.render.shell import app_shell
 from crawler.tally import Tally
 
 if TYPE_CHECKING:
     from crawler.render.browser import BrowserHost  # Playwright: imported at the first page to render
+    from crawler.render.network import BrowserNetwork
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class RenderStage:
         self._renders = renders
         self._pages = pages
         self._host: BrowserHost | None = None
+        self._network: BrowserNetwork | None = None
         self._starting = threading.Lock()  # guards _host: the first two pages to render come at once
         self.browser_started = False  # was a page rendered (or tried)? Not on a site of static pages
 
@@ -150,5 +152,12 @@ class RenderStage:
                                          robots=config.politeness.robots, per_host=config.politeness.per_host,
                                          delay=config.politeness.delay, max_redirects=config.http.max_redirects)
                 self._host = BrowserHost(config.render, network)
+                self._network = network
                 self.browser_started = True
             return self._host
+
+    def loaded(self, url: str) -> Response | None:
+        """What the browser downloaded from `url` for a page it rendered, if it still holds it:
+        the fetchers save that rather than ask the site for it a second time (from their threads)."""
+        network = self._network
+        return network.cache.loaded(url) if network is not None else None

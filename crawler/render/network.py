@@ -10,7 +10,8 @@ leads nowhere: browser.py), so a page cannot reach past the crawl's rules.
 Politeness: the browser's requests are downloads of their own, apart from the fetchers': at
 most politeness.per_host of them at once (all hosts together, so never more to one host), each
 host's starts politeness.delay apart (or its robots.txt Crawl-delay). What a page loads is kept
-(ResponseCache): the script bundle every page of an app shares is fetched once for the browser.
+(ResponseCache): the script bundle every page of an app shares is fetched once for the browser,
+and the fetchers save what the browser loaded from there rather than download it again.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class BrowserNetwork:
         self._robots = robots
         self._delay = delay
         self._max_redirects = max_redirects
-        self._cache = ResponseCache(CACHE_BYTES)
+        self.cache = ResponseCache(CACHE_BYTES)  # the fetchers take what the browser loaded from it
         self._fetching: dict[str, asyncio.Future[Result]] = {}  # URL -> its download, shared by every page asking
         self._rules: dict[str, asyncio.Future[RobotsRules]] = {}  # origin -> its robots.txt rules
         self._next_start: dict[str, float] = {}  # origin -> loop time its next download may start
@@ -97,7 +98,7 @@ class BrowserNetwork:
         self._downloads.close()
 
     async def _fetch(self, url: str) -> Result:
-        cached = self._cache.get(url)
+        cached = self.cache.get(url)
         if cached is not None:
             return cached
         download = self._fetching.get(url)
@@ -145,7 +146,7 @@ class BrowserNetwork:
     def _settled(self, url: str, download: asyncio.Future[Result]) -> None:
         self._fetching.pop(url, None)
         if not download.cancelled():
-            self._cache.put(url, download.result())
+            self.cache.put(url, download.result())
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -205,32 +206,44 @@ class Downloads:
 
 class ResponseCache:
     """The latest answers the browser got, up to a number of bytes (bodies): successes, and
-    4xx errors (a missing image is missing for the next page too)."""
+    4xx errors (a missing image is missing for the next page too). The browser's event loop
+    keeps it; the fetchers read it too (`loaded`), from their threads."""
 
     def __init__(self, budget: int) -> None:
         self._budget = budget
         self._used = 0
         self._answers: OrderedDict[str, Response | FetchError] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, url: str) -> Response | FetchError | None:
-        answer = self._answers.get(url)
-        if answer is not None:
-            self._answers.move_to_end(url)
-        return answer
+        with self._lock:
+            answer = self._answers.get(url)
+            if answer is not None:
+                self._answers.move_to_end(url)
+            return answer
+
+    def loaded(self, url: str) -> Response | None:
+        """The body the browser downloaded from `url` itself (no redirect), if it still holds it."""
+        with self._lock:
+            answer = self._answers.get(url)
+        return answer if isinstance(answer, Response) and answer.url == url and not answer.redirects else None
 
     def put(self, url: str, result: Result) -> None:
-        if isinstance(result, Redirected) or url in self._answers:
+        if isinstance(result, Redirected):
             return
         if isinstance(result, FetchError) and not (result.status is not None and 400 <= result.status < 500):
             return  # it may pass: asked again next time
         size = len(result.body) if isinstance(result, Response) else 0
         if size > self._budget // 8:
             return
-        self._answers[url] = result
-        self._used += size
-        while self._used > self._budget:
-            _, dropped = self._answers.popitem(last=False)
-            self._used -= len(dropped.body) if isinstance(dropped, Response) else 0
+        with self._lock:
+            if url in self._answers:
+                return
+            self._answers[url] = result
+            self._used += size
+            while self._used > self._budget:
+                _, dropped = self._answers.popitem(last=False)
+                self._used -= len(dropped.body) if isinstance(dropped, Response) else 0
 
 
 def _redirects_for_robots_only(item: CrawlItem, target: str) -> Follow:
