@@ -22,7 +22,7 @@ import pytest
 
 from crawler.cli.main import main
 from crawler.cli.serve import HistoryServer
-from crawler.cli.serve_files import header_value
+from crawler.cli.serve_files import UNSATISFIABLE, byte_range, header_value
 from crawler.demo.server import SiteServer
 from tests import routes
 from tests.test_snapshots import latest, page, snapshot_dirs, write_config
@@ -249,6 +249,36 @@ def test_saved_files_are_served_with_their_recorded_types(history: History) -> N
     # Fonts (and scripts, stylesheets, images) are shared with the sandboxed pages' "null" origin; pages are not.
     assert request(history, "GET", f"{base}/shop.woff2", Origin="null")[1]["access-control-allow-origin"] == "*"
     assert "access-control-allow-origin" not in request(history, "GET", f"{base}/a.html", Origin="null")[1]
+
+
+def test_a_range_of_a_saved_file_is_served_so_a_browser_can_seek_in_a_video(history: History) -> None:
+    path = f"/mirror/latest/{history.host()}/latin.html"
+    status, headers, whole = request(history, "GET", path)
+    assert status == 200 and headers["accept-ranges"] == "bytes"
+    size = len(whole)
+    status, headers, body = request(history, "GET", path, Range="bytes=3-9")
+    assert (status, body) == (206, whole[3:10])
+    assert (headers["content-range"], headers["content-length"]) == (f"bytes 3-9/{size}", "7")
+    assert headers["content-security-policy"].startswith("sandbox")  # sandboxed like the whole file
+    assert request(history, "GET", path, Range="bytes=-4")[2] == whole[-4:]
+    assert request(history, "GET", path, Range="bytes=5-")[2] == whole[5:]
+    status, headers, body = request(history, "GET", path, Range=f"bytes={size}-")
+    assert (status, headers["content-range"]) == (416, f"bytes */{size}") and whole not in body
+    assert request(history, "HEAD", path, Range="bytes=3-9")[0] == 206
+    # Several ranges, or If-Range (the files have no version to compare): the whole file.
+    assert request(history, "GET", path, Range="bytes=0-1,4-5")[:3:2] == (200, whole)
+    assert request(history, "GET", path, **{"Range": "bytes=0-1", "If-Range": '"v1"'})[:3:2] == (200, whole)
+
+
+@pytest.mark.parametrize(("header", "size", "expected"), [
+    (None, 10, None), ("bytes=0-0", 10, (0, 0)), ("bytes=2-", 10, (2, 9)), ("bytes=2-100", 10, (2, 9)),
+    ("bytes=-3", 10, (7, 9)), ("bytes=-30", 10, (0, 9)), ("bytes=10-", 10, UNSATISFIABLE),
+    ("bytes=-0", 10, UNSATISFIABLE), ("bytes=0-", 0, UNSATISFIABLE), ("bytes=5-2", 10, None), ("bytes=-", 10, None),
+    ("bytes=0-1,3-4", 10, None), ("items=0-1", 10, None), ("bytes=a-b", 10, None), ("bytes = 1 - 2", 10, (1, 2)),
+])
+def test_the_range_header_is_read_as_one_range_or_none(header: str | None, size: int,
+                                                       expected: tuple[int, int] | None) -> None:
+    assert byte_range(header, size) == expected
 
 
 def test_recorded_types_cannot_add_headers() -> None:

@@ -19,16 +19,16 @@ serve_files.find (never outside the output folder, never its crawl state).
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 import os
-import shutil
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from crawler.cli import serve_files
@@ -220,15 +220,27 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with file:
             size = os.fstat(file.fileno()).st_size
-            self.send_response(200)
+            # If-Range names a version; the files have none to compare it with: the whole file then.
+            asked = self.headers.get("Range") if not self.headers.get("If-Range") else None
+            wanted = serve_files.byte_range(asked, size)
+            if wanted == serve_files.UNSATISFIABLE:
+                self._page(416, error_page(416, "Range Not Satisfiable"), {"Content-Range": f"bytes */{size}"},
+                           body=body)
+                return
+            first, last = wanted or (0, size - 1)
+            self.send_response(206 if wanted else 200)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(size))
+            self.send_header("Content-Length", str(last - first + 1))
+            if wanted:
+                self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Security-Policy", MIRRORED_POLICY)
             if content_type.startswith(SHARED_TYPES):
                 self.send_header("Access-Control-Allow-Origin", "*")
             self._common_headers()
             if body:
-                shutil.copyfileobj(file, self.wfile)
+                file.seek(first)
+                _copy(file, self.wfile, last - first + 1)
 
     def _common_headers(self) -> None:
         self.send_header("X-Content-Type-Options", "nosniff")
@@ -241,3 +253,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         log.info("%s %s", self.address_string(), format % args)
+
+
+def _copy(source: BinaryIO, destination: io.BufferedIOBase, length: int) -> None:
+    """`length` bytes of `source` to `destination`, a block at a time."""
+    while length > 0:
+        block = source.read(min(length, 64 * 1024))
+        if not block:
+            return
+        destination.write(block)
+        length -= len(block)

@@ -125,3 +125,25 @@ def header_value(media_type: str, charset: str | None) -> str:
     if charset and _CHARSET.fullmatch(charset.strip().lower()):
         return f"{media_type}; charset={charset.strip().lower()}"
     return media_type
+
+
+UNSATISFIABLE = (-1, -1)
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one range of bytes a Range header asks of a file of `size` bytes, as (first, last),
+    both included: what lets a browser seek in a saved video. None: the whole file (no header,
+    several ranges, or a form this server does not read -- a server may ignore Range);
+    UNSATISFIABLE: a range that starts past the end."""
+    match = _RANGE.fullmatch(header.strip().replace(" ", "")) if header else None
+    if match is None or not (match[1] or match[2]):
+        return None
+    if not match[1]:  # the last N bytes
+        suffix = int(match[2])
+        return (max(0, size - suffix), size - 1) if suffix and size else UNSATISFIABLE
+    first = int(match[1])
+    if first >= size:
+        return UNSATISFIABLE
+    last = min(int(match[2]), size - 1) if match[2] else size - 1
+    return (first, last) if first <= last else None
