@@ -4,6 +4,7 @@ import threading
 import time
 
 from crawler.engine.frontier import MemoryFrontier
+from crawler.http.robots import RobotsRules
 from crawler.models import CrawlItem, Link, LinkKind
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
@@ -216,3 +217,13 @@ def test_under_max_pages_a_page_waits_only_for_the_pages_ranked_before_the_one_t
     frontier.task_done(a, saved_html_page=True)
     z = frontier.get()
     assert z is not None and z.url == "http://h/z"
+
+
+def test_a_hosts_robots_rules_are_known_once_it_answered() -> None:
+    frontier = MemoryFrontier(robots=True)
+    assert frontier.robots_rules("http://h") is None  # a host not met
+    frontier.add(CrawlItem("http://h/a.html", 0, LinkKind.PAGE))
+    assert frontier.robots_rules("http://h") is None  # its robots.txt not answered yet
+    rules = RobotsRules.parse("User-agent: *\nDisallow: /private/", "crawl")
+    frontier.set_robots("http://h/robots.txt", rules)
+    assert frontier.robots_rules("http://h") is rules

@@ -4,6 +4,7 @@ network -- with its lazy-loading script, and without one."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -75,8 +76,12 @@ def _open_offline(browser: object, page_file: Path, scripts: bool) -> dict[str, 
                    else route.abort())
         page.goto(page_file.as_uri(), wait_until="load")  # the images in the page have loaded (or failed)
         page.locator("#below").scroll_into_view_if_needed()
-        widths = {element.get_attribute("id"): element.evaluate("image => image.complete && image.naturalWidth")
-                  for element in page.locator("img[id]:not(#fallback)").all()}
+        images = page.locator("img[id]:not(#fallback)").all()
+        deadline = time.monotonic() + 10  # a lazy image starts loading once scrolled to: a busy machine is slow
+        while not all(image.evaluate("image => image.complete") for image in images) and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+        widths = {image.get_attribute("id"): image.evaluate("image => image.complete && image.naturalWidth")
+                  for image in images}
         background = page.locator("#background").evaluate("div => getComputedStyle(div).backgroundImage")
         url = background[len('url("'):-len('")')]
         assert url.startswith("file:"), background

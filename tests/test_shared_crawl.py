@@ -344,3 +344,26 @@ def test_a_lease_whose_answer_was_lost_goes_back_to_the_queue(redis_server: Redi
     finally:
         state.close()
 
+
+
+def test_robots_rules_one_worker_learned_are_known_to_the_others(redis_server: RedisServer, tmp_path: Path) -> None:
+    from crawler.engine.redis_crawl import SharedCrawl
+    from crawler.engine.redis_frontier import RedisFrontier
+    from crawler.engine.redis_state import RedisState
+    from crawler.http.robots import RobotsRules
+
+    config = make_config("http://127.0.0.1:9/", tmp_path / "out", state={"backend": "redis", "url": redis_server.url})
+    workers = [SharedCrawl(config) for _ in range(2)]
+    states = [RedisState(shared, config.output_dir) for shared in workers]
+    try:
+        for state in states:
+            state.open("{}", "now")
+        first, second = (RedisFrontier(shared, max_pages=None, per_host=4, per_host_http1=4, delay=0, robots=True,
+                                       user_agent="crawl") for shared in workers)
+        assert first.robots_rules("http://127.0.0.1:9") is None
+        first.set_robots("http://127.0.0.1:9/robots.txt", RobotsRules.parse("User-agent: *\nDisallow: /x/", "crawl"))
+        rules = second.robots_rules("http://127.0.0.1:9")  # another worker's: read from Redis
+        assert rules is not None and not rules.allows("http://127.0.0.1:9/x/a") and rules.allows("http://127.0.0.1:9/y")
+    finally:
+        for state in states:
+            state.close()

@@ -248,6 +248,11 @@ class MemoryFrontier:
             self._changed.notify_all()
             return [item.url for item in disallowed]
 
+    def robots_rules(self, origin: str) -> RobotsRules | None:
+        """The host's robots.txt rules once it answered (None: not yet, or a host not met)."""
+        with self._lock:
+            return self._hosts.robots_rules(origin)
+
     def still_ours(self, item: CrawlItem | None) -> bool:
         """One process holds every URL it took until it is done with it."""
         return True

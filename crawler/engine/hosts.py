@@ -146,6 +146,11 @@ class Hosts:
             host.not_before = max(host.not_before, now + pause)
         return host.has_work()
 
+    def robots_rules(self, origin: str) -> RobotsRules | None:
+        """The host's rules, if it answered (a host not met is not made)."""
+        host = self._hosts.get(origin)
+        return host.robots if host is not None else None
+
     def learn_robots(self, origin: str, rules: RobotsRules) -> list[CrawlItem]:
         """The host's robots.txt answered: its rules apply from now on. Returns the URLs
         queued for it that the rules keep out, taken out of its queues."""

@@ -164,6 +164,9 @@ class RedisFrontier:
         self._changed.set()
         return list(self._shared.call("drop", origin, robots_rule(rules), *out)) if out else []
 
+    def robots_rules(self, origin: str) -> RobotsRules | None:
+        return self._robots.known(origin)
+
     def still_ours(self, item: CrawlItem | None) -> bool:
         if item is None:
             return self._shared.may_rewrite()

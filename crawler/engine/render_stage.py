@@ -150,7 +150,8 @@ class RenderStage:
                 config = self._config
                 network = BrowserNetwork(self._fetcher, user_agent=config.http.user_agent,
                                          robots=config.politeness.robots, per_host=config.politeness.per_host,
-                                         delay=config.politeness.delay, max_redirects=config.http.max_redirects)
+                                         delay=config.politeness.delay, max_redirects=config.http.max_redirects,
+                                         known_rules=self._frontier.robots_rules)
                 self._host = BrowserHost(config.render, network)
                 self._network = network
                 self.browser_started = True

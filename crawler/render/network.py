@@ -53,11 +53,13 @@ class BrowserNetwork:
     """The browser's way to the network, used from the browser's event loop only."""
 
     def __init__(self, fetcher: Fetcher, *, user_agent: str, robots: bool, per_host: int, delay: float,
-                 max_redirects: int) -> None:
-        """`fetcher`: the crawl's (its engine: cookie jar, connections, TLS settings)."""
+                 max_redirects: int, known_rules: Callable[[str], RobotsRules | None] = lambda origin: None) -> None:
+        """`fetcher`: the crawl's (its engine: cookie jar, connections, TLS settings);
+        `known_rules(origin)`: a host's robots.txt rules as the crawl got them, if it did."""
         self._downloads = Downloads(fetcher.following(_redirects_for_robots_only), capacity=per_host)
         self._user_agent = user_agent
         self._robots = robots
+        self._known_rules = known_rules
         self._delay = delay
         self._max_redirects = max_redirects
         self.cache = ResponseCache(CACHE_BYTES)  # the fetchers take what the browser loaded from it
@@ -89,7 +91,11 @@ class BrowserNetwork:
         known = self._rules.get(origin)
         if known is None:
             known = self._rules[origin] = asyncio.get_running_loop().create_future()
-            self._start(self._download(origin + "/robots.txt", LinkKind.ROBOTS, known, pace=False))
+            rules = self._known_rules(origin)
+            if rules is not None:  # the crawl's own answer: the host is not asked twice
+                known.set_result(rules)
+            else:
+                self._start(self._download(origin + "/robots.txt", LinkKind.ROBOTS, known, pace=False))
         return await asyncio.shield(known)
 
     def close(self) -> None:
