@@ -33,16 +33,42 @@ PAGES = 60
 
 class Gate:
     """Holds the start page's answer until the test opens it: the workers all join before any
-    of them can finish the crawl alone."""
+    of them can finish the crawl alone. And, once told to (`hold_after`), holds every answer
+    past a number until `release`: the crawl is still under way when the test acts on it,
+    however slowly a busy machine runs the test."""
 
     def __init__(self) -> None:
         self.open = threading.Event()
+        self.released = threading.Event()
+        self._lock = threading.Lock()
+        self._left: int | None = None  # answers to give before holding the others
 
     def route(self, then: routes.Route) -> routes.Route:
         def route(handler: BaseHTTPRequestHandler) -> None:
             self.open.wait(timeout=30)
             then(handler)
         return route
+
+    def holding(self, then: routes.Route) -> routes.Route:
+        def route(handler: BaseHTTPRequestHandler) -> None:
+            with self._lock:
+                hold = self._left is not None and self._left <= 0
+                if self._left is not None:
+                    self._left -= 1
+            if hold:
+                self.released.wait(timeout=30)
+            then(handler)
+        return route
+
+    def hold_after(self, answers: int) -> None:
+        with self._lock:
+            self._left = answers
+        self.released.clear()
+
+    def release(self) -> None:
+        with self._lock:
+            self._left = None
+        self.released.set()
 
 
 def shared_site(gate: Gate, delay: float = 0.01) -> dict[str, routes.Route]:
@@ -53,6 +79,7 @@ def shared_site(gate: Gate, delay: float = 0.01) -> dict[str, routes.Route]:
         body = routes.page(*children).replace(b"<body>", f'<body><img src="/img/{number}.png">'.encode())
         site[f"/gen/{number}.html"] = routes.html(body, delay=delay)
         site[f"/img/{number}.png"] = routes.raw(bytes([number % 256]) * (300 + number), "image/png")
+    site = {path: gate.holding(route) for path, route in site.items()}
     site["/gen/0.html"] = gate.route(site["/gen/0.html"])
     return site
 
@@ -105,13 +132,15 @@ def run_workers(config: Path, redis: RedisServer, count: int, gate: Gate) -> lis
 
 
 def under_way(config: Path, redis: RedisServer, count: int, gate: Gate,
-              server: SiteServer) -> list[subprocess.Popen[str]]:
-    """`count` workers, all joined and past their first twenty requests."""
+              server: SiteServer, answers: int = 20) -> list[subprocess.Popen[str]]:
+    """`count` workers, all joined and past their first `answers` requests, the others held
+    until `gate.release()`."""
     workers = [start_worker(config) for _ in range(count)]
     wait_for(lambda: live_workers(redis, config.parent / "out") == count)
     before = len(server.request_log())
+    gate.hold_after(answers)
     gate.open.set()
-    wait_for(lambda: len(server.request_log()) - before > 20)
+    wait_for(lambda: len(server.request_log()) - before > answers)
     return workers
 
 
@@ -151,6 +180,7 @@ def test_a_worker_killed_mid_crawl_loses_nothing(server: SiteServer, gate: Gate,
                                                 reference: Path, tmp_path: Path) -> None:
     workers = under_way(config_file(tmp_path, server, redis_server.url), redis_server, 3, gate, server)
     workers[0].send_signal(signal.SIGKILL)
+    gate.release()
     errors = [worker.communicate(timeout=120)[1] for worker in workers]
     assert [worker.returncode for worker in workers] == [-signal.SIGKILL, 0, 0], errors
     assert_same_mirror(reference, tmp_path / "out")
@@ -160,12 +190,13 @@ def test_a_worker_killed_mid_crawl_loses_nothing(server: SiteServer, gate: Gate,
 def test_every_worker_stopped_then_one_started_goes_on(server: SiteServer, gate: Gate, redis_server: RedisServer,
                                                        reference: Path, tmp_path: Path) -> None:
     config = config_file(tmp_path, server, redis_server.url)
-    workers = under_way(config, redis_server, 2, gate, server)
+    workers = under_way(config, redis_server, 2, gate, server, answers=60)  # half the site's files
     for worker in workers:
         worker.send_signal(signal.SIGINT)
     errors = [worker.communicate(timeout=60)[1] for worker in workers]
     assert [worker.returncode for worker in workers] == [130, 130], errors
     assert not (tmp_path / "out" / "report.json").exists()  # a stopped worker writes no report
+    gate.release()
     before = len(server.request_log())
     resumed = subprocess.run([sys.executable, "-m", "crawler", str(config), "-v"], capture_output=True, text=True,
                              timeout=120, check=False)
@@ -267,6 +298,7 @@ def test_a_redis_restart_mid_crawl_is_waited_for(server: SiteServer, gate: Gate,
         redis.stop()
         time.sleep(1.0)
         redis.start()
+        gate.release()
         results = [(worker.communicate(timeout=120)[1], worker.returncode)[::-1] for worker in workers]
     finally:
         redis.stop()
