@@ -264,7 +264,7 @@ def timed_page(body: bytes, log: list[tuple[float, float]], lock: threading.Lock
     return route
 
 
-DELAY = 0.25
+DELAY = 0.4
 
 
 def test_politeness_holds_across_workers(redis_server: RedisServer, tmp_path: Path) -> None:
@@ -283,9 +283,10 @@ def test_politeness_holds_across_workers(redis_server: RedisServer, tmp_path: Pa
     assert len(spans) == 15
     for (start, end), (next_start, _) in itertools.pairwise(spans):
         assert next_start >= end, "two requests to the host overlapped"
-        # The server notes a start when its thread gets to it: on a busy machine, late by some
-        # tens of milliseconds now and then. Workers ignoring each other would be ~0 apart.
-        assert next_start - start >= DELAY - 0.1, "a request came before the delay had passed"
+        # The server notes a start when its thread gets to it: on a busy machine (four test
+        # processes and their browsers on two cores), late by up to a hundred milliseconds or so
+        # now and then. Workers ignoring each other would be ~0 apart.
+        assert next_start - start >= DELAY - 0.15, "a request came before the delay had passed"
     assert (spans[-1][0] - spans[0][0]) / (len(spans) - 1) >= DELAY - 0.01
 
 
