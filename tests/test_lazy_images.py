@@ -62,7 +62,10 @@ def test_the_saved_page_shows_every_lazy_image_offline(lazy_site: SiteServer, cr
     index = Path(report.output) / lazy_site.url.split("/")[2] / "index.html"
     for scripts in (True, False):
         shown = _open_offline(browser, index, scripts)
-        assert shown == dict.fromkeys(["blank-placeholder", "no-src", "file-placeholder", "srcset", "background",
+        # Its 1x or its 2x candidate: both are the same saved file, and Chromium has been seen
+        # to take either (the 2x one halves the natural width). Either shows it.
+        assert shown.pop("srcset") in (32, 16), scripts
+        assert shown == dict.fromkeys(["blank-placeholder", "no-src", "file-placeholder", "background",
                                        "scripted", "below"], 32), scripts
 
 
