@@ -1,5 +1,6 @@
 """The config: one frozen, validated `Config` tree of typed sections (scope, threads, http,
-politeness, mirror, snapshots, notify).
+politeness, mirror, render, snapshots, notify, state). The sections of what a run keeps and
+tells are in config_history.py, rendering's in config_render.py, their base in config_base.py.
 
 Each section is a small pydantic model that rejects unknown keys, so a typo is an error
 rather than a silently ignored setting; each field says its unit and what 0 means. Reading
@@ -8,46 +9,26 @@ YAML into it, and the messages for what is wrong: config_file.py.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
 from crawler import __version__
-from crawler.notify_urls import check as _check_notify_url
+from crawler.config_base import Regex, Section
+from crawler.config_history import NotifyConfig, SnapshotsConfig
+from crawler.config_render import RenderConfig
 from crawler.urls import InvalidURLError, ascii_host, canonicalize, host_of
 
 DEFAULT_USER_AGENT = f"crawl/{__version__} (website mirroring tool)"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
-def _compile_regex(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"bad regex {pattern!r}: {exc}") from None
-    return pattern
-
-
-Regex = Annotated[str, AfterValidator(_compile_regex)]
-
-
-class Section(BaseModel):
-    """Every config section: immutable, strict about unknown keys. The docstring under each
-    field is what it means: `crawl init` writes it into the configs it makes."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, use_attribute_docstrings=True)
 
 
 class ScopeConfig(Section):
@@ -287,60 +268,6 @@ class LoginConfig(Section):
         return os.environ.get(self.password_env, "")
 
 
-class IgnoreRule(Section):
-    """One kind of noise to leave out when comparing pages: elements or text."""
-
-    css: str | None = None
-    """A CSS selector: matching elements are removed (a rotating ad slot, a footer timestamp)."""
-    regex: Regex | None = None
-    """A regular expression: matching text of the page source is removed (a CSRF token)."""
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> IgnoreRule:
-        if (self.css is None) == (self.regex is None):
-            raise ValueError("give either css: or regex:, not both or neither")
-        return self
-
-
-class HealthConfig(Section):
-    """What a snapshot must pass to become `latest`."""
-
-    start_urls: bool = True
-    """Every start URL was saved."""
-    min_pages_ratio: float = Field(default=0.5, ge=0, le=1)
-    """HTML pages saved, at least this share of the previous snapshot's."""
-    max_failed_ratio: float = Field(default=0.2, ge=0, le=1)
-    """Failed fetches (after retries, broken links aside) below this share of all fetches."""
-
-
-class SnapshotsConfig(Section):
-    """Dated snapshots of every run, and what changed between them."""
-
-    keep: int = Field(default=0, ge=0)
-    """Dated snapshots kept in output/snapshots/, each a complete mirror (unchanged files are
-    hard links to the previous one). 0: one plain mirror, updated in place."""
-    ignore: tuple[IgnoreRule, ...] = ()
-    """Noise removed before pages are compared, so that "modified" means a meaningful change."""
-    health: HealthConfig = HealthConfig()
-
-
-NotifyWhen = Literal["changes", "failure", "always"]
-
-
-class NotifyConfig(Section):
-    """Messages about each run, through Apprise (e-mail, webhooks, Slack, Matrix, ntfy, Teams...:
-    one URL syntax). A message that cannot be delivered never changes the crawl's outcome."""
-
-    urls: tuple[Annotated[str, AfterValidator(_check_notify_url)], ...] = ()
-    """Apprise URLs, one message to each: "mailto://user:${SMTP_PASSWORD}@mail.example.com?to=ops@example.com",
-    "json://hooks.example.com/crawl". ${VAR} is the environment variable VAR, so that no secret
-    sits in this file. Empty: no notifications."""
-    when: tuple[NotifyWhen, ...] = ("changes", "failure")
-    """Which runs send a message: "changes" (a completed run that added, modified or removed
-    pages), "failure" (a run that ends with exit status 1), "always" (every run, interrupted
-    ones too)."""
-
-
 class StateConfig(Section):
     """Where the crawl state lives: in the output folder (one machine), or in Redis, shared by
     every worker that runs the same config (several machines, one crawl)."""
@@ -360,80 +287,6 @@ class StateConfig(Section):
             raise ValueError("backend: redis needs url: redis://HOST:6379/0")
         if self.url is not None and not re.match(r"^(redis|rediss|unix)://", self.url):
             raise ValueError(f"{self.url!r} is not a Redis URL (redis://HOST:6379/0)")
-        return self
-
-
-# The Chromiums render.browser: null looks for on PATH, in this order.
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-INSTALL_CHROMIUM = "apt-get install chromium"
-INSTALL_PLAYWRIGHT = "pip install 'crawl-mirror[render]'"
-
-
-def find_chromium(path: Path | None) -> Path:
-    """The Chromium render.browser names, or the first of CHROMIUM_NAMES on PATH. Raises
-    ValueError saying how to get one."""
-    if path is not None:
-        path = path.expanduser().absolute()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise ValueError(f"browser {path} is not an executable file")
-        return path
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return Path(found)
-    raise ValueError(f"a Chromium is needed, and none of {', '.join(CHROMIUM_NAMES)} is on PATH: "
-                     f"{INSTALL_CHROMIUM} (or name one in render.browser)")
-
-
-class RenderConfig(Section):
-    """Pages built by JavaScript: rendered in a headless Chromium (driven by Playwright) before
-    their links are read, and saved as the reader saw them -- the page after its scripts ran,
-    without its scripts."""
-
-    mode: Literal["never", "auto", "always"] = "never"
-    """never: no page is rendered and no browser started. auto: an HTML page whose static HTML
-    looks like an app shell -- an executable script, and either under 100 characters of visible
-    text or an empty mount element such as <div id="root"></div> -- is rendered; the others are
-    saved as served. always: every HTML page is rendered. auto and always need Playwright
-    (pip install 'crawl-mirror[render]') and a Chromium."""
-    browser: Path | None = None
-    """The Chromium to drive. null: chromium, chromium-browser or google-chrome, the first on
-    PATH (Debian: apt-get install chromium). No browser is ever downloaded."""
-    wait: Literal["network_idle", "load"] | float = "network_idle"
-    """When a page is taken as the reader sees it: network_idle (its load event, then 500 ms
-    without a request -- at most until timeout), load (its load event), or a number: seconds
-    after its load event."""
-    parallel: int = Field(default=2, ge=1, le=32)
-    """Pages rendered at once, each a tab of one browser (a tab may take 50-200 MB)."""
-    timeout: float = Field(default=30.0, gt=0)
-    """Seconds a page has to load in the browser. One that takes longer (or crashes the browser)
-    is saved as its static HTML, with a warning and a render_failed note in the report."""
-
-    @field_validator("wait", mode="before")
-    @classmethod
-    def _event_or_seconds(cls, wait: Any) -> Any:
-        if wait in ("network_idle", "load"):
-            return wait
-        try:
-            seconds = float(wait)
-        except (TypeError, ValueError):
-            seconds = 0.0
-        if not seconds > 0 or isinstance(wait, bool):
-            raise ValueError(f"give network_idle, load, or a number of seconds above 0 (got {wait!r})")
-        return seconds
-
-    @model_validator(mode="after")
-    def _browser_is_there(self) -> RenderConfig:
-        """auto and always need Playwright and a Chromium: said now, with how to install them,
-        rather than page after page at crawl time. `browser` becomes the Chromium found."""
-        if self.mode == "never":
-            return self
-        if importlib.util.find_spec("playwright") is None:
-            raise ValueError(f"mode {self.mode} needs Playwright, which is not installed: {INSTALL_PLAYWRIGHT}")
-        try:
-            object.__setattr__(self, "browser", find_chromium(self.browser))
-        except ValueError as error:
-            raise ValueError(f"mode {self.mode}: {error}") from None
         return self
 
 

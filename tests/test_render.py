@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.config import RenderConfig
+from crawler.config_render import RenderConfig
 from crawler.demo.server import SiteServer
 from crawler.engine.run import CrawlRun
 from crawler.http.fetcher import Fetcher

@@ -19,8 +19,8 @@ from warcio.archiveiterator import ArchiveIterator
 import crawler.engine.parse_stage as parse_stage_module
 from crawler.cli.main import main
 from crawler.cli.status import crawl_status
-from crawler.config import IgnoreRule
 from crawler.config_file import load_config
+from crawler.config_history import IgnoreRule
 from crawler.demo.server import SiteServer
 from crawler.engine.run import CrawlRun
 from crawler.history.changes import compare, visible_text

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crawler.config import IgnoreRule
+from crawler.config_history import IgnoreRule
 from crawler.errors import UsageError
 from crawler.history.manifest import load_manifest
 from crawler.history.snapshot import kept_copies, snapshots

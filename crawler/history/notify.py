@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crawler.config import NotifyConfig
+from crawler.config_history import NotifyConfig
 from crawler.errors import CrawlError
 from crawler.history.report import CrawlReport
 from crawler.mirror.writer import Writer

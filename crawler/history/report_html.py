@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from crawler.config import IgnoreRule
+from crawler.config_history import IgnoreRule
 from crawler.history.changes import Changes, text_diff
 from crawler.history.html import bar_chart, diff_html, page, path_link, text, url
 from crawler.history.report import CrawlReport, rendered_line

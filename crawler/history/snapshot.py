@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from crawler.config import HealthConfig
+from crawler.config_history import HealthConfig
 from crawler.errors import CrawlError
 from crawler.history.manifest import load_manifest
 from crawler.mirror.paths import checked_join

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from crawler.config import IgnoreRule
+from crawler.config_history import IgnoreRule
 from crawler.errors import UnsafePathError
 from crawler.history.changes import PREVIOUS_CRAWL, text_diff
 from crawler.history.manifest_search import find_entry, matching_urls

@@ -22,7 +22,7 @@ import re
 import threading
 from typing import Any
 
-from crawler.config import RenderConfig
+from crawler.config_render import RenderConfig
 from crawler.render.network import BrowserNetwork
 from crawler.render.page import Rendered, RenderError, RenderJob, Tab, close_quietly
 

@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler.config import RenderConfig
+from crawler.config_render import RenderConfig
 from crawler.errors import FetchError
 from crawler.models import Link, LinkKind, Response
 from crawler.render.dom import SERIALIZE
