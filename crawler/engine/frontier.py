@@ -34,6 +34,7 @@ from crawler.engine.interfaces import NOT_YET, NotYet
 from crawler.engine.ordering import INF, START, PageBudget
 from crawler.engine.parking import ParkedPages, Parking
 from crawler.engine.seen import Journal, NoJournal, SeenUrls
+from crawler.engine.waiting import WaitingRoom
 from crawler.http.robots import RobotsRules
 from crawler.models import CrawlItem, Link, LinkKind
 from crawler.urls import origin_of
@@ -86,6 +87,7 @@ class MemoryFrontier:
         self._in_flight = 0
         self._budget = PageBudget(max_pages)
         self._parked = ParkedPages(parking, max_queued_pages, self._lock)
+        self._waiting = WaitingRoom(self._hosts, self._budget, self._parked, self._changed)
         self._stopped = False
 
     # -- producers -------------------------------------------------------------------------
@@ -133,13 +135,7 @@ class MemoryFrontier:
         with self._lock:
             self._seen.restore(seen, skipped)
             self._budget.saved = html_pages_saved
-            for origin, count in (parked or {}).items():
-                self._hosts.get(origin).parked += count  # before the rest: they were queued earlier
-            for item in pending:
-                self._seen.admit(item.url)
-                self._enqueue(item, found_by=START if item.depth == 0 else INF)
-            self._parked.store_new()
-            self._release()
+            self._waiting.restore(pending, parked or {}, admit=self._seen.admit)
             self._changed.notify_all()
 
     def claim(self, url: str) -> bool:
@@ -177,10 +173,10 @@ class MemoryFrontier:
                     return None
                 now = time.monotonic()
                 for retry in self._retries.due(now):
-                    self._enqueue(retry, front=True)  # a retry jumps the queue: it may hold up a page
+                    self._waiting.enqueue(retry, front=True)  # a retry jumps the queue: it may hold up a page
                 item, wake_at, parked_host = self._hosts.take_ready(now, self._budget.left(), self._skip_disallowed)
                 if parked_host is not None:
-                    self._unpark(parked_host)
+                    self._waiting.unpark(parked_host)
                     continue
                 if item is not None:
                     self._take_flight(item)
@@ -219,7 +215,7 @@ class MemoryFrontier:
         """Take `item` out of flight unfetched (the crawl stopped mid-download): still pending."""
         with self._lock:
             self._leave_flight(item)
-            self._enqueue(item, front=True)
+            self._waiting.enqueue(item, front=True)
             self._changed.notify()
 
     def task_done(self, item: CrawlItem, *, saved_html_page: bool = False) -> None:
@@ -228,7 +224,7 @@ class MemoryFrontier:
             self._leave_flight(item)
             self._budget.saved += saved_html_page
             self._seen.journal.done(item.url)
-            self._done_under_order(item.url)
+            self._waiting.done(item.url)
             # Waking every fetcher for every finished page would cost more CPU than the pages:
             # only the end of the crawl concerns all of them, and a page out of flight may free
             # room under max_pages for one more.
@@ -292,10 +288,9 @@ class MemoryFrontier:
     def pending(self) -> list[CrawlItem]:
         """URLs seen but never handed out (what a stop or max_pages left behind)."""
         with self._lock:
-            waiting = self._hosts.queued_items() + self._retries.items()
-            waiting += self._budget.order.held() if self._budget.order is not None else []
-            parked = [(origin, host.parked_after) for origin, host in self._hosts if host.parked]
-        return waiting + self._parked.all_of(parked)  # read without the lock, as in _unpark
+            waiting = self._waiting.in_memory() + self._retries.items()
+            parked = self._waiting.parked_hosts()
+        return waiting + self._parked.all_of(parked)  # read without the lock, as when unparking
 
     # -- internals (caller holds the lock) --------------------------------------------------
 
@@ -303,13 +298,13 @@ class MemoryFrontier:
         if item.url in self._seen or self._robots_forbid(item.url):
             return False
         self._seen.admit(item.url)
-        self._enqueue(item, found_by=found_by, place=place)
+        self._waiting.enqueue(item, found_by=found_by, place=place)
         return True
 
     def _added(self, items: list[CrawlItem]) -> None:
         self._seen.journal.added(items)
         self._parked.store_new()
-        self._release()
+        self._waiting.release()
         self._changed.notify(len(items))
 
     def _robots_forbid(self, url: str) -> bool:
@@ -319,43 +314,7 @@ class MemoryFrontier:
     def _skip_disallowed(self, url: str, rules: RobotsRules) -> None:
         """A queued URL that robots.txt keeps out: skipped, and no longer pending."""
         self._seen.disallowed(url, rules)
-        self._done_under_order(url)
-
-    def _enqueue(self, item: CrawlItem, front: bool = False, found_by: int = INF, place: int = 0) -> None:
-        origin = origin_of(item.url)
-        host = self._hosts.get(origin)  # a new host's robots.txt goes first
-        order = self._budget.order
-        if item.kind is LinkKind.PAGE and not front:
-            if self._parked.park_if_full(host, item, self._hosts.queued_pages):
-                return
-            if order is not None:  # released to the host's queue in its turn
-                self._hosts.queued_pages += 1
-                order.hold(item, found_by, place)
-                return
-        elif item.kind is LinkKind.SITEMAP and order is not None and not front:
-            order.producing(item)
-        self._hosts.queue(item, origin, front=front)
-
-    def _unpark(self, origin: str) -> None:
-        """Read the next parked page URLs of a host back into its queue (see parking.py)."""
-        host = self._hosts.get(origin)
-        items = self._parked.read_back(origin, host)
-        host.pages.extend(items)
-        self._hosts.queued_pages += len(items)
-        self._changed.notify_all()
-
-    def _done_under_order(self, url: str) -> None:
-        """Under max_pages, a page done may let the pages it held back go."""
-        if self._budget.order is not None and self._budget.order.done(url):
-            self._release()
-
-    def _release(self) -> None:
-        """Move the held pages whose turn it is (see ordering.py) to their hosts' queues."""
-        released = self._budget.releasable()
-        for item in released:
-            self._hosts.get(origin_of(item.url)).pages.append(item)
-        if released:
-            self._changed.notify(len(released))
+        self._waiting.done(url)
 
     def _take_flight(self, item: CrawlItem) -> None:
         self._in_flight += 1
