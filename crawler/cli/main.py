@@ -32,16 +32,15 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from types import FrameType
 
 from crawler.cli import arguments, fleet
 from crawler.cli.arguments import DEMO_PORT
 from crawler.cli.check import Checker, describe
 from crawler.cli.config_edit import LABEL, set_in_file
+from crawler.cli.logs_and_signals import SUMMARY_PRINTED, noting_stop_signals, setup_logging, stop_on_signals
 from crawler.cli.schedule import (
     Scheduler,
     cron_line,
@@ -61,7 +60,7 @@ from crawler.errors import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, ConfigError
 from crawler.history.changes import diff_output
 from crawler.history.notify import notify_run
 from crawler.history.report import CrawlReport
-from crawler.logs import ENDING, FIELDS
+from crawler.logs import FIELDS
 from crawler.mirror.paths import url_to_path
 from crawler.urls import InvalidURLError, canonicalize
 
@@ -98,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- commands -------------------------------------------------------------------------------
 
 def _crawl(args: argparse.Namespace) -> int:
-    _setup_logging(args.verbose, args.log_file, args.log_format)
+    setup_logging(args.verbose, args.log_file, args.log_format)
     overrides = {**_settings(args), **({"output": args.output} if args.output else {})}
     if _URL.match(args.config):  # a quick mirror with the defaults, as `wget -m URL`
         try:
@@ -117,12 +116,12 @@ def _crawl(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    _setup_logging(args.verbose, None, args.log_format)
+    setup_logging(args.verbose, None, args.log_format)
     config_path = Path(__file__).parent.parent / "demo" / "demo.yaml"
     with _demo_server(args.port) as server:
         if args.serve:
             print(f"serving the sample site at {server.url} (Ctrl-C to stop)", flush=True)
-            with _stop_on_signals(lambda: None):
+            with stop_on_signals(lambda: None):
                 signal.pause()
             return EXIT_OK
         overrides: dict[str, object] = {**_settings(args), "start_urls": [server.url]}
@@ -160,10 +159,10 @@ def _diff(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from crawler.cli.serve import HistoryServer  # http.server and the pages: only this command needs them
 
-    _setup_logging(args.verbose, None, args.log_format)
+    setup_logging(args.verbose, None, args.log_format)
     output = _output_folder(args.output)
     stopped: list[int] = []
-    with _noting_stop_signals(stopped), HistoryServer(output, args.host, args.port) as server:
+    with noting_stop_signals(stopped), HistoryServer(output, args.host, args.port) as server:
         print(f"serving {output} at {server.url} (Ctrl-C to stop)", flush=True)
         while not stopped:
             time.sleep(0.2)
@@ -222,7 +221,7 @@ def _schedule(args: argparse.Namespace) -> int:
 
 
 def _run_scheduled(args: argparse.Namespace) -> int:
-    _setup_logging(max(args.verbose, 1), args.log_file, args.log_format)
+    setup_logging(max(args.verbose, 1), args.log_file, args.log_format)
     launch = None
     if args.redis:
         fleet.connection(args.redis)  # a wrong URL is said now, not at 02:00
@@ -232,7 +231,7 @@ def _run_scheduled(args: argparse.Namespace) -> int:
     scheduler = Scheduler(Path(args.folder), max_runs=args.max_runs, enqueue=launch)
     for job in scheduler.jobs:
         log.info("%s: %r, next run %s", job.config.name, job.cron, job.next_run.isoformat(timespec="seconds"))
-    with _stop_on_signals(scheduler.stop):
+    with stop_on_signals(scheduler.stop):
         return scheduler.run()
 
 
@@ -253,7 +252,7 @@ def _queue(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    _setup_logging(max(args.verbose, 1), None, args.log_format)
+    setup_logging(max(args.verbose, 1), None, args.log_format)
     fleet.work(args.redis, burst=args.burst)
     return EXIT_OK
 
@@ -320,7 +319,7 @@ def _run(config: Config, show_summary: bool, progress_lines: bool = False, name:
         from crawler.cli.progress import ProgressReporter  # rich: only when someone watches
 
         watching = ProgressReporter(crawl.stats, live=live)
-    with _stop_on_signals(crawl.stop), watching:
+    with stop_on_signals(crawl.stop), watching:
         report = crawl.run()
     # Printed on stdout, the summary is not repeated by a console log in text (the log file
     # and JSON logs keep it; JSON logs as fields).
@@ -361,94 +360,6 @@ def failure_line(report: CrawlReport) -> str:
         return f"start URL failed: {causes}"
     failed = len(report.serious_failures)
     return f"{failed} URL{'s' if failed != 1 else ''} failed after retries"
-
-
-# -- plumbing ---------------------------------------------------------------------------
-
-@contextmanager
-def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """First Ctrl-C or SIGTERM: stop gracefully. Second: leave at once."""
-    received: list[int] = []
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        if len(received) > 1:
-            print("crawl: interrupted again, exiting now", file=sys.stderr, flush=True)
-            os._exit(EXIT_INTERRUPTED)
-        print("crawl: stopping (finishing what is in flight; Ctrl-C again to quit now)",
-              file=sys.stderr, flush=True)
-        stop()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-@contextmanager
-def _noting_stop_signals(received: list[int]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM noted in `received`, not raised: a server's normal end, not an
-    interruption. (Set before the server says it is up: a signal never finds it unguarded.)"""
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-class JsonFormatter(logging.Formatter):
-    """--log-format json: one JSON object per line, for log collectors. A record with fields
-    (the summary: outcome, counts...; a failure: url, reason) has them as keys of their own,
-    and the first line of its message."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
-        fields = getattr(record, FIELDS, None)
-        if fields:
-            entry["message"] = entry["message"].partition("\n")[0]
-            entry.update((key, value) for key, value in fields.items() if key not in entry)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-SUMMARY_PRINTED = "summary_printed"  # a log record's attribute: the summary is on stdout already
-
-
-def _setup_logging(verbosity: int, log_file: str | None, log_format: str = "text") -> None:
-    """On a terminal: warnings and errors; without one (cron): errors only, so that a quiet
-    run sends no mail. -v: progress; -vv: debug. --log-file gets INFO (or more) as well."""
-    level = logging.DEBUG if verbosity > 1 else logging.INFO if verbosity == 1 else \
-        logging.WARNING if sys.stderr.isatty() else logging.ERROR
-    formatter = JsonFormatter() if log_format == "json" else \
-        logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(formatter)
-    console.setLevel(level)
-    if log_format != "json":  # what the command prints itself, a console log in text leaves out
-        console.addFilter(lambda record: not getattr(record, SUMMARY_PRINTED, False)
-                          and not getattr(record, ENDING, False))
-    handlers: list[logging.Handler] = [console]
-    if log_file:
-        try:
-            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-            file_handler = logging.FileHandler(log_file, encoding="utf-8")
-        except OSError as error:
-            raise UsageError(f"--log-file {log_file}: {error.strerror or error}") from None
-        file_handler.setFormatter(formatter)
-        file_handler.setLevel(min(level, logging.INFO))
-        handlers.append(file_handler)
-    root = logging.getLogger("crawler")
-    for old in root.handlers:
-        old.close()
-    root.handlers[:] = handlers
-    root.setLevel(min(handler.level for handler in handlers))
-    root.propagate = False
 
 
 def _index_of(config: Config) -> str:
