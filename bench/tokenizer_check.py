@@ -3,8 +3,9 @@
     python bench/tokenizer_check.py FOLDER... [--sample 5000] [--against main]
 
 For every .html file under each FOLDER (or a random --sample of them, the same each run),
-compares `skim.html_spots` (the crawl's), `tags.read_tags` (tag by tag, skipping stretches
-without links) and `tags.read_tags(skip=False)` (every tag: the reference); with --against
+compares `skim.compiled_spots` (the crawl's, when the C extension is built), `skim.python_spots`
+(the Python skim), `tags.read_tags` (tag by tag, skipping stretches without links) and
+`tags.read_tags(skip=False)` (every tag: the reference); with --against
 REF, also the html_spots of markup.py as committed at that git revision (before the
 tokenizer was split, it was there). Prints, per folder, the pages compared, those that
 differ, and CPU milliseconds per page of each. Exits 1 if any page differs.
@@ -84,8 +85,10 @@ def main() -> None:
     readers: dict[str, Reader] = {
         "every tag": lambda body: tags.read_tags(body, skip=False),
         "tag by tag": tags.read_tags,
-        "skim": skim.html_spots,
+        "skim": skim.python_spots,
     }
+    if skim.COMPILED:
+        readers["compiled"] = skim.compiled_spots
     if args.against:
         readers[args.against] = committed_html_spots(args.against)
     differ = sum(check(folder, args.sample, readers) for folder in args.folders)

@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 from crawler.mirror import skim, tags
 from crawler.mirror.links import extract_links, sitemap_links
 from crawler.mirror.markup import css_spots, srcset_spans
-from crawler.mirror.skim import html_spots
+from crawler.mirror.skim import compiled_spots, html_spots, python_spots
 from crawler.models import Link, LinkKind
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
 BASE = "http://h/dir/page.html"
+# The two fast readers: the C extension the crawl uses, and the Python skim it falls back on.
+READERS = pytest.mark.parametrize("reader", [compiled_spots, python_spots], ids=["compiled", "python"])
 
 
 def links(html: str | bytes, url: str = BASE, content_type: str = "text/html",
@@ -251,15 +253,51 @@ _PIECES = st.one_of(
 @example(["<a", 'x="', '<a data-src="l.png">'])  # the skip once read the name "ax" and a value '"<a data-src="'
 @example(["<Link href=x.html href=y.html rel=stylesheet>"])
 def test_skimming_finds_the_same_spots_as_reading_every_tag(pieces: list[str]) -> None:
-    # tags.read_tags, without its skip, reads every tag one by one: the reference. Both fast
-    # paths must find what it finds: its skip of stretches without links, and skim.html_spots,
-    # the crawl's -- also where skim's quote check gives up everywhere and it reads tag by tag.
+    # tags.read_tags, without its skip, reads every tag one by one: the reference. The fast
+    # paths must find what it finds: its skip of stretches without links, the C reader the
+    # crawl uses, and skim's Python reading -- also where its quote check gives up everywhere
+    # and it reads tag by tag.
     body = "".join(pieces).encode()
     every_tag = tags.read_tags(body, skip=False)
     assert tags.read_tags(body) == every_tag
-    assert html_spots(body) == every_tag
+    assert compiled_spots(body) == every_tag
+    assert python_spots(body) == every_tag
     with mock.patch.object(skim, "_outside_values", return_value=False):
-        assert html_spots(body) == every_tag
+        assert python_spots(body) == every_tag
+
+
+def test_the_crawl_reads_html_with_the_compiled_reader() -> None:
+    # setup.py builds it at install (scripts/test installs gcc); without it crawl still works,
+    # 2-3x slower, and this test says the extension is missing.
+    assert skim.COMPILED, "crawler/mirror/_skim.c was not built: pip install -e . with a C compiler"
+    assert html_spots is compiled_spots
+
+
+def test_the_compiled_reader_knows_the_tags_that_tags_py_knows() -> None:
+    tables = skim._skim.tables()
+    kinds = [PAGE, REQUISITE]
+    assert {tag.encode(): tuple((name, kinds[kind]) for name, kind in attributes)
+            for tag, attributes in tables["url_attributes"].items()} == tags.URL_ATTRIBUTES
+    assert set(tables["raw_text"]) == tags.RAW_TEXT
+    assert set(tables["requisite_rels"]) == tags.REQUISITE_RELS
+    assert set(tables["special"]) == {b"style"} | tags.LAZY_ATTRIBUTES
+
+
+@pytest.mark.parametrize("body", [
+    b"<a\x00b href=x.html><img\x00 src=y.png>",  # a NUL in a tag's name: no tag of the tables
+    b"<a href=x.html", b"<a href='x.html", b"<a href", b"<", b"<a", b"<!--", b"<!-- <a href=y> --",
+    b"<script src=s.js><a href=in-script.html></SCRIPT ><a href=after.html>",
+    b"<script><a href=unclosed.html></script", "<a href=ünï.html>é</a>".encode(),
+    b"<table background=t.png><td background=d.png style=x><th Background=h.png>",
+    b"<video src=v.mp4 poster=p.png><use xlink:href=#s href=u.svg><object data=o.swf>",
+    b"<link href=a.css rel=' Stylesheet\tPRELOAD '><link rel=next href=n.html><link rel=iconic href=i.html>",
+    b"<link href=x.css rel=stylesheet href=y.css rel=next><link rel=icon><link href>",
+    b"<link rel=stylesheet href=a.css id=mainThemeStyle><img src=i.png class='data-x style'>",
+    b"<span id=Style data-bg = x><img src=i.png STYLE><td background=b.png Data-Src=l.png>",
+    b"<input src=i.png type=' IMAGE '><input type=text src=t.png><input type=image><input src=n.png>",
+])
+def test_the_compiled_reader_at_the_edges(body: bytes) -> None:
+    assert compiled_spots(body) == tags.read_tags(body, skip=False)
 
 
 def test_the_skip_takes_linear_time_on_a_tag_with_many_attributes() -> None:
@@ -280,7 +318,8 @@ def test_skimming_agrees_with_reading_every_tag_on_the_sample_site() -> None:
         body = page.read_bytes()
         every_tag = tags.read_tags(body, skip=False)
         assert tags.read_tags(body) == every_tag, page
-        assert html_spots(body) == every_tag, page
+        assert compiled_spots(body) == every_tag, page
+        assert python_spots(body) == every_tag, page
 
 
 @pytest.mark.parametrize("hostile", [
@@ -290,14 +329,15 @@ def test_skimming_agrees_with_reading_every_tag_on_the_sample_site() -> None:
     b"<div title='" + b"<a href=x " * 20_000 + b"'>",  # what skim searches for, inside one value
     b"style data-src " * 20_000,  # and in the text
 ])
-def test_tokenizing_a_hostile_page_takes_memory_in_proportion_to_the_page(hostile: bytes) -> None:
+@READERS
+def test_tokenizing_a_hostile_page_takes_memory_in_proportion_to_the_page(hostile: bytes, reader) -> None:
     # The regular-expression engine keeps state for each repetition of a group it may have
     # to undo: one unbounded repetition over a page's tags or a tag's attributes cost
     # gigabytes on a 10 MB page before the repetitions were bounded.
     body = hostile + b'<a href="y.html">y</a>'
     tracemalloc.start()
     try:
-        spots = html_spots(body).spots
+        spots = reader(body).spots
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -311,5 +351,6 @@ def test_tokenizing_a_hostile_page_takes_memory_in_proportion_to_the_page(hostil
     b"style data-src <p " * 10_000,  # attribute hits in the text and in tags that never close
     b"<a " * 50_000 + b"<img src=" * 5_000,  # tags that never close
 ])
-def test_skimming_a_hostile_page_finds_what_reading_every_tag_finds(hostile: bytes) -> None:
-    assert html_spots(hostile) == tags.read_tags(hostile, skip=False)
+@READERS
+def test_skimming_a_hostile_page_finds_what_reading_every_tag_finds(hostile: bytes, reader) -> None:
+    assert reader(hostile) == tags.read_tags(hostile, skip=False)

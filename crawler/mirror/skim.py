@@ -27,10 +27,16 @@ A hit outside any tag is read as the comment or tag it starts (a plain <a href> 
 the search's match); a hit inside a tag makes that tag be read; either way by the code of
 `tags`, so the spots are those `tags.read_tags` finds. tests/test_links.py checks that on
 random documents, and bench/tokenizer_check.py on real documentation sites.
+
+That is `python_spots`. The crawl reads with `compiled_spots` when the C extension `_skim`
+(built at install, see setup.py) is there: it reads every tag in C -- three to five times
+faster, and without the GIL -- and hands the few tags whose links take more than looking up
+an attribute (<link>, <meta>, <base>, srcsets, style and lazy attributes) back to `tags`.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -119,15 +125,24 @@ def _tag_hits() -> re.Pattern[bytes]:
     return re.compile(rb"<(?=[!?" + letters + rb"])(?:[!?]|" + trie + rb")")
 
 
-_TAG_HITS = _tag_hits()  # searched in the lowercased document
-# By group of the search: for a URL's, (its kind (None: by the rel), its quote, the raw-text
-# element it opens, the rel's first group); for any other, None.
-_ONE_LINK_GROUPS: list[tuple[LinkKind | None, bytes, bytes | None, int | None] | None] = \
-    [None] * (_TAG_HITS.groups + 1)
-for _tag, _kind in _ONE_LINK.items():
-    for _number, _quote in (1, b'"'), (2, b"'"), (3, b""):
-        _ONE_LINK_GROUPS[_TAG_HITS.groupindex[f"{_tag.decode()}_{_number}"]] = (
-            _kind, _quote, _tag if _tag in RAW_TEXT else None, _TAG_HITS.groupindex["rel_1"] if _kind is None else None)
+OneLink = tuple[LinkKind | None, bytes, bytes | None, int | None]
+
+
+@functools.cache
+def _tag_search() -> tuple[re.Pattern[bytes], list[OneLink | None]]:
+    """The search for tag hits, in the lowercased document, and by group of the search: for a
+    URL's, (its kind (None: by the rel), its quote, the raw-text element it opens, the rel's
+    first group); for any other, None. Compiled when first needed (12 ms): a crawl that reads
+    with the C extension never needs it."""
+    tag_hits = _tag_hits()
+    one_link_groups: list[OneLink | None] = [None] * (tag_hits.groups + 1)
+    for tag, kind in _ONE_LINK.items():
+        for number, quote in (1, b'"'), (2, b"'"), (3, b""):
+            one_link_groups[tag_hits.groupindex[f"{tag.decode()}_{number}"]] = (
+                kind, quote, tag if tag in RAW_TEXT else None, tag_hits.groupindex["rel_1"] if kind is None else None)
+    return tag_hits, one_link_groups
+
+
 # Attributes that give a link to any tag: style's url(), lazily loaded images. Searched for as
 # bytes, in the lowercased document.
 _ATTRIBUTE_HITS = (b"style", b"data-")
@@ -140,10 +155,11 @@ _ATTRIBUTE = Context.ATTRIBUTE
 _new_tuple = tuple.__new__
 
 
-def html_spots(body: bytes) -> Document:
+def python_spots(body: bytes) -> Document:
     """Every link of an HTML document (ASCII-compatible encoding), in document order: what
     `tags.read_tags` finds."""
     lowered = body.lower()  # the same offsets; no case-insensitive search needed
+    tag_hits, one_link_groups = _tag_search()
     found = Found()
     add = found.spots.append
     attribute_hits = _AttributeHits(lowered)
@@ -152,7 +168,7 @@ def html_spots(body: bytes) -> Document:
     searching = True
     while searching:
         searching = False
-        for match in _TAG_HITS.finditer(lowered, position):
+        for match in tag_hits.finditer(lowered, position):
             hit, end = match.span()
             if next_attribute < hit:  # attribute hits come first
                 position, next_attribute = _read_attribute_hits(body, position, hit, attribute_hits, found)
@@ -167,7 +183,7 @@ def html_spots(body: bytes) -> Document:
                     searching = True  # this match may have read past where the holder ends
                     break
             group = match.lastindex  # the URL's, if the tag holds one link (else maybe a <link>'s rel)
-            one_link = _ONE_LINK_GROUPS[group] if group is not None else None
+            one_link = one_link_groups[group] if group is not None else None
             if one_link is not None and next_attribute >= end:  # no style or lazy attribute either
                 kind, quote, raw_text, rel = one_link
                 start, stop = match.span(group)
@@ -251,3 +267,33 @@ def _may_open_value(body: bytes, position: int, quote: int) -> bool:
     """Does the quote at `quote` follow an "=" and white space (looking back to `position`)?"""
     before = body[max(position, quote - 64):quote].rstrip()
     return before.endswith(b"=") if before else quote - 64 > position  # all white space: who knows
+
+
+try:
+    from crawler.mirror import _skim
+except ImportError:  # installed without a C compiler
+    _skim = None  # type: ignore[assignment]
+
+
+def compiled_spots(body: bytes) -> Document:
+    """What `python_spots` finds, read by the C extension: the tags it settles, and those it
+    hands back read here by `tags.read_construct`, in document order."""
+    spots, handed_back = _skim.read(body if type(body) is bytes else bytes(body))
+    if not handed_back:
+        return Document(spots, None)
+    found = Found()
+    done = 0
+    for before, position in handed_back:  # position: a tag's "<", read after spots[:before]
+        found.spots.extend(spots[done:before])
+        done = before
+        read_construct(body, position, found)
+    found.spots.extend(spots[done:])
+    return found.document()
+
+
+if _skim is not None:
+    _skim.setup(Spot, PAGE, LinkKind.REQUISITE, _ATTRIBUTE, b'"', b"'", b"")
+    html_spots = compiled_spots
+else:
+    html_spots = python_spots
+COMPILED = _skim is not None  # does the crawl read HTML in C? (crawl --version says)
