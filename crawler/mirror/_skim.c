@@ -11,8 +11,8 @@
  * skipped. `tables()` gives the tables below to Python, whose test checks them against
  * tags.py's.
  *
- * The reading itself runs without the GIL (the document is an immutable bytes object, kept
- * alive by the caller); the Spot tuples are made afterwards. tests/test_links.py checks the
+ * The reading of a large document runs without the GIL (the document is an immutable bytes
+ * object, kept alive by the caller); the Spot tuples are made afterwards. tests/test_links.py checks the
  * result against tags.read_tags on random documents, bench/tokenizer_check.py on real sites.
  */
 #define PY_SSIZE_T_CLEAN
@@ -82,6 +82,7 @@ static const char *REQUISITE_RELS[] = {
 #define REL_COUNT (sizeof(REQUISITE_RELS) / sizeof(REQUISITE_RELS[0]))
 /* Attributes that give any tag a link: style's url(), lazily loaded images (tags.LAZY_ATTRIBUTES). */
 static const char *SPECIAL[] = {"style", "data-src", "data-lazy-src", "data-original", "data-srcset", "data-bg"};
+static Py_ssize_t SPECIAL_LENGTHS[SPECIAL_COUNT]; /* set by index_tags */
 #define SPECIAL_COUNT (sizeof(SPECIAL) / sizeof(SPECIAL[0]))
 
 typedef struct { Py_ssize_t start, end; unsigned char kind, quote; } SpotRecord;
@@ -167,6 +168,7 @@ static int name_is(const unsigned char *name, Py_ssize_t length, const char *wan
 static unsigned char by_letter[26][TAG_COUNT + 1]; /* indexes into TAGS + 1, ending with 0 */
 
 static void index_tags(void) {
+    for (size_t i = 0; i < SPECIAL_COUNT; i++) SPECIAL_LENGTHS[i] = (Py_ssize_t)strlen(SPECIAL[i]);
     for (size_t i = 0; i < TAG_COUNT; i++) {
         unsigned char *slot = by_letter[TAGS[i].name[0] - 'a'];
         while (*slot) slot++;
@@ -264,12 +266,13 @@ static int is_image(const Reading *r, const Value *type) {
  * looks at the tag's bytes, values included. */
 static int may_be_special(const Reading *r, Py_ssize_t start, Py_ssize_t end) {
     const unsigned char *b = r->body;
-    for (Py_ssize_t at = start; at < end; at++) {
+    for (Py_ssize_t at = start; at + 5 <= end; at++) {
         unsigned char c = b[at] | 0x20;  /* lowercase for letters; no other byte becomes s or d */
         if (c != 's' && c != 'd') continue;
-        for (size_t i = 0; i < SPECIAL_COUNT; i++) {
-            Py_ssize_t length = (Py_ssize_t)strlen(SPECIAL[i]), after = at + length;
-            if (after > end || !name_is(b + at, length, SPECIAL[i])) continue;
+        if (c == 's' ? !name_is(b + at, 5, "style") : !name_is(b + at, 5, "data-")) continue;
+        for (size_t i = 0; i < SPECIAL_COUNT; i++) {  /* the whole name, then "=" */
+            Py_ssize_t after = at + SPECIAL_LENGTHS[i];
+            if (after > end || !name_is(b + at, SPECIAL_LENGTHS[i], SPECIAL[i])) continue;
             while (after < end && is_space(b[after])) after++;
             if (after < end && b[after] == '=') return 1;
         }
@@ -346,6 +349,11 @@ static void read_document(Reading *r) {
 
 /* -- Python ---------------------------------------------------------------------------------- */
 
+/* Documents from this size on are read without the GIL (a 64 KB page takes about 0.1 ms);
+ * below it, handing the GIL over and waiting to take it back costs about what the reading does.
+ * Measured on whole crawls, either way: the same within the noise. */
+#define RELEASE_GIL_FROM 65536
+
 static PyObject *spot_type, *kinds[2], *attribute_context, *quotes[3];
 
 static PyObject *skim_setup(PyObject *module, PyObject *args) {
@@ -416,9 +424,13 @@ static PyObject *skim_read(PyObject *module, PyObject *body) {
         return NULL;
     }
     Reading r = {(const unsigned char *)PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body), NULL, 0, 0, NULL, 0, 0, 0};
-    Py_BEGIN_ALLOW_THREADS
-    read_document(&r);
-    Py_END_ALLOW_THREADS
+    if (r.length < RELEASE_GIL_FROM) {
+        read_document(&r);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        read_document(&r);
+        Py_END_ALLOW_THREADS
+    }
     PyObject *result = r.out_of_memory ? PyErr_NoMemory() : result_of(&r);
     PyMem_RawFree(r.spots);
     PyMem_RawFree(r.handed_back);

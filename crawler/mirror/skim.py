@@ -30,7 +30,7 @@ random documents, and bench/tokenizer_check.py on real documentation sites.
 
 That is `python_spots`. The crawl reads with `compiled_spots` when the C extension `_skim`
 (built at install, see setup.py) is there: it reads every tag in C -- three to five times
-faster, and without the GIL -- and hands the few tags whose links take more than looking up
+faster, large pages without the GIL -- and hands the few tags whose links take more than looking up
 an attribute (<link>, <meta>, <base>, srcsets, style and lazy attributes) back to `tags`.
 """
 
