@@ -5,7 +5,8 @@
 For every .html file under each FOLDER (or a random --sample of them, the same each run),
 compares `skim.compiled_spots` (the crawl's, when the C extension is built), `skim.python_spots`
 (the Python skim), `tags.read_tags` (tag by tag, skipping stretches without links) and
-`tags.read_tags(skip=False)` (every tag: the reference); with --against
+`tags.read_tags(skip=False)` (every tag: the reference) -- and the targets of the links as
+resolved with the C extension's resolver of plain links and without it; with --against
 REF, also the html_spots of markup.py as committed at that git revision (before the
 tokenizer was split, it was there). Prints, per folder, the pages compared, those that
 differ, and CPU milliseconds per page of each. Exits 1 if any page differs.
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from crawler.mirror import skim, tags
+from crawler.mirror import links, skim, tags
 
 Reader = Callable[[bytes], object]
 
@@ -52,6 +53,17 @@ def comparable(document: Any) -> tuple[object, ...]:
         [tuple(copy) for copy in document.lazy], tuple(document.robots)
 
 
+def resolved_differently(body: bytes, url: str) -> bool:
+    """Do the page's links resolve to other targets with the C extension than without?"""
+    with_c = links.parse_document(body, url, "text/html")
+    plain, links.resolve_plain = links.resolve_plain, None
+    try:
+        without = links.parse_document(body, url, "text/html")
+    finally:
+        links.resolve_plain = plain
+    return with_c is not None and without is not None and with_c.targets != without.targets
+
+
 def check(folder: Path, sample: int | None, readers: dict[str, Reader]) -> int:
     paths = sorted(folder.rglob("*.html"))
     if sample is not None and len(paths) > sample:
@@ -67,6 +79,8 @@ def check(folder: Path, sample: int | None, readers: dict[str, Reader]) -> int:
             seconds[name] += time.process_time() - start
         reference = found["every tag"]
         wrong = [name for name, document in found.items() if document != reference]
+        if skim.COMPILED and resolved_differently(body, "https://docs.example/" + path.relative_to(folder).as_posix()):
+            wrong.append("resolved by the C extension")
         if wrong:
             differ += 1
             print(f"  differs: {path} ({', '.join(wrong)})")

@@ -52,6 +52,22 @@ class BaseURL:
         path = url.split("?", 1)[0]
         self._folder = path[: path.rfind("/") + 1]
 
+    @property
+    def origin(self) -> str:
+        """scheme://host[:port]"""
+        return self._origin
+
+    @property
+    def folder_path(self) -> str:
+        """The path of the folder a relative link starts from: "/a/b/" for /a/b/c.html?q."""
+        return self._folder[len(self._origin):]
+
+    def is_canonical(self) -> bool:
+        try:
+            return canonicalize(self.url) == self.url
+        except InvalidURLError:
+            return False
+
     def resolve(self, href: str) -> str:
         """The canonical absolute URL `href` points to from here. Raises InvalidURLError."""
         href = href.strip()

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import re
 import tracemalloc
 from pathlib import Path
 from unittest import mock
@@ -9,11 +11,13 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from crawler.mirror import links as links_module
 from crawler.mirror import skim, tags
-from crawler.mirror.links import extract_links, sitemap_links
+from crawler.mirror.links import extract_links, link_target, sitemap_links
 from crawler.mirror.markup import css_spots, srcset_spans
-from crawler.mirror.skim import compiled_spots, html_spots, python_spots
+from crawler.mirror.skim import PLAIN_LINK_BYTES, compiled_spots, html_spots, python_spots, resolve_plain
 from crawler.models import Link, LinkKind
+from crawler.urls import BaseURL
 
 PAGE, REQUISITE = LinkKind.PAGE, LinkKind.REQUISITE
 BASE = "http://h/dir/page.html"
@@ -271,6 +275,9 @@ def test_the_crawl_reads_html_with_the_compiled_reader() -> None:
     # 2-3x slower, and this test says the extension is missing.
     assert skim.COMPILED, "crawler/mirror/_skim.c was not built: pip install -e . with a C compiler"
     assert html_spots is compiled_spots
+    source = (Path(skim.__file__).parent / "_skim.c").read_bytes()
+    assert hashlib.sha256(source).hexdigest() == skim._skim.SOURCE_SHA256, \
+        "the extension was built from another _skim.c: pip install -e . (a build that fails leaves the old one)"
 
 
 def test_the_compiled_reader_knows_the_tags_that_tags_py_knows() -> None:
@@ -355,3 +362,45 @@ def test_tokenizing_a_hostile_page_takes_memory_in_proportion_to_the_page(hostil
 @READERS
 def test_skimming_a_hostile_page_finds_what_reading_every_tag_finds(hostile: bytes, reader) -> None:
     assert reader(hostile) == tags.read_tags(hostile, skip=False)
+
+
+_LINK_PIECES = st.lists(st.sampled_from(["a", "B", "x.html", "/", "/", "..", ".", "?", "#", "=", "-", "~", ":",
+                                         "%41", "%2e", "&amp;", ";", "\\", " ", "é", "@", "!", "'", "+", "//"]),
+                        max_size=8).map("".join)
+_BASES = st.sampled_from(["https://h/", "https://h/d/e/page.html", "http://h:8080/d/", "https://h/d/e/?q=1",
+                          "https://xn--fa-hia.de/a/b/c", "https://h/a%20b/c/", "https://h/d;p/e", "https://H/Up/",
+                          "https://h/a//b/c.html", "https://h/d/e/page.html#f"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(_LINK_PIECES, _BASES)
+@example("../../../../x", "https://h/d/e/page.html")
+@example("a/./b/../c/.", "https://h/d/e/page.html")
+@example("x?", "https://h/")
+@example("a:b/c", "https://h/")
+def test_the_compiled_resolver_agrees_with_link_target(value: str, base: str) -> None:
+    # The C resolver takes the plain relative links (what most pages are made of) and leaves
+    # the rest to link_target: where it answers, its answer is link_target's.
+    assert resolve_plain is not None
+    base_url = BaseURL(base)
+    written = value.encode()
+    resolver = links_module._plain_links(base_url, "utf-8")
+    if not base_url.is_canonical():  # the page's URL or <base> is always canonical; if not, Python
+        assert resolver is None
+        return
+    assert resolver is not None
+    answer = resolver(written)
+    if answer is not None:
+        assert answer == link_target(value, base_url)
+    first_segment = re.split(r"[/?#]", value, maxsplit=1)[0]
+    plain = value and set(written) <= set(PLAIN_LINK_BYTES) and value[0] not in "#?" and "//" not in value \
+        and ":" not in first_segment
+    if plain:
+        assert answer is not None, "a plain link left to Python"
+
+
+def test_the_compiled_resolver_is_used_only_where_the_encoding_reads_plain_links_as_ascii() -> None:
+    base = BaseURL("https://h/d/")
+    assert links_module._plain_links(base, "utf-8") is not None
+    assert links_module._plain_links(base, "cp1252") is not None
+    assert links_module._plain_links(base, "shift_jis_2004") is None  # "~" reads as an overline there

@@ -123,11 +123,14 @@ def test_crawl_delay_spaces_requests_to_the_host(tmp_path: Path) -> None:
     with SiteServer(root=None, routes=site_with_robots(robots, pages=4)) as server:
         crawl(server, tmp_path, threads={"fetchers": 4}, politeness={"per_host": 4})
         starts = [moment for moment, _ in server.request_log()]
-    # Measured where the requests arrive, so allow for the jitter between dispatch and arrival:
-    # on average they are at least the Crawl-delay apart, and never close together.
+    # Measured where the requests arrive, so allow for the jitter between dispatch and arrival
+    # (on a busy machine the server's thread got to one request 176 ms late, 24 ms before the
+    # next): on average they are at least the Crawl-delay apart, and any n requests span at
+    # least n - 1 delays less one -- requests sent together would span none.
     assert len(starts) >= 6
     assert starts[-1] - starts[0] >= 0.2 * (len(starts) - 1) - 0.05
-    assert min(later - earlier for earlier, later in itertools.pairwise(starts)) >= 0.05
+    for first, last in itertools.combinations(range(len(starts)), 2):
+        assert starts[last] - starts[first] >= 0.2 * (last - first - 1) - 0.02, (first, last)
 
 
 def test_robots_can_be_turned_off(tmp_path: Path) -> None:

@@ -16,6 +16,9 @@
  * result against tags.read_tags on random documents, bench/tokenizer_check.py on real sites.
  */
 #define PY_SSIZE_T_CLEAN
+#ifndef SOURCE_SHA256 /* setup.py defines it: the test that the extension is this source, built */
+#define SOURCE_SHA256 ""
+#endif
 #include <Python.h>
 #include <string.h>
 
@@ -82,8 +85,8 @@ static const char *REQUISITE_RELS[] = {
 #define REL_COUNT (sizeof(REQUISITE_RELS) / sizeof(REQUISITE_RELS[0]))
 /* Attributes that give any tag a link: style's url(), lazily loaded images (tags.LAZY_ATTRIBUTES). */
 static const char *SPECIAL[] = {"style", "data-src", "data-lazy-src", "data-original", "data-srcset", "data-bg"};
-static Py_ssize_t SPECIAL_LENGTHS[SPECIAL_COUNT]; /* set by index_tags */
 #define SPECIAL_COUNT (sizeof(SPECIAL) / sizeof(SPECIAL[0]))
+static Py_ssize_t SPECIAL_LENGTHS[SPECIAL_COUNT]; /* set by index_tags */
 
 typedef struct { Py_ssize_t start, end; unsigned char kind, quote; } SpotRecord;
 typedef struct { Py_ssize_t before_spot, position; } HandedBack; /* read before spot number before_spot */
@@ -437,6 +440,139 @@ static PyObject *skim_read(PyObject *module, PyObject *body) {
     return result;
 }
 
+
+/* -- plain relative links ---------------------------------------------------------------------
+ *
+ * What links.link_target makes of a link as written, for the links most pages are made of: a
+ * relative path ("../std/index.html", "x.html#frag", "/static/a.css?v=2") of characters that
+ * need no decoding, escaping or cleaning, against a canonical base. The result is urljoin's
+ * (Python 3's, with its quirks: empty segments dropped from a relative merge, ".." stopped at
+ * the root), which canonicalize leaves as it is for such characters. Anything else -- a scheme,
+ * "//", "?" or "#" first, "%", "&", ";", "\", white space, other bytes -- is left to Python.
+ * tests/test_links.py compares the two on random links and bases.
+ */
+
+static unsigned char plain[256]; /* the bytes of a plain link: set by index_plain_bytes */
+
+static const char PLAIN_BYTES[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$'()*+,=:@/?#";
+
+static void index_plain_bytes(void) {
+    for (const char *c = PLAIN_BYTES; *c; c++) plain[(unsigned char)*c] = 1;
+}
+
+typedef struct { const char *start; Py_ssize_t length; } Segment;
+
+/* Split text[0:length] at "/" into segments (appended at segments[*count]). */
+static int split_path(const char *text, Py_ssize_t length, Segment *segments, Py_ssize_t *count,
+                      Py_ssize_t room) {
+    Py_ssize_t from = 0;
+    for (Py_ssize_t i = 0; i <= length; i++) {
+        if (i < length && text[i] != '/') continue;
+        if (*count == room) return 0;
+        segments[(*count)++] = (Segment){text + from, i - from};
+        from = i + 1;
+    }
+    return 1;
+}
+
+static int is_dots(const Segment *segment, Py_ssize_t dots) {
+    return segment->length == dots && memcmp(segment->start, "..", (size_t)dots) == 0;
+}
+
+/* resolve(origin, folder, written) -> (canonical URL, fragment), or None: not a plain link. */
+static PyObject *skim_resolve(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1]) || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "resolve(origin: str, folder: str, written: bytes)");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(args[0]) || !PyUnicode_IS_ASCII(args[1])) Py_RETURN_NONE;
+    const char *origin = (const char *)PyUnicode_DATA(args[0]), *folder = (const char *)PyUnicode_DATA(args[1]);
+    Py_ssize_t origin_length = PyUnicode_GET_LENGTH(args[0]), folder_length = PyUnicode_GET_LENGTH(args[1]);
+    const char *written = PyBytes_AS_STRING(args[2]);
+    Py_ssize_t length = PyBytes_GET_SIZE(args[2]);
+    if (length == 0 || written[0] == '#' || written[0] == '?' || folder_length == 0 || folder[0] != '/' ||
+        folder[folder_length - 1] != '/')
+        Py_RETURN_NONE;
+    Py_ssize_t hash = length, query = -1, first_slash = -1;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        unsigned char c = (unsigned char)written[i];
+        if (!plain[c]) Py_RETURN_NONE;
+        if (c == '#' && hash == length) hash = i;
+        if (hash == length) {
+            if (c == '?' && query < 0) query = i;
+            if (query < 0) {
+                if (c == '/' && first_slash < 0) first_slash = i;
+                if (c == ':' && first_slash < 0) Py_RETURN_NONE;  /* a scheme, or what looks like one */
+                if (c == '/' && i > 0 && written[i - 1] == '/') Py_RETURN_NONE;
+            }
+        }
+    }
+    Py_ssize_t path_length = query >= 0 ? query : hash;
+
+    /* the segments to resolve: urljoin's, from the base's folder unless the path is absolute */
+    Py_ssize_t room = folder_length + path_length + 2, count = 0;
+    Segment *segments = PyMem_Malloc((size_t)room * sizeof(Segment) * 2);
+    if (segments == NULL) return PyErr_NoMemory();
+    Segment *resolved = segments + room;
+    int absolute = written[0] == '/';
+    if (!absolute) split_path(folder, folder_length, segments, &count, room);
+    split_path(written, path_length, segments, &count, room);
+    if (!absolute) {  /* segments[1:-1] = filter(None, segments[1:-1]) */
+        Py_ssize_t kept = 1;
+        for (Py_ssize_t i = 1; i < count - 1; i++)
+            if (segments[i].length) segments[kept++] = segments[i];
+        segments[kept++] = segments[count - 1];
+        count = kept;
+    }
+    Py_ssize_t depth = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (is_dots(&segments[i], 2)) {
+            if (depth) depth--;
+        } else if (!is_dots(&segments[i], 1)) {
+            resolved[depth++] = segments[i];
+        }
+    }
+    if (is_dots(&segments[count - 1], 1) || is_dots(&segments[count - 1], 2)) resolved[depth++] = (Segment){"", 0};
+
+    /* origin + "/".join(resolved) (a "/" first) + "?" query */
+    Py_ssize_t query_length = query >= 0 ? hash - query - 1 : 0;
+    Py_ssize_t size = origin_length + 1 + query_length + 1;
+    for (Py_ssize_t i = 0; i < depth; i++) size += resolved[i].length + 1;
+    char *out = PyMem_Malloc((size_t)size);
+    if (out == NULL) {
+        PyMem_Free(segments);
+        return PyErr_NoMemory();
+    }
+    char *at = out;
+    memcpy(at, origin, (size_t)origin_length);
+    at += origin_length;
+    char *path = at;
+    for (Py_ssize_t i = 0; i < depth; i++) {
+        if (i) *at++ = '/';
+        memcpy(at, resolved[i].start, (size_t)resolved[i].length);
+        at += resolved[i].length;
+    }
+    if (at == path || *path != '/') {  /* urlunparse puts a "/" before a path that lacks one */
+        memmove(path + 1, path, (size_t)(at - path));
+        *path = '/';
+        at++;
+    }
+    if (query_length) {
+        *at++ = '?';
+        memcpy(at, written + query + 1, (size_t)query_length);
+        at += query_length;
+    }
+    PyMem_Free(segments);
+    PyObject *url = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, out, at - out);
+    PyMem_Free(out);
+    PyObject *fragment = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, hash < length ? written + hash + 1 : "",
+                                                   hash < length ? length - hash - 1 : 0);
+    PyObject *pair = url != NULL && fragment != NULL ? PyTuple_Pack(2, url, fragment) : NULL;
+    Py_XDECREF(url);
+    Py_XDECREF(fragment);
+    return pair;
+}
+
 /* The tables above, for the test that compares them with tags.py's. */
 static PyObject *skim_tables(PyObject *module, PyObject *unused) {
     PyObject *url_attributes = PyDict_New(), *raw_text = PyList_New(0), *rels = PyList_New(0);
@@ -484,6 +620,9 @@ static PyMethodDef methods[] = {
      "'requisite_rels': [...]}"},
     {"setup", skim_setup, METH_VARARGS,
      "setup(Spot, PAGE, REQUISITE, Context.ATTRIBUTE, b'\"', b\"'\", b'') -- what read() makes its spots of."},
+    {"resolve", (PyCFunction)(void (*)(void))skim_resolve, METH_FASTCALL,
+     "resolve(origin, folder, written) -> (canonical URL, fragment) of a plain relative link against a "
+     "canonical base (origin 'https://host', folder '/a/b/'), or None: left to links.link_target."},
     {"read", skim_read, METH_O,
      "read(body) -> (spots, handed_back): the spots of the tags read here, and (number of spots before it, "
      "position) of each tag left to tags.read_construct."},
@@ -496,5 +635,13 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__skim(void) {
     index_tags();
-    return PyModule_Create(&module);
+    index_plain_bytes();
+    PyObject *created = PyModule_Create(&module);
+    if (created == NULL) return NULL;
+    if (PyModule_AddObject(created, "PLAIN_BYTES", PyBytes_FromString(PLAIN_BYTES)) < 0 ||
+        PyModule_AddStringConstant(created, "SOURCE_SHA256", SOURCE_SHA256) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
 }

@@ -9,6 +9,7 @@ tokenizer knows where each link sits in the bytes, which byte-preserving link co
 
 from __future__ import annotations
 
+import functools
 import io
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -26,7 +27,7 @@ from crawler.mirror.markup import (
     read_value,
     spot_value,
 )
-from crawler.mirror.skim import html_spots
+from crawler.mirror.skim import PLAIN_LINK_BYTES, html_spots, resolve_plain
 from crawler.models import Link, LinkKind, distinct_links, is_css, is_html
 from crawler.urls import BaseURL, InvalidURLError, clean_href, resolve
 
@@ -84,10 +85,12 @@ def parse_document(body: bytes, url: str, content_type: str, charset: str | None
 
 def _targets(view: bytes, spots: list[Spot], encoding: str, base: str) -> list[tuple[str, str] | None]:
     """The link_target of each spot. A page repeats most of its links (API docs: 300 links,
-    130 distinct), so each distinct attribute value is read once."""
+    130 distinct), so each distinct attribute value is read once; a plain relative one
+    ("../x.html#y") by the C extension, when it was built."""
     targets = []
     known: dict[bytes, tuple[str, str] | None] = {}  # attribute value as written -> its target
     base_url = BaseURL(base)
+    plain = _plain_links(base_url, encoding)
     attribute = Context.ATTRIBUTE
     for start, end, _, context, _ in spots:
         written = view[start:end]
@@ -96,8 +99,30 @@ def _targets(view: bytes, spots: list[Spot], encoding: str, base: str) -> list[t
         elif written in known:
             targets.append(known[written])
         else:
-            targets.append(known.setdefault(written, link_target(read_value(written, attribute, encoding), base_url)))
+            target = plain(written) if plain is not None else None  # None: not a plain link
+            if target is None:
+                target = link_target(read_value(written, attribute, encoding), base_url)
+            targets.append(target)
+            known[written] = target
     return targets
+
+
+def _plain_links(base: BaseURL, encoding: str) -> Callable[[bytes], tuple[str, str] | None] | None:
+    """What link_target makes of a plain relative link as written, or None for any other (see
+    _skim.c's resolve): when the extension is built, the base canonical, and the encoding reads
+    the bytes of plain links as ASCII does (every ASCII-compatible one but Shift_JIS-2004 and
+    Shift_JISX0213, where "~" is an overline)."""
+    if resolve_plain is None or not _reads_plain_links_as_ascii(encoding) or not base.is_canonical():
+        return None
+    return functools.partial(resolve_plain, base.origin, base.folder_path)
+
+
+@functools.lru_cache(maxsize=64)
+def _reads_plain_links_as_ascii(encoding: str) -> bool:
+    try:
+        return PLAIN_LINK_BYTES.decode(encoding) == PLAIN_LINK_BYTES.decode("ascii")
+    except (LookupError, UnicodeError):
+        return False
 
 
 def link_target(value: str, base: BaseURL) -> tuple[str, str] | None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from crawler.mirror.markup import PAGE, Context, Document, Spot
 from crawler.mirror.tags import (
@@ -297,3 +297,8 @@ if _skim is not None:
 else:
     html_spots = python_spots
 COMPILED = _skim is not None  # does the crawl read HTML in C? (crawl --version says)
+# resolve(origin, folder path, written) -> (canonical URL, fragment) of a plain relative link,
+# or None: links.py resolves the others (see _skim.c).
+resolve_plain: Callable[[str, str, bytes], tuple[str, str] | None] | None = \
+    _skim.resolve if _skim is not None else None
+PLAIN_LINK_BYTES: bytes = _skim.PLAIN_BYTES if _skim is not None else b""  # what a plain link is made of
