@@ -29,6 +29,7 @@ def send(handler: BaseHTTPRequestHandler, status: int, body: bytes = b"",
     for name, value in (headers or {}).items():
         handler.send_header(name, value)
     handler.end_headers()
+    handler.finishing()  # type: ignore[attr-defined]  # SiteServer's handler: see there
     handler.wfile.write(body)
 
 

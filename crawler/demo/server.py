@@ -146,14 +146,24 @@ class _Handler(BaseHTTPRequestHandler):
         # client's delayed ACK add 40 ms to every keep-alive response.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.count_connection()
+        self._answering = False  # counted among the requests being answered
 
     def do_GET(self) -> None:
         host = self.headers.get("Host", "")
         # Requests to the second host name (the "CDN") are counted with their host.
         self.server.count(self.path if host.startswith(self.server.host) or not host else f"//{host}{self.path}")
+        self._answering = True
         try:
             self._answer()
         finally:
+            self.finishing()
+
+    def finishing(self) -> None:
+        """The response's last bytes are about to go out. From then on the client may send its
+        next request, so this one no longer counts as being answered -- else, on a busy
+        machine, the next could be counted while this thread had not yet got to it."""
+        if self._answering:
+            self._answering = False
             self.server.answered()
 
     def do_POST(self) -> None:
@@ -215,8 +225,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if not body_allowed:
+            self.finishing()
         self.end_headers()
         if body_allowed:
+            self.finishing()
             self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:

@@ -43,6 +43,9 @@ class StreamedList:
         return self.read()
 
 
+_JSON_LINE = json.JSONEncoder(ensure_ascii=False)
+
+
 def _json_pieces(data: dict[str, object]) -> Iterator[str]:
     """json.dumps(data, indent=2, ensure_ascii=False), in pieces, reading StreamedList values
     one item at a time."""
@@ -183,7 +186,8 @@ class Writer:
     def write_json_lines(self, name: str, records: Iterable[dict[str, object]]) -> None:
         """Atomically write `records` as JSON lines, a batch at a time: a big crawl's
         manifest is never all in memory."""
-        self._write_text(name, (json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+        line = _JSON_LINE.encode  # one encoder: json.dumps with options builds one per call
+        self._write_text(name, (line(record) + "\n" for record in records))
 
     def write_json(self, name: str, data: dict[str, object]) -> None:
         """Atomically write `data` as indented JSON, encoded piece by piece; a value that is a
