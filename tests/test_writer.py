@@ -17,7 +17,7 @@ from crawler.demo.server import SiteServer
 from crawler.engine.run import CrawlRun
 from crawler.errors import OutputError, UnsafePathError
 from crawler.mirror.paths import COLLISION_SUFFIX, MAX_NAME_BYTES, TEMP_SUFFIX, checked_join, url_to_path
-from crawler.mirror.writer import StreamedList, Writer
+from crawler.mirror.writer import StreamedList, Writer, _json_pieces
 from crawler.models import SavedFile
 from crawler.urls import InvalidURLError, canonicalize
 from tests import routes
@@ -250,3 +250,16 @@ def test_a_recrawl_leaves_no_temporary_file_beside_a_file_moved_aside_for_a_fold
             assert _temporary_files(tmp_path) == []
     files = list(tmp_path.rglob("x" + COLLISION_SUFFIX))
     assert files and all(path.read_bytes() == b"x as text" for path in files)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.text(max_size=8), st.one_of(st.none(), st.booleans(), st.integers(),
+                                                               st.text(max_size=12), st.floats(allow_nan=False),
+                                                               st.lists(st.integers(), max_size=2)),
+                                max_size=5), max_size=4))
+def test_json_with_streamed_lists_is_what_json_dumps_writes(items: list[dict[str, object]]) -> None:
+    # The items of a StreamedList are written without the (pure Python) indenting encoder when
+    # they are flat; the file must read exactly as json.dumps(indent=2) writes it.
+    data = {"summary": {"added": len(items)}, "added": StreamedList(len(items), lambda: iter(items)), "ünï": "x"}
+    written = "".join(_json_pieces(data))
+    assert written == json.dumps({**data, "added": items}, indent=2, ensure_ascii=False)

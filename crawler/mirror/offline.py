@@ -134,7 +134,7 @@ class LinkFinisher:
     def _exists(self, path: str) -> bool:
         exists = self._existing.get(path)
         if exists is None:
-            exists = self._existing[path] = os.path.isfile(self._root / path)
+            exists = self._existing[path] = os.path.isfile(os.path.join(self._root, path))  # no Path per file
         return exists
 
     def _reconvert(self, entry: SavedFile, url_of_file: dict[str, str], result: OfflineLinks) -> None:

@@ -62,9 +62,30 @@ def _json_pieces(data: dict[str, object]) -> Iterator[str]:
             continue
         yield "["
         for index, item in enumerate(value):
-            yield f"{',' if index else ''}\n    " + encoder.encode(item).replace("\n", "\n    ")
+            yield f"{',' if index else ''}\n    " + (_flat_item(item) or encoder.encode(item).replace("\n", "\n    "))
         yield "\n  ]"
     yield "\n}"
+
+
+def _flat_item(item: object) -> str | None:
+    """An item of a list in _json_pieces as the indenting encoder writes it (which is pure
+    Python, and a first crawl's changes.json lists every file), if it is a dict of strings,
+    ints, booleans and nulls; else None."""
+    if not isinstance(item, dict) or not item:
+        return None
+    fields = []
+    for key, value in item.items():
+        if not isinstance(key, str):
+            return None
+        if isinstance(value, str):
+            text = _JSON_LINE.encode(value)  # a string: encode_basestring, in C
+        elif value is None or isinstance(value, (bool, int)):  # bool first: True is an int
+            text = "null" if value is None else ("true" if value else "false") if isinstance(value, bool) \
+                else int.__repr__(value)
+        else:
+            return None
+        fields.append(f"{_JSON_LINE.encode(key)}: {text}")
+    return "{\n      " + ",\n      ".join(fields) + "\n    }"
 
 
 def prepare_folder(root: Path) -> None:
