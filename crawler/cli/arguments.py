@@ -196,7 +196,7 @@ def _html_reader() -> str:
     built (setup.py). Looked up without importing it: --version is built for every command."""
     if importlib.util.find_spec("crawler.mirror._skim") is not None:
         return "HTML links read in C"
-    return "HTML links read in Python: the C extension was not built, reading is 2-5x slower"
+    return "HTML links read in Python: the C extension was not built, reading is 3-7x slower"
 
 
 class _ArgumentParser(argparse.ArgumentParser):

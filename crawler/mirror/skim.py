@@ -29,9 +29,10 @@ the search's match); a hit inside a tag makes that tag be read; either way by th
 random documents, and bench/tokenizer_check.py on real documentation sites.
 
 That is `python_spots`. The crawl reads with `compiled_spots` when the C extension `_skim`
-(built at install, see setup.py) is there: it reads every tag in C -- three to five times
-faster, large pages without the GIL -- and hands the few tags whose links take more than looking up
-an attribute (<link>, <meta>, <base>, srcsets, style and lazy attributes) back to `tags`.
+(built at install, see setup.py) is there: it reads every tag in C -- three to seven times
+faster, large pages without the GIL -- and hands the few tags whose links take more than
+looking up an attribute (<meta>, <base>, <style>, srcsets, style and lazy attributes) back to
+`tags`. The extension also resolves plain relative links (`resolve_plain`, used by links.py).
 """
 
 from __future__ import annotations
