@@ -379,7 +379,7 @@ static PyObject *skim_setup(PyObject *module, PyObject *args) {
 }
 
 static PyObject *make_spot(const SpotRecord *record) {
-    PyObject *spot = PyTuple_Type.tp_alloc((PyTypeObject *)spot_type, 5);
+    PyObject *spot = ((PyTypeObject *)spot_type)->tp_alloc((PyTypeObject *)spot_type, 5);  /* tuple.__new__ */
     if (spot == NULL) return NULL;
     PyObject *start = PyLong_FromSsize_t(record->start), *end = PyLong_FromSsize_t(record->end);
     if (start == NULL || end == NULL) {
