@@ -11,8 +11,8 @@ it names the pages to fix (`Misplaced`), which the LinkFixer rewrites.
 from __future__ import annotations
 
 import array
-import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -175,18 +175,20 @@ class LinkMap:
         number = len(self._pages)
         self._pages.append("")  # its file, once saved
         self._page_types.append(self._types.setdefault((content_type, charset), (content_type, charset)))
-        for (url, _, _), path in zip(targets, plan, strict=True):
-            value = path or ""
+        # Each link counts; a page links to most targets several times, written the same way:
+        # each (target, how it is written) is recorded once, with its number of links.
+        written_as = Counter(zip([url for url, _, _ in targets], [path or "" for path in plan], strict=True))
+        for (url, value), links in written_as.items():
             packed = self._links.get(url)
             if packed is None:
-                self._links[url] = (value, array.array("I", (number,)))
+                self._links[url] = (value, array.array("I", (number,) * links))
             elif isinstance(packed, int):  # settled: the link names its file, as all before
-                self._links[url] = packed + 1
+                self._links[url] = packed + links
             elif isinstance(packed, tuple) and packed[0] == value:
-                packed[1].append(number)
+                packed[1].extend((number,) * links)
             else:
                 written = _buckets(packed)
-                written.setdefault(value, array.array("I")).append(number)
+                written.setdefault(value, array.array("I")).extend((number,) * links)
                 self._links[url] = written
         return number, plan
 
@@ -268,7 +270,10 @@ def _expected_type(url: str, kind: LinkKind) -> str | None:
     """The content type a URL not fetched yet probably has, which decides its file name."""
     path = url.split("?", 1)[0]
     name = path.rsplit("/", 1)[-1]
-    extension = os.path.splitext(name)[1].lower()
+    dot = name.rfind(".")
+    # os.path.splitext's extension (none when only dots come before the last one), without
+    # its cost: this runs for every distinct target of every page
+    extension = name[dot:].lower() if dot > 0 and name[:dot].strip(".") else ""
     if extension in (".html", ".htm"):
         return "text/html"
     if extension == ".css":
