@@ -183,9 +183,10 @@ def test_a_page_that_crashes_the_renderer_is_saved_as_served_and_the_browser_ren
     assert b"<script>" not in saved_page(out, app, "/gallery").read_bytes()
 
 
-def _browser_process(flag: str) -> int | None:
-    """The pid of the Chromium this process started with `flag`: its browser process (not a
-    tab's, which has a --type=)."""
+def _browser_processes(flag: str) -> set[int]:
+    """The pids of the Chromiums this process started with `flag`: their browser processes (not
+    a tab's, which has a --type=)."""
+    found = set()
     for entry in Path("/proc").iterdir():
         try:
             arguments = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
@@ -193,8 +194,8 @@ def _browser_process(flag: str) -> int | None:
             continue
         if flag.encode() in arguments and not any(argument.startswith(b"--type=") for argument in arguments) \
                 and _descends_from(int(entry.name), os.getpid()):
-            return int(entry.name)
-    return None
+            found.add(int(entry.name))
+    return found
 
 
 def _descends_from(pid: int, ancestor: int) -> bool:
@@ -219,10 +220,12 @@ def test_a_browser_that_dies_is_started_again(app: SiteServer, tmp_path: Path) -
     network = BrowserNetwork(fetcher, user_agent="test", robots=False, per_host=4, delay=0, max_redirects=5)
     host = BrowserHost(config.render, network)
     job = RenderJob(app.url, shell, lambda url: None)
+    flag = next(flag for flag in FLAGS if flag.startswith("--proxy-server"))
+    # An earlier test's browser may still be on its way out: this host's is the one new here.
+    earlier = _browser_processes(flag)
     try:
         assert b"Rendered home" in host.render(job).html
-        browser = _browser_process(next(flag for flag in FLAGS if flag.startswith("--proxy-server")))
-        assert browser is not None
+        (browser,) = _browser_processes(flag) - earlier
         os.kill(browser, signal.SIGKILL)
         outcomes = []
         for _ in range(2):  # the death is noticed by the next render at the latest
