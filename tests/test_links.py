@@ -272,7 +272,7 @@ def test_skimming_finds_the_same_spots_as_reading_every_tag(pieces: list[str]) -
 
 def test_the_crawl_reads_html_with_the_compiled_reader() -> None:
     # setup.py builds it at install (scripts/test installs gcc); without it crawl still works,
-    # 2-3x slower, and this test says the extension is missing.
+    # 3-7x slower, and this test says the extension is missing.
     assert skim.COMPILED, "crawler/mirror/_skim.c was not built: pip install -e . with a C compiler"
     assert html_spots is compiled_spots
     source = (Path(skim.__file__).parent / "_skim.c").read_bytes()
