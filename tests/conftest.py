@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -122,3 +123,12 @@ def url_places(output: Path) -> dict[str, list[str]]:
     for waiting in report["not_fetched"]:
         places.setdefault(waiting["url"], []).append("not_fetched")
     return places
+
+
+def assert_spaced(starts: list[float], delay: float) -> None:
+    """Requests to a host, by when they arrived, were sent at least `delay` apart. Measured
+    where they arrive: on a busy machine the server's thread may get to one late (176 ms once),
+    which shortens its gaps to both neighbours; so any n requests must span at least n - 1
+    delays less one. Requests sent together would span none."""
+    for first, last in itertools.combinations(range(len(starts)), 2):
+        assert starts[last] - starts[first] >= delay * (last - first - 1) - 0.02, (first, last)
