@@ -21,7 +21,7 @@ def test_minimal_config_gets_documented_defaults(monkeypatch: pytest.MonkeyPatch
     assert config.scope.domains == ("books.toscrape.com",)
     assert (config.scope.include, config.scope.exclude) == ((), ())
     assert (config.scope.max_depth, config.scope.max_pages) == (20, 100_000)
-    assert (config.threads.fetchers, config.threads.parsers, config.threads.writers) == (8, 2, 2)
+    assert (config.threads.fetchers, config.threads.parsers, config.threads.writers) == (8, 1, 1)
     assert config.queue_size == 100
     assert (config.http.timeout, config.http.retries, config.http.max_bytes) == (30, 3, 50_000_000)
     assert config.http.user_agent == DEFAULT_USER_AGENT
@@ -182,7 +182,7 @@ def test_config_set_adds_missing_keys_where_they_belong(tmp_path: Path) -> None:
     assert main(["config", "set", str(config), "threads.fetchers=16", "politeness.delay=0.5",
                  "scope.exclude=[/private/]", "schedule=0 2 * * *"]) == 0
     edited = config.read_text()
-    assert "threads: {fetchers: 16, parsers: 2, writers: 2}\n" in edited  # a flow mapping stays one
+    assert "threads: {fetchers: 16, parsers: 1, writers: 1}\n" in edited  # a flow mapping stays one
     assert "scope:\n  max_depth: 10\n  exclude: [/private/]\n" in edited
     assert edited.startswith(text.split("threads:")[0])  # the comments at the top are untouched
     loaded = load_config(config)

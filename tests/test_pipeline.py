@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -419,3 +421,22 @@ def test_a_frontier_over_its_memory_limit_parks_urls_in_the_crawl_state_and_resu
         assert sorted(mirrored_files(out)) == sorted(f"{host}/gen/{n}.html" for n in range(pages))
         assert max(server.requests().values()) <= 2  # nothing fetched over and over
     assert check_mirror(out).local_broken == []
+
+
+def test_the_cycle_collector_runs_less_during_a_crawl_and_as_before_after_it(tmp_path: Path) -> None:
+    """Raised while the crawl runs (seen by the site's handler, in this process) and the
+    objects from before it set aside; both as they were once the crawl is over."""
+    before = gc.get_threshold()
+    seen: list[tuple[tuple[int, int, int], int]] = []
+
+    def home(handler: BaseHTTPRequestHandler) -> None:
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        routes.send(handler, 200, routes.page())
+
+    with SiteServer(root=None, routes={"/": home}) as server:
+        report = CrawlRun(make_config(server.url, tmp_path / "out", mirror={"sitemaps": False},
+                                      politeness={"robots": False})).run()
+    assert report.outcome == "completed"
+    (threshold, frozen), = seen
+    assert threshold[0] >= 50_000 and threshold[1:] == before[1:] and frozen > 0
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)

@@ -155,6 +155,7 @@ def test_timeline_leads_to_each_snapshot_and_to_the_history_of_a_page(
 
     # Each run's report.html, as the run wrote it.
     rows.nth(0).get_by_role("link", name="report", exact=True).click()
+    tab.wait_for_load_state()  # the click returns once the navigation commits: the title may not be in yet
     assert tab.url.endswith(f"/mirror/snapshots/{history.snapshots[-1]}/report.html")
     assert tab.title().startswith("crawl report: completed")
     tab.go_back()
