@@ -76,11 +76,12 @@ class ThreadsConfig(Section):
     fetchers: int = Field(default=8, ge=1, le=512)
     """Downloads in parallel over HTTP/1.1 (a connection each). Over HTTP/2 a host may have up
     to politeness.per_host downloads in flight as streams of a connection. They are driven by
-    two threads (one if this is 1): a thread drives many downloads at once."""
+    one thread (two beside more than one parser or writer): a thread drives many downloads."""
     # One of each by default: the stages share one interpreter lock, and a second parser or
     # writer adds handovers of it (a third more context switches), not speed -- measured 8-12%
-    # more CPU and wall on documentation sites (bench/docsite.py, 2026-12-01). More writers
-    # help where each file takes long to create (a network file system).
+    # more CPU and wall on documentation sites (bench/docsite.py, 2026-12-01), and a second
+    # thread driving the downloads with them (pipeline.fetch_threads). More writers help where
+    # each file takes long to create (a network file system).
     parsers: int = Field(default=1, ge=1, le=64)
     """Threads extracting links (CPU-bound)."""
     writers: int = Field(default=1, ge=1, le=64)

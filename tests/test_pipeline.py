@@ -17,6 +17,7 @@ import pytest
 import crawler.engine.parking as parking_module
 import crawler.engine.parse_stage as parse_stage_module
 from crawler.demo.server import SiteServer
+from crawler.engine.pipeline import fetch_threads
 from crawler.engine.run import CrawlRun
 from crawler.engine.scope import repeats_segments
 from crawler.history.report import CrawlReport
@@ -440,3 +441,15 @@ def test_the_cycle_collector_runs_less_during_a_crawl_and_as_before_after_it(tmp
     (threshold, frozen), = seen
     assert threshold[0] >= 50_000 and threshold[1:] == before[1:] and frozen > 0
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+
+
+@pytest.mark.parametrize(("threads", "loops"), [
+    ({}, 1),  # one parser and one writer: one thread drives the downloads
+    ({"parsers": 2}, 2), ({"writers": 3}, 2),  # beside more, a second keeps them going
+    ({"fetchers": 1, "parsers": 4}, 1),  # one download at a time needs no second
+])
+def test_threads_driving_the_downloads(tmp_path: Path, threads: dict[str, int], loops: int) -> None:
+    config = make_config("http://127.0.0.1/", tmp_path, threads={"fetchers": 16, **threads},
+                         politeness={"per_host": 64})
+    driving, each = fetch_threads(config)
+    assert driving == loops and driving * each >= 64  # every download per_host allows has a thread

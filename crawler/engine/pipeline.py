@@ -51,8 +51,11 @@ from crawler.tally import STAGES, Stats, Tally
 if TYPE_CHECKING:
     from crawler.history.warc import WarcArchive
 
-# Two threads: one would make every download wait whenever a parser holds the GIL (measured in
-# bench/engines: 3x slower with busy parsers); more add CPU and connections (HTTP/2: one each).
+# Threads driving the downloads. One, beside one parser and one writer: a second added 9-17% of
+# CPU (twice the wake-ups, smaller batches per turn of the loop) and no speed at 50 ms
+# (docs/performance.md). Two beside more parsers or writers: a lone loop thread waits whenever
+# one of them holds the GIL, and its transfers with it (bench/engines: 3x slower beside two
+# busy Python parsers). More add CPU and connections (HTTP/2: one each).
 MAX_FETCH_THREADS = 2
 
 
@@ -130,9 +133,10 @@ class Pipeline:
 def fetch_threads(config: Config) -> tuple[int, int]:
     """(fetcher threads, downloads each drives at once). threads.fetchers connections, each
     carrying one download over HTTP/1.1 -- and over HTTP/2 as many as politeness.per_host allows
-    a host, as streams of one connection -- driven by at most MAX_FETCH_THREADS threads: one
-    thread drives many downloads, and more would cost CPU and connections, not speed."""
-    threads = max(1, min(config.threads.fetchers, MAX_FETCH_THREADS))
+    a host, as streams of one connection -- driven by one thread, or MAX_FETCH_THREADS beside
+    more than one parser or writer: one thread drives many downloads."""
+    others = config.threads.parsers + config.threads.writers
+    threads = max(1, min(config.threads.fetchers, MAX_FETCH_THREADS if others > 2 else 1))
     downloads = max(config.threads.fetchers, config.politeness.per_host)
     return threads, -(-downloads // threads)
 
