@@ -41,14 +41,22 @@ def convert_document(document: ParsedDocument, page_path: str, files: list[str |
     folder = posixpath.dirname(page_path)
     replacements: list[tuple[Spot, bytes]] = []
     files_iter = iter(files)
+    view, encoding = document.view, document.encoding
+    ascii_as_ascii = _reads_ascii_as_ascii(encoding)
     for spot, target in zip(document.spots, document.targets, strict=True):
         if target is None:
             continue
         file = next(files_iter)
         url, fragment = target
         new = (relative(folder, file) if file is not None else url) + (f"#{fragment}" if fragment else "")
-        if new != spot_value(document.view, spot, document.encoding):
-            replacements.append((spot, encode_value(new, spot, document.encoding)))
+        # Most links are written already as they are to be: when the bytes are the new link's
+        # own -- printable ASCII without "&" or spaces around it, which reads as itself -- they
+        # stay, without reading them (a page has hundreds of links).
+        if ascii_as_ascii and new.isascii() and new.isprintable() and "&" not in new and \
+                new.strip() == new and view[spot.start:spot.end] == new.encode("ascii"):
+            continue
+        if new != spot_value(view, spot, encoding):
+            replacements.append((spot, encode_value(new, spot, encoding)))
     if document.lazy:
         replacements = lazy_replacements(document.view, document.encoding, document.lazy, replacements)
     if replacements and document.base_spot is not None:
@@ -57,6 +65,19 @@ def convert_document(document: ParsedDocument, page_path: str, files: list[str |
     if not replacements:
         return None
     return document.back(_splice(document.view, replacements))
+
+
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+@lru_cache(maxsize=64)
+def _reads_ascii_as_ascii(encoding: str) -> bool:
+    """Does `encoding` read every printable ASCII byte as that character? (All ASCII-compatible
+    ones but Shift_JIS-2004 and Shift_JISX0213, where "~" is an overline.)"""
+    try:
+        return _PRINTABLE_ASCII.decode(encoding) == _PRINTABLE_ASCII.decode("ascii")
+    except (LookupError, UnicodeError):
+        return False
 
 
 @lru_cache(maxsize=4096)  # the same links recur on every page of a folder; bounded, for big sites
