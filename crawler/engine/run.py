@@ -262,7 +262,7 @@ class CrawlRun:
 class _FewerCollections:
     """Python's cycle collector, run far less often during a crawl: it ran 5,000 times in a
     crawl of 22,000 pages, each time walking young objects that were nearly all alive, and
-    found ~1,000 cycles in all -- 8% of the crawl's CPU (Rust docs, bench/docsite.py). What was
+    found ~1,000 cycles in all -- 10% of the crawl's CPU (Rust docs, bench/docsite.py). What was
     there before the crawl (modules, config) is set aside for good; cycles are still collected.
     The first crawl of a process (tests and workers run several) to start slows it, the last
     to end restores it."""
