@@ -119,8 +119,8 @@ class Transfer:
     """One request on one easy handle (reused for request after request). libcurl calls
     `write` with each piece of body and `header` with each header line."""
 
-    __slots__ = ("_decoder", "_lines", "_request_lines", "chunks", "failure", "handle", "last_data", "limit", "posted",
-                 "size", "started", "tag")
+    __slots__ = ("_decoder", "_lines", "_parsed", "_request_lines", "chunks", "failure", "handle", "last_data", "limit",
+                 "posted", "size", "started", "tag")
 
     def __init__(self, handle: pycurl.Curl, limit: int, record_request: bool = False) -> None:
         """`limit`: http.max_bytes, decoded; `record_request`: keep the request's headers as
@@ -128,6 +128,7 @@ class Transfer:
         self.handle = handle
         self.limit = limit
         self._lines: list[bytes] = []
+        self._parsed: tuple[int, tuple[str, list[tuple[str, bytes]]]] | None = None  # see _headers
         self._request_lines: list[bytes] = []
         self.chunks: list[bytes] = []
         self._decoder: ContentDecoder | None = None
@@ -146,6 +147,7 @@ class Transfer:
     def reset(self, tag: object) -> None:
         self.tag = tag
         self._lines.clear()
+        self._parsed = None
         self._request_lines.clear()
         self.chunks = []
         self._decoder = None
@@ -158,7 +160,7 @@ class Transfer:
         how a body stops at http.max_bytes, or at bytes that cannot be decoded."""
         self.last_data = time.monotonic()
         if not self.chunks and self._decoder is None:
-            coding = _final_content_encoding(self._lines)
+            coding = _content_encoding(self._headers()[1])
             if coding in ("gzip", "x-gzip", "deflate", "br"):
                 self._decoder = ContentDecoder(coding)
             elif coding not in ("", "identity"):
@@ -177,6 +179,13 @@ class Transfer:
         self.chunks.append(data)
         return None
 
+    def _headers(self) -> tuple[str, list[tuple[str, bytes]]]:
+        """_final_headers of the lines so far, parsed once for as many lines: the body's first
+        piece and the end of the transfer both ask (trailers, after the body, add lines)."""
+        if self._parsed is None or self._parsed[0] != len(self._lines):
+            self._parsed = (len(self._lines), _final_headers(self._lines))
+        return self._parsed[1]
+
     def _debug(self, kind: int, data: bytes) -> None:
         if kind == pycurl.INFOTYPE_HEADER_OUT:
             self._request_lines.append(data)
@@ -185,7 +194,7 @@ class Transfer:
         """What the transfer ended as (`error`: libcurl's code, 0 for none)."""
         handle = self.handle
         status = handle.getinfo(pycurl.RESPONSE_CODE)
-        status_line, headers = _final_headers(self._lines)
+        status_line, headers = self._headers()
         if error == 0 and self._decoder is not None and not self._decoder.complete:
             error, message = pycurl.E_PARTIAL_FILE, f"the {self._decoder.coding} stream ends before its end"
         # libcurl's own clock: how long the transfer ran, and how long it had been silent when
@@ -229,8 +238,7 @@ def _final_headers(lines: list[bytes]) -> tuple[str, list[tuple[str, bytes]]]:
     return status_line, headers
 
 
-def _final_content_encoding(lines: list[bytes]) -> str:
-    _, headers = _final_headers(lines)
+def _content_encoding(headers: list[tuple[str, bytes]]) -> str:
     codings = [value.decode("latin-1").strip().lower() for name, value in headers if name == "content-encoding"]
     return codings[-1] if codings else ""
 
