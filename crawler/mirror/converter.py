@@ -25,7 +25,7 @@ from crawler.errors import UnsafePathError
 from crawler.mirror.lazy import lazy_replacements
 from crawler.mirror.linkmap import Misplaced
 from crawler.mirror.links import ParsedDocument, tokenize
-from crawler.mirror.markup import Spot, encode_value, spot_value
+from crawler.mirror.markup import Spot, encode_value, reads_ascii_as_ascii, spot_value
 from crawler.urls import clean_href
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def convert_document(document: ParsedDocument, page_path: str, files: list[str |
     replacements: list[tuple[Spot, bytes]] = []
     files_iter = iter(files)
     view, encoding = document.view, document.encoding
-    ascii_as_ascii = _reads_ascii_as_ascii(encoding)
+    ascii_as_ascii = reads_ascii_as_ascii(encoding)
     for spot, target in zip(document.spots, document.targets, strict=True):
         if target is None:
             continue
@@ -65,19 +65,6 @@ def convert_document(document: ParsedDocument, page_path: str, files: list[str |
     if not replacements:
         return None
     return document.back(_splice(document.view, replacements))
-
-
-_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
-
-
-@lru_cache(maxsize=64)
-def _reads_ascii_as_ascii(encoding: str) -> bool:
-    """Does `encoding` read every printable ASCII byte as that character? (All ASCII-compatible
-    ones but Shift_JIS-2004 and Shift_JISX0213, where "~" is an overline.)"""
-    try:
-        return _PRINTABLE_ASCII.decode(encoding) == _PRINTABLE_ASCII.decode("ascii")
-    except (LookupError, UnicodeError):
-        return False
 
 
 @lru_cache(maxsize=4096)  # the same links recur on every page of a folder; bounded, for big sites

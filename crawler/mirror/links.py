@@ -25,9 +25,10 @@ from crawler.mirror.markup import (
     css_spots,
     html_encoding,
     read_value,
+    reads_ascii_as_ascii,
     spot_value,
 )
-from crawler.mirror.skim import PLAIN_LINK_BYTES, html_spots, resolve_plain
+from crawler.mirror.skim import html_spots, resolve_plain
 from crawler.models import Link, LinkKind, distinct_links, is_css, is_html
 from crawler.urls import BaseURL, InvalidURLError, clean_href, resolve
 
@@ -110,19 +111,10 @@ def _targets(view: bytes, spots: list[Spot], encoding: str, base: str) -> list[t
 def _plain_links(base: BaseURL, encoding: str) -> Callable[[bytes], tuple[str, str] | None] | None:
     """What link_target makes of a plain relative link as written, or None for any other (see
     _skim.c's resolve): when the extension is built, the base canonical, and the encoding reads
-    the bytes of plain links as ASCII does (every ASCII-compatible one but Shift_JIS-2004 and
-    Shift_JISX0213, where "~" is an overline)."""
-    if resolve_plain is None or not _reads_plain_links_as_ascii(encoding) or not base.is_canonical():
+    ASCII as ASCII (markup.reads_ascii_as_ascii)."""
+    if resolve_plain is None or not reads_ascii_as_ascii(encoding) or not base.is_canonical():
         return None
     return functools.partial(resolve_plain, base.origin, base.folder_path)
-
-
-@functools.lru_cache(maxsize=64)
-def _reads_plain_links_as_ascii(encoding: str) -> bool:
-    try:
-        return PLAIN_LINK_BYTES.decode(encoding) == PLAIN_LINK_BYTES.decode("ascii")
-    except (LookupError, UnicodeError):
-        return False
 
 
 def link_target(value: str, base: BaseURL) -> tuple[str, str] | None:

@@ -185,6 +185,20 @@ def ascii_compatible_view(body: bytes, encoding: str) -> tuple[bytes, str, Calla
     return text.encode("utf-8"), "utf-8", lambda rewritten: rewritten.decode("utf-8").encode(encoding)
 
 
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+@lru_cache(maxsize=64)
+def reads_ascii_as_ascii(encoding: str) -> bool:
+    """Does `encoding` read every printable ASCII byte as that character? (Not Shift_JIS-2004
+    or Shift_JISX0213, where "~" is an overline, nor cp864, where "%" is another sign.) Then a
+    link written in plain ASCII bytes can be read, or compared, as those bytes."""
+    try:
+        return _PRINTABLE_ASCII.decode(encoding) == _PRINTABLE_ASCII.decode("ascii")
+    except (LookupError, UnicodeError):
+        return False
+
+
 @lru_cache(maxsize=64)
 def is_ascii_compatible(encoding: str) -> bool:
     sample = "<a href='x' style=\"u\">=/&#;"
