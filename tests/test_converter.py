@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crawler.history.recrawl import KnownLinks
-from crawler.mirror.converter import LinkFixer, _relative_path, convert_document, relative_from_folder, relative_link
+from crawler.mirror.converter import (
+    LinkFixer,
+    RelativeLinks,
+    _relative_path,
+    convert_document,
+    relative_from_folder,
+    relative_link,
+)
 from crawler.mirror.linkmap import LinkMap
 from crawler.mirror.links import parse_document
 from crawler.mirror.offline import LinkFinisher, OfflineLinks, count_unconverted
@@ -181,6 +188,29 @@ def test_without_conversion_links_are_only_counted(tmp_path: Path) -> None:
 ])
 def test_relative_link(source: str, target: str, link: str) -> None:
     assert relative_link(source, target) == link
+
+
+def test_relative_links_are_remembered_per_folder_within_a_bound() -> None:
+    computed: list[tuple[str, str]] = []
+
+    def link(folder: str, path: str) -> str:
+        computed.append((folder, path))
+        return relative_link(folder, path, from_folder=True)
+
+    links = RelativeLinks(link, max_links=4)
+    assert links.from_folder("h/a")["h/b/c.html"] == "../b/c.html"
+    assert links("h/a", "h/b/c.html") == "../b/c.html"  # remembered, not computed again
+    assert computed == [("h/a", "h/b/c.html")]
+    assert [links("h/x", path) for path in ("h/x/1.html", "h/2.html")] == ["1.html", "../2.html"]
+    links.from_folder("h/a")  # used again: now h/x is the folder used least recently
+    # The fifth link is over the bound: folders are forgotten, least recently used first,
+    # down to half of it -- h/x, then h/a; not the folder in use.
+    assert [links("h/y", path) for path in ("h/y/1.html", "h/y/2.html")] == ["1.html", "2.html"]
+    computed.clear()
+    assert links("h/y", "h/y/1.html") == "1.html" and computed == []
+    assert links("h/a", "h/b/c.html") == "../b/c.html" and links("h/x", "h/2.html") == "../2.html"
+    assert computed == [("h/a", "h/b/c.html"), ("h/x", "h/2.html")]
+    assert relative_from_folder("h/a/b", "h/c.css") == "../../c.css"
 
 
 names = st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=20).filter(

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from crawler.demo.server import SITE, SiteServer
-from crawler.mirror.converter import convert_document
+from crawler.mirror.converter import RelativeLinks, convert_document
 from crawler.mirror.links import parse_document
 from tests import routes
 from tests.conftest import CrawlRunner, read_manifest
@@ -113,7 +113,7 @@ def test_conversion_puts_the_lazy_image_where_a_browser_shows_it() -> None:
     document = parse_document(body, "http://h/", "text/html")
     assert document is not None
     files: list[str | None] = [_file_of(target[0]) for target in document.targets if target is not None]
-    converted = convert_document(document, "h/index.html", files, lambda folder, path: path[2:])
+    converted = convert_document(document, "h/index.html", files, RelativeLinks(lambda folder, path: path[2:]))
     assert converted == (b'<img src="img/a.png" data-src="img/a.png"><img srcset="img/d.png 1x" '
                          b'data-srcset="img/d.png 1x" alt=x>'
                          b"<div data-bg='img/e.png' style='color: red; background-image: url(\"img/e.png\")'>"
@@ -122,4 +122,4 @@ def test_conversion_puts_the_lazy_image_where_a_browser_shows_it() -> None:
     again = parse_document(converted, "http://h/", "text/html")
     assert again is not None
     files = [_file_of(target[0]) for target in again.targets if target is not None]
-    assert convert_document(again, "h/index.html", files, lambda folder, path: path[2:]) is None
+    assert convert_document(again, "h/index.html", files, RelativeLinks(lambda folder, path: path[2:])) is None
