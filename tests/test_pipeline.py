@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -441,6 +442,37 @@ def test_the_cycle_collector_runs_less_during_a_crawl_and_as_before_after_it(tmp
     (threshold, frozen), = seen
     assert threshold[0] >= 50_000 and threshold[1:] == before[1:] and frozen > 0
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+
+
+@pytest.mark.parametrize("one_cpu", [True, False])
+def test_the_crawl_threads_run_on_one_cpu_and_the_caller_as_before_after(tmp_path: Path, one_cpu: bool) -> None:
+    """Each stage's threads (read by the site's handler while the crawl runs) on one CPU, of
+    those the process may use; or, with threads.one_cpu false, on all of them."""
+    allowed = os.sched_getaffinity(0)
+    seen: dict[str, set[int]] = {}
+
+    def linked(handler: BaseHTTPRequestHandler) -> None:  # asked once "/" was parsed
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                thread.name == "write-0" and thread.native_id for thread in threading.enumerate()):
+            time.sleep(0.01)  # started just after the parser (and running once it has an id)
+        for thread in threading.enumerate():
+            if thread.name.split("-")[0] in ("fetch", "parse", "write", "state") and thread.native_id:
+                seen[thread.name] = os.sched_getaffinity(thread.native_id)
+        routes.send(handler, 200, routes.page())
+
+    with SiteServer(root=None, routes={"/": routes.html(routes.page("/a")), "/a": linked}) as server:
+        report = CrawlRun(make_config(server.url, tmp_path / "out", mirror={"sitemaps": False},
+                                      politeness={"robots": False}, threads={"one_cpu": one_cpu})).run()
+    assert report.outcome == "completed"
+    assert {"fetch-0", "parse-0", "write-0", "state"} <= set(seen)
+    cpus = {frozenset(each) for each in seen.values()}
+    if one_cpu and len(allowed) > 1:
+        (cpu,) = cpus  # the same one for all
+        assert len(cpu) == 1 and cpu <= allowed
+    else:
+        assert cpus == {frozenset(allowed)}
+    assert os.sched_getaffinity(0) == allowed
 
 
 @pytest.mark.parametrize(("threads", "loops"), [
