@@ -87,10 +87,11 @@ class ThreadsConfig(Section):
     writers: int = Field(default=1, ge=1, le=64)
     """Threads saving files (disk-bound)."""
     one_cpu: bool = True
-    """Run the crawl's threads on one CPU, the one it starts on (Linux; not while rendering:
-    the browser gets them all). They take turns anyway (Python's interpreter lock), and a turn
-    handed to another CPU wakes it: 14-28% more CPU, no speed gained. false: the system spreads
-    them."""
+    """While the crawl keeps a CPU busy, run its threads on one CPU (Linux; not while
+    rendering: the browser gets them all). They take turns anyway (Python's interpreter lock),
+    and a turn handed to another CPU wakes it: 14-28% more CPU, no speed gained. While the crawl
+    waits for the network they may run anywhere, so that each response is taken up at once.
+    false: the system places them."""
 
 
 def _readable_file(path: Path) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import crawler.engine.cpu as cpu_module
 import crawler.engine.parking as parking_module
 import crawler.engine.parse_stage as parse_stage_module
 from crawler.demo.server import SiteServer
@@ -444,35 +445,77 @@ def test_the_cycle_collector_runs_less_during_a_crawl_and_as_before_after_it(tmp
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
 
 
-@pytest.mark.parametrize("one_cpu", [True, False])
-def test_the_crawl_threads_run_on_one_cpu_and_the_caller_as_before_after(tmp_path: Path, one_cpu: bool) -> None:
-    """Each stage's threads (read by the site's handler while the crawl runs) on one CPU, of
-    those the process may use; or, with threads.one_cpu false, on all of them."""
-    allowed = os.sched_getaffinity(0)
-    seen: dict[str, set[int]] = {}
+def _stage_cpus() -> dict[str, frozenset[int]]:
+    """The CPUs each of the crawl's stage threads may run on now."""
+    return {thread.name: frozenset(os.sched_getaffinity(thread.native_id)) for thread in threading.enumerate()
+            if thread.name.split("-")[0] in ("fetch", "parse", "write", "state") and thread.native_id}
 
-    def linked(handler: BaseHTTPRequestHandler) -> None:  # asked once "/" was parsed
+
+def _until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to place")
+def test_the_crawl_threads_share_one_cpu_while_it_is_busy_and_spread_while_it_waits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the crawl keeps a CPU busy (here the site's handler, in this process, burns it)
+    every stage thread is kept on one CPU; once it waits (the site is slow to answer) they may
+    run anywhere again, and so may the caller after the crawl."""
+    monkeypatch.setattr(cpu_module, "LOOK_EVERY", 0.05)
+    # Lower marks than a crawl's: the suite's other workers share the machine's CPUs.
+    monkeypatch.setattr(cpu_module, "TOGETHER_AT", 0.3)
+    monkeypatch.setattr(cpu_module, "SPREAD_BELOW", 0.1)
+    allowed = frozenset(os.sched_getaffinity(0))
+    seen: dict[str, dict[str, frozenset[int]]] = {}
+
+    def busy(handler: BaseHTTPRequestHandler) -> None:
+        def together() -> bool:
+            cpus = set(_stage_cpus().values())
+            return len(cpus) == 1 and len(next(iter(cpus))) == 1
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(
-                thread.name == "write-0" and thread.native_id for thread in threading.enumerate()):
-            time.sleep(0.01)  # started just after the parser (and running once it has an id)
-        for thread in threading.enumerate():
-            if thread.name.split("-")[0] in ("fetch", "parse", "write", "state") and thread.native_id:
-                seen[thread.name] = os.sched_getaffinity(thread.native_id)
+        while not together() and time.monotonic() < deadline:
+            sum(range(20_000))  # the CPU the crawl's process uses
+        seen["busy"] = _stage_cpus()
+        routes.send(handler, 200, routes.page("/idle"))
+
+    def idle(handler: BaseHTTPRequestHandler) -> None:
+        _until(lambda: set(_stage_cpus().values()) == {allowed})  # sleeps meanwhile: the process waits
+        seen["idle"] = _stage_cpus()
         routes.send(handler, 200, routes.page())
 
-    with SiteServer(root=None, routes={"/": routes.html(routes.page("/a")), "/a": linked}) as server:
+    with SiteServer(root=None, routes={"/": busy, "/idle": idle}) as server:
         report = CrawlRun(make_config(server.url, tmp_path / "out", mirror={"sitemaps": False},
-                                      politeness={"robots": False}, threads={"one_cpu": one_cpu})).run()
+                                      politeness={"robots": False})).run()
     assert report.outcome == "completed"
-    assert {"fetch-0", "parse-0", "write-0", "state"} <= set(seen)
-    cpus = {frozenset(each) for each in seen.values()}
-    if one_cpu and len(allowed) > 1:
-        (cpu,) = cpus  # the same one for all
-        assert len(cpu) == 1 and cpu <= allowed
-    else:
-        assert cpus == {frozenset(allowed)}
-    assert os.sched_getaffinity(0) == allowed
+    assert {"fetch-0", "parse-0", "write-0", "state"} <= set(seen["busy"])
+    (together,) = set(seen["busy"].values())  # the same CPU for all
+    assert len(together) == 1 and together <= allowed
+    assert set(seen["idle"].values()) == {allowed}
+    assert frozenset(os.sched_getaffinity(0)) == allowed
+
+
+def test_the_crawl_threads_run_anywhere_with_one_cpu_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_module, "LOOK_EVERY", 0.05)
+    allowed = frozenset(os.sched_getaffinity(0))
+    seen: list[dict[str, frozenset[int]]] = []
+
+    def busy(handler: BaseHTTPRequestHandler) -> None:
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            sum(range(20_000))
+        seen.append(_stage_cpus())
+        routes.send(handler, 200, routes.page())
+
+    with SiteServer(root=None, routes={"/": busy}) as server:
+        report = CrawlRun(make_config(server.url, tmp_path / "out", mirror={"sitemaps": False},
+                                      politeness={"robots": False}, threads={"one_cpu": False})).run()
+    assert report.outcome == "completed"
+    (cpus,) = seen
+    assert "fetch-0" in cpus and set(cpus.values()) == {allowed}
+    assert not any(thread.name == "cpu" for thread in threading.enumerate())
 
 
 @pytest.mark.parametrize(("threads", "loops"), [

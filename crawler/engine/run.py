@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from crawler.config import Config
-from crawler.engine.cpu import on_one_cpu
+from crawler.engine.cpu import OneCpu
 from crawler.engine.fetch_stage import redirect_rule
 from crawler.engine.files import MirrorFiles
 from crawler.engine.finish import RunEnd, RunFacts
@@ -101,7 +101,7 @@ class CrawlRun:
         if self.shared is None:  # a shared crawl's workers all write here: Redis keeps them apart
             self._lock.acquire()
         try:
-            with _fewer_collections, on_one_cpu(self.config.threads.one_cpu and self.config.render.mode == "never"):
+            with _fewer_collections, OneCpu(self.config.threads.one_cpu and self.config.render.mode == "never"):
                 return self._crawl(started, cpu_at_start)
         finally:
             self.state.close()  # if the run broke off before it finished: what it journaled is kept
