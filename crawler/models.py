@@ -28,6 +28,10 @@ class LinkKind(enum.Enum):
     SITEMAP = "sitemap"
     ROBOTS = "robots"  # a host's robots.txt, fetched before its other URLs
 
+    # Each member is its only instance (equal means identical): the identity's hash, in C,
+    # instead of Enum's, a Python call -- kinds key a dict once per link of every page saved.
+    __hash__ = object.__hash__
+
 
 class Link(NamedTuple):
     """A page's link to a URL. A tuple: a page of API documentation has hundreds, and a frozen
