@@ -14,7 +14,8 @@ there. So the threads are kept together only while the crawl is CPU-bound -- it 
 a CPU in the last half second -- and spread again when it is not (docs/performance.md).
 
 Linux only; elsewhere, and where the crawl may use only one CPU anyway, nothing changes. The
-CPU is the one the crawl runs on when it is first kept together: the system put it there.
+CPU is the one the crawl starts on, or when kept together again, the one the watcher wakes on:
+the system put it there.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class OneCpu:
 
     def __enter__(self) -> OneCpu:
         if self._enabled:
+            # Together from the start (a crawl's start is busy: imports done, its first pages
+            # parsed): a CPU-bound crawl gains from its first second, one that waits for the
+            # network is spread at the first look.
+            self._place(_current_cpu())
             self._watcher = threading.Thread(target=self._watch, name="cpu", daemon=True)
             self._watcher.start()
         return self
