@@ -459,41 +459,45 @@ def _until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to place")
-def test_the_crawl_threads_share_one_cpu_while_it_is_busy_and_spread_while_it_waits(
+def test_the_crawl_threads_spread_while_it_waits_and_share_one_cpu_while_it_is_busy(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """While the crawl keeps a CPU busy (here the site's handler, in this process, burns it)
-    every stage thread is kept on one CPU; once it waits (the site is slow to answer) they may
-    run anywhere again, and so may the caller after the crawl."""
+    """Once the crawl waits (the site is slow to answer) its stage threads may run anywhere;
+    while it keeps a CPU busy (here the site's handler, in this process, burns it) every one
+    is kept on the same CPU. The caller's CPUs are as before after the crawl."""
     monkeypatch.setattr(cpu_module, "LOOK_EVERY", 0.05)
     # Lower marks than a crawl's: the suite's other workers share the machine's CPUs.
     monkeypatch.setattr(cpu_module, "TOGETHER_AT", 0.3)
     monkeypatch.setattr(cpu_module, "SPREAD_BELOW", 0.1)
     allowed = frozenset(os.sched_getaffinity(0))
+    stages = {"fetch-0", "parse-0", "write-0", "state"}
     seen: dict[str, dict[str, frozenset[int]]] = {}
 
-    def busy(handler: BaseHTTPRequestHandler) -> None:
-        def together() -> bool:
-            cpus = set(_stage_cpus().values())
-            return len(cpus) == 1 and len(next(iter(cpus))) == 1
-        deadline = time.monotonic() + 10
-        while not together() and time.monotonic() < deadline:
-            sum(range(20_000))  # the CPU the crawl's process uses
-        seen["busy"] = _stage_cpus()
-        routes.send(handler, 200, routes.page("/idle"))
+    def placed(together: bool) -> bool:
+        cpus = _stage_cpus()
+        kinds = set(cpus.values())
+        return stages <= set(cpus) and (len(kinds) == 1 and len(next(iter(kinds))) == 1 if together
+                                        else kinds == {allowed})
 
     def idle(handler: BaseHTTPRequestHandler) -> None:
-        _until(lambda: set(_stage_cpus().values()) == {allowed})  # sleeps meanwhile: the process waits
+        _until(lambda: placed(together=False))  # sleeps meanwhile: the process waits
         seen["idle"] = _stage_cpus()
+        routes.send(handler, 200, routes.page("/busy"))
+
+    def busy(handler: BaseHTTPRequestHandler) -> None:
+        deadline = time.monotonic() + 10
+        while not placed(together=True) and time.monotonic() < deadline:
+            sum(range(20_000))  # the CPU the crawl's process uses
+        seen["busy"] = _stage_cpus()
         routes.send(handler, 200, routes.page())
 
-    with SiteServer(root=None, routes={"/": busy, "/idle": idle}) as server:
+    with SiteServer(root=None, routes={"/": idle, "/busy": busy}) as server:
         report = CrawlRun(make_config(server.url, tmp_path / "out", mirror={"sitemaps": False},
                                       politeness={"robots": False})).run()
     assert report.outcome == "completed"
-    assert {"fetch-0", "parse-0", "write-0", "state"} <= set(seen["busy"])
+    assert stages <= set(seen["idle"]) and set(seen["idle"].values()) == {allowed}
+    assert stages <= set(seen["busy"])
     (together,) = set(seen["busy"].values())  # the same CPU for all
     assert len(together) == 1 and together <= allowed
-    assert set(seen["idle"].values()) == {allowed}
     assert frozenset(os.sched_getaffinity(0)) == allowed
 
 
