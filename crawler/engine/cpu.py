@@ -4,7 +4,7 @@ Python runs one thread at a time (its interpreter lock), and the stages hand the
 thousands of times a second: each time one waits for the network, the disk or SQLite. Handed
 to a thread on another CPU, every turn wakes that CPU (an interrupt between processors; in a
 virtual machine, an exit to the hypervisor): measured on 2 cores, 180,000 context switches in
-a crawl of the Rust docs and a sixth of its CPU in the kernel's wake-ups. On one CPU the turns
+a crawl of the Rust docs and 11% of its CPU in the kernel's wake-ups. On one CPU the turns
 are taken in place: the same crawl took 14% less CPU, the HTTPS benchmark 28% less, and
 neither was slower.
 
