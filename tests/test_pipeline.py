@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -501,8 +502,14 @@ def test_the_crawl_threads_spread_while_it_waits_and_share_one_cpu_while_it_is_b
     assert frozenset(os.sched_getaffinity(0)) == allowed
 
 
-def test_the_crawl_threads_run_anywhere_with_one_cpu_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("sections", [
+    {"threads": {"one_cpu": False}},
+    {"render": {"mode": "auto"}},  # the browser would inherit the CPU: left alone while rendering
+])
+def test_the_crawl_threads_run_anywhere_with_one_cpu_off_or_while_rendering(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sections: dict[str, Any]) -> None:
     monkeypatch.setattr(cpu_module, "LOOK_EVERY", 0.05)
+    monkeypatch.setattr(cpu_module, "TOGETHER_AT", 0.3)  # as in the test above: this would be busy
     allowed = frozenset(os.sched_getaffinity(0))
     seen: list[dict[str, frozenset[int]]] = []
 
@@ -515,7 +522,7 @@ def test_the_crawl_threads_run_anywhere_with_one_cpu_off(tmp_path: Path, monkeyp
 
     with SiteServer(root=None, routes={"/": busy}) as server:
         report = CrawlRun(make_config(server.url, tmp_path / "out", mirror={"sitemaps": False},
-                                      politeness={"robots": False}, threads={"one_cpu": False})).run()
+                                      politeness={"robots": False}, **sections)).run()
     assert report.outcome == "completed"
     (cpus,) = seen
     assert "fetch-0" in cpus and set(cpus.values()) == {allowed}
