@@ -3,7 +3,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from crawler.engine.frontier import MemoryFrontier
+from crawler.engine.ordering import FEW_HOSTS, PageOrder
 from crawler.http.robots import RobotsRules
 from crawler.models import CrawlItem, Link, LinkKind
 
@@ -227,3 +230,20 @@ def test_a_hosts_robots_rules_are_known_once_it_answered() -> None:
     rules = RobotsRules.parse("User-agent: *\nDisallow: /private/", "crawl")
     frontier.set_robots("http://h/robots.txt", rules)
     assert frontier.robots_rules("http://h") is rules
+
+
+@pytest.mark.parametrize("hosts", [1, FEW_HOSTS + 2])  # each held page looked for by host, or by origin
+def test_a_held_page_found_again_by_an_earlier_link_takes_its_place(hosts: int) -> None:
+    order = PageOrder()
+    urls = ["http://h0/a-other", *(f"http://h{number}/z-late" for number in range(hosts))]
+    for url in urls:
+        order.hold(CrawlItem(url, 3, LinkKind.PAGE, referrer="x"), found_by=9, place=5)
+    order.relink("http://h0/z-late", 2, 4, 1, "http://h0/earlier")  # an earlier place
+    order.relink("http://h0/a-other", 4, 9, 9, "http://later/")  # a later one: no change
+    order.relink("http://h0/never-held", 1, 0, 0, "http://h0/")  # not held: nothing to do
+    held = {item.url: item for item in order.held()}
+    assert set(held) == set(urls) and len(order) == len(urls)
+    assert (held["http://h0/z-late"].depth, held["http://h0/z-late"].referrer) == (2, "http://h0/earlier")
+    assert (held["http://h0/a-other"].depth, held["http://h0/a-other"].referrer) == (3, "x")
+    # Its earlier place puts it before a-other, which its name would have put it after.
+    assert [item.url for item in order.release(1)] == ["http://h0/z-late"]

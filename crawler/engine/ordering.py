@@ -38,6 +38,7 @@ from crawler.urls import origin_of
 
 INF = 2**62  # the rank of what is not a ranked page: after every ranked page
 START = -1  # the "rank" of what found the start URLs: before every page
+FEW_HOSTS = 4  # up to this many hosts, a held page is looked for in each (PageOrder._holder)
 
 Key = tuple[int, int, int, str]  # depth, rank of the page that found it, place of the link there, URL
 
@@ -109,12 +110,26 @@ class PageOrder:
 
     def relink(self, url: str, depth: int, found_by: int, place: int, referrer: str) -> None:
         """A held page found again: an earlier link gives it an earlier place (and depth)."""
-        host = self._hosts.get(origin_of(url))
-        held = host.items.get(url) if host is not None else None
+        host = self._holder(url)
+        if host is None:  # nearly every link of a page: not held
+            return
+        held = host.items[url]
         key = (depth, found_by, place, url)
-        if host is not None and held is not None and key < held[0]:
+        if key < held[0]:
             host.items[url] = (key, replace(held[1], depth=depth, referrer=referrer))
             heapq.heappush(host.held, key)
+
+    def _holder(self, url: str) -> _Host | None:
+        """The host holding `url`, if it is held. Asked for every page link of every page
+        parsed: with a few hosts, looking in each one's held pages is cheaper than working out
+        the URL's origin (a URL is only ever held by its own host)."""
+        if len(self._hosts) <= FEW_HOSTS:
+            for host in self._hosts.values():
+                if url in host.items:
+                    return host
+            return None
+        host = self._hosts.get(origin_of(url))
+        return host if host is not None and url in host.items else None
 
     def producing(self, item: CrawlItem) -> None:
         """A sitemap: the pages it lists may come before pages of the depths below."""
@@ -199,7 +214,7 @@ class PageBudget:
 
     def found_again(self, source: CrawlItem | None, links: Sequence[Link]) -> None:
         """Pages held since an earlier link found them take the place of an earlier one."""
-        if self.order is None or source is None:
+        if self.order is None or source is None or not len(self.order):  # none held
             return
         found_by = self.order.rank(source.url)
         for place, link in enumerate(links):
