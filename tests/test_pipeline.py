@@ -452,13 +452,6 @@ def _stage_cpus() -> dict[str, frozenset[int]]:
             if thread.name.split("-")[0] in ("fetch", "parse", "write", "state") and thread.native_id}
 
 
-def _until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
-
-
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: nothing to place")
 def test_the_crawl_threads_spread_while_it_waits_and_share_one_cpu_while_it_is_busy(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -480,7 +473,7 @@ def test_the_crawl_threads_spread_while_it_waits_and_share_one_cpu_while_it_is_b
                                         else kinds == {allowed})
 
     def idle(handler: BaseHTTPRequestHandler) -> None:
-        _until(lambda: placed(together=False))  # sleeps meanwhile: the process waits
+        _wait_for(lambda: placed(together=False), deadline=10)  # sleeps meanwhile: the process waits
         seen["idle"] = _stage_cpus()
         routes.send(handler, 200, routes.page("/busy"))
 
