@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import gzip
 import socket
+import threading
 import zlib
 from collections.abc import Iterator
 from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler
 
 import brotli
 import pycurl
@@ -106,6 +108,34 @@ def test_redirect_loop_fails(server: SiteServer) -> None:
 def test_redirect_without_location_fails(server: SiteServer) -> None:
     server.routes["/"] = routes.status(302)
     assert fetch_error(make_fetcher(), server.url).reason == "bad_redirect"
+
+
+def test_a_loop_that_wants_work_is_rung_awake_and_its_downloads_go_on(server: SiteServer) -> None:
+    """A fetcher thread with room waits in select() on its downloads and on its doorbell (rung
+    by the frontier when work comes): woken, its download goes on to the end. (How much sooner
+    than a download stirring is a speed, measured in bench/: docs/performance.md.)"""
+    release = threading.Event()
+
+    def held(handler: BaseHTTPRequestHandler) -> None:
+        release.wait(30)
+        routes.send(handler, 200, b"late")
+
+    server.routes["/held"] = held
+    loop = make_fetcher().loop(4, 4)
+    try:
+        loop.start(item(f"{server.url}/held"))
+        loop.ring()
+        loop.ring()  # rung twice before it is heard: one wake-up
+        assert loop.step(60, wants_work=True) == []  # the download is still held
+        release.set()
+        done: list[tuple[CrawlItem, object]] = []
+        while not done:
+            done = loop.step(60, wants_work=True)
+        [(_, response)] = done
+        assert isinstance(response, Response) and response.body == b"late"
+    finally:
+        release.set()
+        loop.close()
 
 
 def test_client_errors_are_final_and_server_errors_retryable(server: SiteServer) -> None:

@@ -56,6 +56,47 @@ def test_requisites_are_handed_out_before_pages() -> None:
     assert first is not None and first.url == "http://h/style.css"
 
 
+@pytest.mark.parametrize("max_pages", [None, 100])  # pages queued at once, or held in order first
+def test_after_robots_txt_a_start_url_goes_before_a_sitemap_and_sitemaps_before_other_pages(
+        max_pages: int | None) -> None:
+    """The start URL takes the connection robots.txt warmed up; a sitemap still goes before
+    the pages found later."""
+    frontier = MemoryFrontier(robots=True, max_pages=max_pages)
+    frontier.add_all([item(""), item("sitemap.xml", LinkKind.SITEMAP)])
+    robots = frontier.get(timeout=0)
+    assert isinstance(robots, CrawlItem) and robots.url == "http://h/robots.txt"
+    frontier.set_robots(robots.url, RobotsRules.parse("", "crawl"))
+    frontier.release(robots)
+    frontier.task_done(robots)
+    taken = [frontier.get(timeout=0), frontier.get(timeout=0)]
+    assert [t.url for t in taken if isinstance(t, CrawlItem)] == ["http://h/", "http://h/sitemap.xml"]
+    frontier.add_all([item("a", depth=1), item("more.xml", LinkKind.SITEMAP, depth=1)])
+    after = frontier.get(timeout=0)
+    assert isinstance(after, CrawlItem) and after.url == "http://h/more.xml"
+
+
+def test_listeners_are_rung_when_work_may_go_until_they_leave() -> None:
+    """A fetcher thread busy with its downloads waits in select(), not in `get`: it is rung."""
+    frontier = MemoryFrontier(per_host=1)
+    rings: list[str] = []
+
+    def ring() -> None:
+        rings.append("ring")
+
+    frontier.listen(ring)
+    frontier.add_all([item("a"), item("b")])
+    assert rings
+    first = frontier.get(timeout=0)
+    assert isinstance(first, CrawlItem)
+    rings.clear()
+    frontier.release(first)  # the host may send its next request
+    assert rings
+    frontier.unlisten(ring)
+    rings.clear()
+    frontier.add(item("c"))
+    assert rings == []
+
+
 def test_get_returns_none_only_when_nothing_is_pending_or_in_flight() -> None:
     frontier = MemoryFrontier()
     frontier.add(item("a"))

@@ -81,15 +81,17 @@ class FetchStage:
         loop = self._fetcher.loop(self._capacity, self._max_connections)
         outbox: deque[Page] = deque()  # responses the full page queue has no room for yet
         over = False
+        self._frontier.listen(loop.ring)  # new work wakes the loop waiting on its downloads
         try:
             while not over or len(loop) or outbox:
                 self._hand_on(outbox, wait=not len(loop))
                 if not over and not outbox:
                     over = self._take(loop, outbox, tally)
-                for item, result in loop.step():
+                for item, result in loop.step(wants_work=not over and not outbox and loop.has_room()):
                     self._finished(item, result, outbox, loop, tally)
                 tally.working_on(len(loop) + len(outbox))
         finally:
+            self._frontier.unlisten(loop.ring)
             loop.close()
 
     def _take(self, loop: FetchLoop, outbox: deque[Page], tally: Tally) -> bool:

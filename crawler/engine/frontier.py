@@ -26,7 +26,7 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from crawler.engine.hosts import Hosts
@@ -67,6 +67,22 @@ class Retries:
         return [entry[2] for entry in self._heap]
 
 
+class _Changed(threading.Condition):
+    """The frontier's condition, signalled whenever the answer of `get` may have changed. It
+    rings the listeners too: a fetcher thread driving downloads waits for them in select(), not
+    in `get`, and would see new work only when one of its downloads stirred (at 50 ms a round
+    trip, half the connections of a crawl's start opened a round trip late)."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        super().__init__(lock)
+        self.listeners: list[Callable[[], None]] = []
+
+    def notify(self, n: int = 1) -> None:  # notify_all calls it too
+        super().notify(n)
+        for ring in self.listeners:
+            ring()
+
+
 class MemoryFrontier:
     def __init__(self, *, max_pages: int | None = None, per_host: int = 1_000_000, per_host_http1: int | None = None,
                  delay: float = 0.0, robots: bool = False, journal: Journal | None = None,
@@ -79,7 +95,7 @@ class MemoryFrontier:
         # One lock guards every field below; `_changed` is signalled whenever the answer of
         # `get` may have changed: work added or finished, a host freed, or stop.
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
+        self._changed = _Changed(self._lock)
         self._seen = SeenUrls(journal or NoJournal())
         self._hosts = Hosts(per_host=per_host, per_host_http1=per_host if per_host_http1 is None else per_host_http1,
                             delay=delay, robots=robots, on_new_robots=self._seen.admit)
@@ -189,6 +205,16 @@ class MemoryFrontier:
                 if deadline is not None and now >= deadline:
                     return NOT_YET
                 self._changed.wait(timeout=None if wake_at is None else max(0.0, wake_at - now))
+
+    def listen(self, ring: Callable[[], None]) -> None:
+        """Call `ring()` whenever `get` may have something new, until `unlisten(ring)`: for a
+        thread that waits elsewhere than in `get`. It is called under the lock: it must be quick."""
+        with self._lock:
+            self._changed.listeners.append(ring)
+
+    def unlisten(self, ring: Callable[[], None]) -> None:
+        with self._lock:
+            self._changed.listeners.remove(ring)
 
     def release(self, item: CrawlItem, pause: float = 0.0) -> None:
         """The request for `item` is over (the response is in, or it failed): its host may send

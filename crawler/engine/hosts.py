@@ -119,7 +119,7 @@ class Hosts:
             if host.robots is None:  # robots.txt unanswered: only its own request may go
                 head = host.requisites[0] if host.requisites else None
                 return host.requisites.popleft() if head and head.kind is LinkKind.ROBOTS else None
-            if host.requisites:
+            if host.requisites and not _start_url_first(host, pages_allowed):
                 item = host.requisites.popleft()
             else:
                 item = host.pages.popleft()
@@ -179,3 +179,10 @@ class Hosts:
     def _delay_of(self, host: Host) -> float:
         crawl_delay = host.robots.crawl_delay if host.robots is not None else None
         return max(self._delay, crawl_delay or 0.0)
+
+
+def _start_url_first(host: Host, pages_allowed: bool) -> bool:
+    """A start URL goes before a sitemap: it takes the connection robots.txt warmed up (the
+    sitemap, maybe megabytes, a new one), and its links start the crawl."""
+    return pages_allowed and bool(host.pages) and host.pages[0].depth == 0 \
+        and host.requisites[0].kind is LinkKind.SITEMAP

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from crawler.engine.interfaces import NOT_YET, NotYet
@@ -52,6 +52,22 @@ def decode(text: str) -> CrawlItem:
     return CrawlItem(url, depth, LinkKind(kind), referrer, attempt=attempt, chain=chain, guessed=bool(guessed))
 
 
+class _Changed(threading.Event):
+    """Set when something changed here (work added or finished by this worker): it rings the
+    listeners too -- fetcher threads driving downloads wait in select(), not in `get`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listening = threading.Lock()  # no ring after unlisten: a closed bell may not be rung
+        self.listeners: list[Callable[[], None]] = []
+
+    def set(self) -> None:
+        super().set()
+        with self.listening:
+            for ring in self.listeners:
+                ring()
+
+
 class RedisFrontier:
     def __init__(self, shared: SharedCrawl, *, max_pages: int | None, per_host: int, per_host_http1: int,
                  delay: float, robots: bool, user_agent: str) -> None:
@@ -68,7 +84,7 @@ class RedisFrontier:
         # (release, task_done, the fence) never touch the new lease.
         self._tokens: dict[int, tuple[CrawlItem, str]] = {}
         self._stopped = False
-        self._changed = threading.Event()  # something here changed: a waiting fetcher looks again
+        self._changed = _Changed()  # something here changed: a waiting fetcher looks again
         self._takes = [0, 0]  # takes under way, takes begun: guarded by _lock (see reconcile)
         shared.on_beat.append(self.reconcile)
 
@@ -107,6 +123,16 @@ class RedisFrontier:
         self._shared.call("skip", url, rule)
 
     # -- consumers -------------------------------------------------------------------------
+
+    def listen(self, ring: Callable[[], None]) -> None:
+        """As MemoryFrontier's (rung for this worker's own changes; other workers' are seen
+        when `get` polls)."""
+        with self._changed.listening:
+            self._changed.listeners.append(ring)
+
+    def unlisten(self, ring: Callable[[], None]) -> None:
+        with self._changed.listening:
+            self._changed.listeners.remove(ring)
 
     def get(self, timeout: float | None = None) -> CrawlItem | NotYet | None:
         """The next URL some host may send now, leased to this worker; waits (polling Redis)

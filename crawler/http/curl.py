@@ -27,7 +27,10 @@ The guarantees the crawler's fetching keeps, and where libcurl keeps them:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import select
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -150,9 +153,35 @@ class CurlEngine:
             log.warning("no cookies read from %s: is it a Netscape cookies.txt (tab-separated, 7 fields a line)?", path)
 
 
+class Doorbell:
+    """Wakes a thread waiting in select() from any thread: a pipe it listens to as well.
+    Rung many times before it is heard, it writes once."""
+
+    def __init__(self) -> None:
+        self.fd, self._write = os.pipe()
+        os.set_blocking(self.fd, False)
+        os.set_blocking(self._write, False)
+        self._rung = False
+
+    def ring(self) -> None:
+        if not self._rung:
+            self._rung = True
+            os.write(self._write, b"!")
+
+    def heard(self) -> None:
+        """The listener woke: the next ring writes again."""
+        self._rung = False
+        with contextlib.suppress(BlockingIOError):  # rung and heard in between: nothing to read
+            os.read(self.fd, 64)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.close(self._write)
+
+
 class CurlLoop:
     """One fetcher thread's CurlMulti and the transfers it drives. Not thread-safe: one
-    thread calls it (but `CurlEngine.stopping`, which any thread may set)."""
+    thread calls it (but `CurlEngine.stopping`, which any thread may set, and `ring`)."""
 
     def __init__(self, engine: CurlEngine, capacity: int, max_connections: int) -> None:
         self._engine = engine
@@ -162,6 +191,8 @@ class CurlLoop:
         self._multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, max(1, max_connections))
         self._free: list[Transfer] = []
         self._active: dict[pycurl.Curl, Transfer] = {}
+        self._doorbell = Doorbell()
+        self.ring = self._doorbell.ring  # any thread: wakes a `step` waiting for new work
 
     def __len__(self) -> int:
         return len(self._active)
@@ -177,18 +208,28 @@ class CurlLoop:
         self._multi.add_handle(transfer.handle)
         self._active[transfer.handle] = transfer
 
-    def step(self, idle: float = IDLE_WAIT) -> list[tuple[object, Exchange]]:
+    def step(self, idle: float = IDLE_WAIT, *, wants_work: bool = False) -> list[tuple[object, Exchange]]:
         """Drive the transfers (libcurl runs without the GIL) and return those that ended, with
         their tags. Waits up to `idle` seconds for something to happen, less if libcurl has a
-        timer due sooner, not at all if a transfer ended."""
+        timer due sooner, not at all if a transfer ended; `wants_work`: or until `ring`."""
         self._multi.perform()
         ended = self._collect()
         if ended or not self._active:
             return ended
         timeout = self._multi.timeout()
-        self._multi.select(idle if timeout < 0 else min(idle, timeout / 1000))
+        wait = idle if timeout < 0 else min(idle, timeout / 1000)
+        if wants_work:
+            self._wait_or_ring(wait)
+        else:
+            self._multi.select(wait)  # in C: a little cheaper
         self._multi.perform()
         return self._collect()
+
+    def _wait_or_ring(self, wait: float) -> None:
+        read, write, error = self._multi.fdset()
+        ready = select.select([*read, self._doorbell.fd], write, error, wait)[0]
+        if self._doorbell.fd in ready:
+            self._doorbell.heard()
 
     def drop_all(self) -> list[object]:
         """Cut every transfer at once (the crawl stops); their tags."""
@@ -206,6 +247,7 @@ class CurlLoop:
             transfer.handle.close()
         self._free.clear()
         self._multi.close()
+        self._doorbell.close()
 
     def _collect(self) -> list[tuple[object, Exchange]]:
         ended = []

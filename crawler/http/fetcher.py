@@ -220,6 +220,7 @@ class FetchLoop:
     def __init__(self, fetcher: Fetcher, curl: CurlLoop) -> None:
         self._fetcher = fetcher
         self._curl = curl
+        self.ring = curl.ring  # any thread: wakes a `step` that wants work
 
     def __len__(self) -> int:
         return len(self._curl)
@@ -237,13 +238,13 @@ class FetchLoop:
         job = FetchJob(item, stored, form=form, session=session.generation if session is not None else 0)
         self._curl.start(self._fetcher.request(job), job)
 
-    def step(self, idle: float = IDLE_WAIT) -> list[tuple[CrawlItem, Result]]:
-        """Drive the downloads for a moment (`idle` seconds at most when nothing happens); the
-        items whose result is known, with it."""
+    def step(self, idle: float = IDLE_WAIT, *, wants_work: bool = False) -> list[tuple[CrawlItem, Result]]:
+        """Drive the downloads for a moment (`idle` seconds at most when nothing happens, or
+        until `ring` if it `wants_work`); the items whose result is known, with it."""
         if self._fetcher.stopping:
             return [(job.item, _interrupted(job)) for job in self._curl.drop_all() if isinstance(job, FetchJob)]
         done = []
-        for job, exchange in self._curl.step(idle):
+        for job, exchange in self._curl.step(idle, wants_work=wants_work):
             assert isinstance(job, FetchJob)
             result = self._fetcher.result(job, exchange)
             if isinstance(result, FetchError) and result.reason == "session_expired" and \
