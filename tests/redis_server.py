@@ -45,7 +45,8 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                redis.Redis(port=self.port).ping()
+                with redis.Redis(port=self.port) as probe:
+                    probe.ping()
                 return self
             except redis.ConnectionError:
                 if time.monotonic() > deadline:

@@ -57,7 +57,8 @@ def crawl_process_of(config: Path) -> int | None:
 def test_five_configs_on_two_workers(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)  # the configs' relative output folders lead here, for the workers too
-    redis_server.client().flushdb()  # only this test's jobs on the queue
+    with redis_server.client() as client:
+        client.flushdb()  # only this test's jobs on the queue
     with SiteServer(root=None, routes=fleet_site()) as server:
         configs = write_configs(tmp_path, server)
         assert main(["queue", *map(str, configs), "--redis", redis_server.url]) == 0

@@ -110,10 +110,10 @@ def start_worker(config: Path) -> subprocess.Popen[str]:
 
 
 def live_workers(redis: RedisServer, output: Path) -> int:
-    client = redis.client()
-    prefix = crawl_prefix(output)
-    generation = client.hget(f"{prefix}meta", "gen")
-    return int(client.zcard(f"{prefix}{generation}:workers")) if generation else 0
+    with redis.client() as client:
+        prefix = crawl_prefix(output)
+        generation = client.hget(f"{prefix}meta", "gen")
+        return int(client.zcard(f"{prefix}{generation}:workers")) if generation else 0
 
 
 def wait_for(condition: object, timeout: float = 60) -> None:

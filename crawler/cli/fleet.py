@@ -51,7 +51,8 @@ def job_id(output: Path) -> str:
 
 
 def connection(url: str) -> Any:
-    """RQ's Redis connection (bytes, as RQ wants them), which answered a PING."""
+    """RQ's Redis connection (bytes, as RQ wants them), which answered a PING. The caller
+    closes it (`with connection(url) as client:`): a scheduler enqueues for days."""
     import redis
 
     try:
@@ -73,25 +74,25 @@ def enqueue(configs: Sequence[Path], url: str, settings: Sequence[str] = ()) -> 
     """One job per config, each refused if its output folder's job is queued or running."""
     from rq import Queue, Retry
 
-    client = connection(url)
-    queue = Queue(QUEUE, connection=client)
-    results = []
-    for config in configs:
-        output = load_config(config, _overrides(settings)).output_dir  # a broken config is an error now
-        ident = job_id(output)
-        # One enqueuer at a time per job: the check and the enqueue are one step.
-        with client.lock(f"crawl:fleet:enqueue:{ident}", timeout=30, blocking_timeout=30):
-            status = _status_of(client, ident)
-            if status in ACTIVE:
-                results.append(Enqueued(config, ident, f"a crawl of {output} is already {status} (job {ident})"))
-                continue
-            queue.enqueue("crawler.cli.fleet.run_job", str(config.resolve()), str(Path.cwd()), list(settings),
-                          job_id=ident, job_timeout=JOB_TIMEOUT, retry=Retry(max=JOB_RETRIES),
-                          result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600,
-                          meta={"config": str(config.resolve()), "output": str(output)},
-                          description=f"crawl {config.name}")
-        results.append(Enqueued(config, ident))
-    return results
+    with connection(url) as client:
+        queue = Queue(QUEUE, connection=client)
+        results = []
+        for config in configs:
+            output = load_config(config, _overrides(settings)).output_dir  # a broken config is an error now
+            ident = job_id(output)
+            # One enqueuer at a time per job: the check and the enqueue are one step.
+            with client.lock(f"crawl:fleet:enqueue:{ident}", timeout=30, blocking_timeout=30):
+                status = _status_of(client, ident)
+                if status in ACTIVE:
+                    results.append(Enqueued(config, ident, f"a crawl of {output} is already {status} (job {ident})"))
+                    continue
+                queue.enqueue("crawler.cli.fleet.run_job", str(config.resolve()), str(Path.cwd()), list(settings),
+                              job_id=ident, job_timeout=JOB_TIMEOUT, retry=Retry(max=JOB_RETRIES),
+                              result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600,
+                              meta={"config": str(config.resolve()), "output": str(output)},
+                              description=f"crawl {config.name}")
+            results.append(Enqueued(config, ident))
+        return results
 
 
 def run_job(config: str, workdir: str, settings: list[str]) -> dict[str, object]:
@@ -112,8 +113,8 @@ def work(url: str, burst: bool = False) -> None:
     """Run jobs until stopped (with `burst`: until the queue is empty)."""
     from rq import Queue, Worker
 
-    client = connection(url)
-    Worker([Queue(QUEUE, connection=client)], connection=client).work(burst=burst, logging_level="WARNING")
+    with connection(url) as client:
+        Worker([Queue(QUEUE, connection=client)], connection=client).work(burst=burst, logging_level="WARNING")
 
 
 def status_lines(url: str) -> list[str]:
@@ -122,17 +123,17 @@ def status_lines(url: str) -> list[str]:
     from rq.job import Job
     from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-    client = connection(url)
-    queue = Queue(QUEUE, connection=client)
     lines = []
-    for state, ids in (("queued", queue.get_job_ids()),
-                       ("scheduled", ScheduledJobRegistry(queue=queue).get_job_ids()),
-                       ("running", StartedJobRegistry(queue=queue).get_job_ids()),
-                       ("failed", FailedJobRegistry(queue=queue).get_job_ids()),
-                       ("finished", FinishedJobRegistry(queue=queue).get_job_ids())):
-        for job in Job.fetch_many(ids, connection=client):
-            if job is not None:
-                lines.append(f"{state:9} {job.meta.get('config', job.id)}  {_outcome(job, state)}".rstrip())
+    with connection(url) as client:
+        queue = Queue(QUEUE, connection=client)
+        for state, ids in (("queued", queue.get_job_ids()),
+                           ("scheduled", ScheduledJobRegistry(queue=queue).get_job_ids()),
+                           ("running", StartedJobRegistry(queue=queue).get_job_ids()),
+                           ("failed", FailedJobRegistry(queue=queue).get_job_ids()),
+                           ("finished", FinishedJobRegistry(queue=queue).get_job_ids())):
+            for job in Job.fetch_many(ids, connection=client):
+                if job is not None:
+                    lines.append(f"{state:9} {job.meta.get('config', job.id)}  {_outcome(job, state)}".rstrip())
     return lines or ["no crawl jobs"]
 
 

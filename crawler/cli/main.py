@@ -224,7 +224,7 @@ def _run_scheduled(args: argparse.Namespace) -> int:
     setup_logging(max(args.verbose, 1), args.log_file, args.log_format)
     launch = None
     if args.redis:
-        fleet.connection(args.redis)  # a wrong URL is said now, not at 02:00
+        fleet.connection(args.redis).close()  # a wrong URL is said now, not at 02:00
 
         def launch(config: Path) -> str | None:
             return fleet.enqueue([config], args.redis)[0].refused

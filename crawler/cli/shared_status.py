@@ -55,24 +55,23 @@ class SharedStatus:
 
 def shared_status(config: Config) -> SharedStatus:
     assert config.state.url is not None
-    client = connect(config.state.url, patience=5)
-    prefix = crawl_prefix(config.output_dir)
-    meta = client.hgetall(f"{prefix}meta")
     output = str(config.output_dir)
-    if not meta:
-        return SharedStatus(output, "never", None, None, None)
-    keys = f"{prefix}{meta.get('gen', '')}:"
-    seconds, micros = client.time()
-    now = seconds * 1000 + micros // 1000
-    info = client.hgetall(f"{keys}winfo")
-    workers = [Worker(worker, info.get(worker, ""), int(client.scard(f"{keys}wl:{worker}")), (expiry - now) / 1000)
-               for worker, expiry in client.zrange(f"{keys}workers", 0, -1, withscores=True)]
-    counts = {name: int(value) for name, value in client.hgetall(f"{keys}counts").items()}
-    counters = {"seen": client.scard(f"{keys}seen"), "queued": counts.get("nreq", 0) + counts.get("npage", 0),
-                "retrying": client.zcard(f"{keys}retries"), "in_flight": client.hlen(f"{keys}leases"),
-                "saved": client.hlen(f"{keys}saved"), "failed": client.hlen(f"{keys}failures"),
-                "skipped": client.hlen(f"{keys}skipped"),
-                **{name: int(value) for name, value in client.hgetall(f"{keys}totals").items()}}
-    client.close()
+    prefix = crawl_prefix(config.output_dir)
+    with connect(config.state.url, patience=5) as client:
+        meta = client.hgetall(f"{prefix}meta")
+        if not meta:
+            return SharedStatus(output, "never", None, None, None)
+        keys = f"{prefix}{meta.get('gen', '')}:"
+        seconds, micros = client.time()
+        now = seconds * 1000 + micros // 1000
+        info = client.hgetall(f"{keys}winfo")
+        workers = [Worker(worker, info.get(worker, ""), int(client.scard(f"{keys}wl:{worker}")), (expiry - now) / 1000)
+                   for worker, expiry in client.zrange(f"{keys}workers", 0, -1, withscores=True)]
+        counts = {name: int(value) for name, value in client.hgetall(f"{keys}counts").items()}
+        counters = {"seen": client.scard(f"{keys}seen"), "queued": counts.get("nreq", 0) + counts.get("npage", 0),
+                    "retrying": client.zcard(f"{keys}retries"), "in_flight": client.hlen(f"{keys}leases"),
+                    "saved": client.hlen(f"{keys}saved"), "failed": client.hlen(f"{keys}failures"),
+                    "skipped": client.hlen(f"{keys}skipped"),
+                    **{name: int(value) for name, value in client.hgetall(f"{keys}totals").items()}}
     return SharedStatus(output, meta.get("status", "never"), meta.get("started_at"), meta.get("snapshot") or None,
                         meta.get("finisher"), workers, counters)
