@@ -169,10 +169,11 @@ class Doorbell:
             os.write(self._write, b"!")
 
     def heard(self) -> None:
-        """The listener woke: the next ring writes again."""
-        self._rung = False
-        with contextlib.suppress(BlockingIOError):  # rung and heard in between: nothing to read
+        """The listener woke: the next ring writes again. (Read, then reset: a ring in between
+        writes nothing, and the listener looks for work next anyway.)"""
+        with contextlib.suppress(BlockingIOError):
             os.read(self.fd, 64)
+        self._rung = False
 
     def close(self) -> None:
         os.close(self.fd)
@@ -226,9 +227,19 @@ class CurlLoop:
         return self._collect()
 
     def _wait_or_ring(self, wait: float) -> None:
+        """libcurl's sockets and the doorbell, polled (no limit on descriptor numbers, unlike
+        select())."""
         read, write, error = self._multi.fdset()
-        ready = select.select([*read, self._doorbell.fd], write, error, wait)[0]
-        if self._doorbell.fd in ready:
+        events = dict.fromkeys(read, select.POLLIN)
+        for fd in write:
+            events[fd] = events.get(fd, 0) | select.POLLOUT
+        for fd in error:
+            events[fd] = events.get(fd, 0) | select.POLLPRI
+        events[self._doorbell.fd] = select.POLLIN
+        poller = select.poll()
+        for fd, mask in events.items():
+            poller.register(fd, mask)
+        if any(fd == self._doorbell.fd for fd, _ in poller.poll(wait * 1000)):
             self._doorbell.heard()
 
     def drop_all(self) -> list[object]:
