@@ -118,15 +118,17 @@ def test_robots_txt_that_hangs_is_like_a_server_error(tmp_path: Path) -> None:
 
 
 def test_crawl_delay_spaces_requests_to_the_host(tmp_path: Path) -> None:
-    robots = routes.text("User-agent: *\nCrawl-delay: 0.2\n")
+    robots = routes.text("User-agent: *\nCrawl-delay: 0.5\n")
     with SiteServer(root=None, routes=site_with_robots(robots, pages=4)) as server:
         crawl(server, tmp_path, threads={"fetchers": 4}, politeness={"per_host": 4})
         starts = [moment for moment, _ in server.request_log()]
     # Measured where the requests arrive (see assert_spaced): on average at least the
-    # Crawl-delay apart, and never sent together.
+    # Crawl-delay apart -- the first page too, after robots.txt -- and never sent together.
+    # Under load the server's thread notes an arrival up to ~0.2 s late (robots.txt's, once, in
+    # CI): a delay of 0.5 s leaves room for that and still shows one delay missing.
     assert len(starts) >= 6
-    assert starts[-1] - starts[0] >= 0.2 * (len(starts) - 1) - 0.05
-    assert_spaced(starts, 0.2)
+    assert starts[-1] - starts[0] >= 0.5 * (len(starts) - 1) - 0.25
+    assert_spaced(starts, 0.5)
 
 
 def test_robots_can_be_turned_off(tmp_path: Path) -> None:
