@@ -46,7 +46,7 @@ from crawler.http.transfer import ENCODINGS, Exchange, Transfer
 
 log = logging.getLogger(__name__)
 
-IDLE_WAIT = 0.05  # seconds a loop waits in select() at most: how soon it sees new work or a stop
+IDLE_WAIT = 0.05  # seconds a loop waits on its sockets at most: how soon it sees a stop (new work rings)
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ class CurlEngine:
 
 
 class Doorbell:
-    """Wakes a thread waiting in select() from any thread: a pipe it listens to as well.
+    """Wakes a thread waiting on its sockets, from any thread: a pipe it polls as well.
     Rung many times before it is heard, it writes once."""
 
     def __init__(self) -> None:
