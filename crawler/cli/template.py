@@ -7,7 +7,11 @@ comment, each default its value -- so a new key, or a new default, is in the nex
 
 from __future__ import annotations
 
+import ast
+import inspect
+import itertools
 import textwrap
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +73,11 @@ def write_config(url: str, path: Path | None = None, output: str | None = None) 
 def _section(model: type[BaseModel], values: dict[str, Any], prefix: str, indent: int) -> list[str]:
     lines = []
     pad = " " * indent
+    docs = field_docs(model)
     for name, field in model.model_fields.items():
         key = prefix + name
         sub = section_of(field)
-        about = field.description or (sub.__doc__ if sub is not None else None) or ""
+        about = docs.get(name) or (sub.__doc__ if sub is not None else None) or ""
         lines += [pad + "# " + text for text in textwrap.wrap(" ".join(about.split()), WIDTH - indent - 2)]
         if sub is not None:
             lines += [f"{pad}{name}:", *_section(sub, values[name], key + ".", indent + 2)]
@@ -87,3 +92,21 @@ def _section(model: type[BaseModel], values: dict[str, Any], prefix: str, indent
         if indent == 0:
             lines.append("")
     return lines
+
+
+@cache
+def field_docs(model: type[BaseModel]) -> dict[str, str]:
+    """The docstring under each field of `model` (and of the models it extends) in their
+    source: what the key means."""
+    docs: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if not issubclass(cls, BaseModel) or cls is BaseModel:
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+        assert isinstance(body, ast.ClassDef)
+        for field, after in itertools.pairwise(body.body):
+            if isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name) \
+                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) \
+                    and isinstance(after.value.value, str):
+                docs[field.target.id] = inspect.cleandoc(after.value.value)
+    return docs
