@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from crawler.engine.hosts import Hosts
-from crawler.engine.interfaces import NOT_YET, NotYet
+from crawler.engine.interfaces import NOT_YET, Listeners, NotYet
 from crawler.engine.ordering import INF, START, PageBudget
 from crawler.engine.parking import ParkedPages, Parking
 from crawler.engine.seen import Journal, NoJournal, SeenUrls
@@ -69,18 +69,17 @@ class Retries:
 
 class _Changed(threading.Condition):
     """The frontier's condition, signalled whenever the answer of `get` may have changed. It
-    rings the listeners too: a fetcher thread driving downloads waits for them in select(), not
-    in `get`, and would see new work only when one of its downloads stirred (at 50 ms a round
+    rings the listeners too: a fetcher thread driving downloads waits on their sockets, not in
+    `get`, and would see new work only when one of its downloads stirred (at 50 ms a round
     trip, half the connections of a crawl's start opened a round trip late)."""
 
     def __init__(self, lock: threading.Lock) -> None:
         super().__init__(lock)
-        self.listeners: list[Callable[[], None]] = []
+        self.listeners = Listeners()
 
     def notify(self, n: int = 1) -> None:  # notify_all calls it too
         super().notify(n)
-        for ring in self.listeners:
-            ring()
+        self.listeners.ring()
 
 
 class MemoryFrontier:
@@ -209,12 +208,10 @@ class MemoryFrontier:
     def listen(self, ring: Callable[[], None]) -> None:
         """Call `ring()` whenever `get` may have something new, until `unlisten(ring)`: for a
         thread that waits elsewhere than in `get`. It is called under the lock: it must be quick."""
-        with self._lock:
-            self._changed.listeners.append(ring)
+        self._changed.listeners.add(ring)
 
     def unlisten(self, ring: Callable[[], None]) -> None:
-        with self._lock:
-            self._changed.listeners.remove(ring)
+        self._changed.listeners.remove(ring)
 
     def release(self, item: CrawlItem, pause: float = 0.0) -> None:
         """The request for `item` is over (the response is in, or it failed): its host may send

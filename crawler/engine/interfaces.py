@@ -9,6 +9,7 @@ several machines (state.backend: redis), `RedisFrontier` (redis_frontier.py) and
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
@@ -22,6 +23,29 @@ class NotYet:
 
 
 NOT_YET = NotYet()
+
+
+class Listeners:
+    """Who `Frontier.listen`s: threads that wait elsewhere than in `get` -- a fetcher thread
+    driving downloads waits on their sockets -- rung whenever `get` may have something new.
+    No ring reaches one after it left (its bell may be closed then)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rings: list[Callable[[], None]] = []
+
+    def add(self, ring: Callable[[], None]) -> None:
+        with self._lock:
+            self._rings.append(ring)
+
+    def remove(self, ring: Callable[[], None]) -> None:
+        with self._lock:
+            self._rings.remove(ring)
+
+    def ring(self) -> None:
+        with self._lock:
+            for ring in self._rings:
+                ring()
 
 
 class Frontier(Protocol):

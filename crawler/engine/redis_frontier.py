@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
-from crawler.engine.interfaces import NOT_YET, NotYet
+from crawler.engine.interfaces import NOT_YET, Listeners, NotYet
 from crawler.engine.redis_crawl import SharedCrawl
 from crawler.engine.redis_robots import SharedRobots, robots_rule
 from crawler.http.robots import ALLOW_ALL, RobotsRules
@@ -54,18 +54,15 @@ def decode(text: str) -> CrawlItem:
 
 class _Changed(threading.Event):
     """Set when something changed here (work added or finished by this worker): it rings the
-    listeners too -- fetcher threads driving downloads wait in select(), not in `get`."""
+    listeners too -- fetcher threads driving downloads wait on their sockets, not in `get`."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.listening = threading.Lock()  # no ring after unlisten: a closed bell may not be rung
-        self.listeners: list[Callable[[], None]] = []
+        self.listeners = Listeners()
 
     def set(self) -> None:
         super().set()
-        with self.listening:
-            for ring in self.listeners:
-                ring()
+        self.listeners.ring()
 
 
 class RedisFrontier:
@@ -127,12 +124,10 @@ class RedisFrontier:
     def listen(self, ring: Callable[[], None]) -> None:
         """As MemoryFrontier's (rung for this worker's own changes; other workers' are seen
         when `get` polls)."""
-        with self._changed.listening:
-            self._changed.listeners.append(ring)
+        self._changed.listeners.add(ring)
 
     def unlisten(self, ring: Callable[[], None]) -> None:
-        with self._changed.listening:
-            self._changed.listeners.remove(ring)
+        self._changed.listeners.remove(ring)
 
     def get(self, timeout: float | None = None) -> CrawlItem | NotYet | None:
         """The next URL some host may send now, leased to this worker; waits (polling Redis)
